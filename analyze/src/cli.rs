@@ -1,0 +1,49 @@
+//! The command line: one clap-derived enum, dispatching to the subcommand modules.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  hz3-analyze matrix --quick                      # every allocator on the remote-heavy-small preset
+  hz3-analyze matrix --preset local-small --csv m.csv --svg m.svg
+  hz3-analyze probes run/probes.json --per-op 1000000
+  hz3-analyze record --alloc hz3_scale -- --preset remote-heavy-small
+  hz3-analyze gap runs/tcmalloc runs/hz3_scale
+  hz3-analyze report --quick                      # the whole gap report into report/";
+
+#[derive(Parser, Debug)]
+#[command(name = "hz3-analyze", version, about = "Explain why one allocator beats another: matrix, perf attribution to boxes, flamegraphs", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Interleaved benchmark matrix of allocators (medians, spread, RSS, ratios)
+    Matrix(crate::matrix::Args),
+    /// Print an hz3 probes dump as a table, per op, or as a difference of two runs
+    Probes(crate::probes_cmd::Args),
+    /// Run hz3-bench under perf record with one allocator preloaded
+    Record(crate::record::Args),
+    /// Attribute a recorded run's samples to named boxes
+    Attribute(crate::attribute::Args),
+    /// Per-box ns/op difference between two recorded runs, with the residual
+    Gap(crate::gap::Args),
+    /// Flamegraph of a run, or a differential flamegraph of two runs
+    Flame(crate::flame::Args),
+    /// The main job: matrix + record + attribute + gap + flamegraphs into report/
+    Report(crate::report::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Matrix(a) => crate::matrix::run(a),
+        Command::Probes(a) => crate::probes_cmd::run(a),
+        Command::Record(a) => crate::record::run(a),
+        Command::Attribute(a) => crate::attribute::run(a),
+        Command::Gap(a) => crate::gap::run(a),
+        Command::Flame(a) => crate::flame::run(a),
+        Command::Report(a) => crate::report::run(a),
+    }
+}

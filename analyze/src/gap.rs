@@ -1,0 +1,9 @@
+//! `gap` subcommand (not built yet).
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`gap` is not built yet")
+}

@@ -1,0 +1,9 @@
+//! hz3-analyze as a library: each subcommand is one module with an `Args` (clap) and a `run`.
+pub mod cli;
+pub mod matrix;
+pub mod probes_cmd;
+pub mod record;
+pub mod attribute;
+pub mod gap;
+pub mod flame;
+pub mod report;

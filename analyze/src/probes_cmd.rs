@@ -1,0 +1,9 @@
+//! `probes_cmd` subcommand (not built yet).
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`probes_cmd` is not built yet")
+}

@@ -1,0 +1,1 @@
+//! The remote-free workload (not built yet).

@@ -1,0 +1,1 @@
+//! The ceiling allocator (not built yet).

@@ -1,0 +1,1 @@
+//! Folding and flamegraph rendering (not built yet).

@@ -1,0 +1,2 @@
+//! hz3 (not built yet).
+#![no_std]

@@ -1,0 +1,164 @@
+//! The catalogue of hz3's one-shot event counters, kept in one place.
+//!
+//! The allocator (`hz3`, feature `probes`) counts these per thread and dumps them once; the
+//! analyzer reads the dump. Everything here except the `reader` module is `no_std` and never
+//! allocates, because it runs inside `malloc`.
+#![cfg_attr(not(feature = "reader"), no_std)]
+
+/// Bumped whenever the dump's layout or the meaning of an existing key changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+macro_rules! catalogue {
+    ($(#[$enum_meta:meta])* $enum_name:ident { $( $variant:ident => $key:literal, $meaning:literal; )* }) => {
+        $(#[$enum_meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        pub enum $enum_name { $( $variant, )* }
+
+        impl $enum_name {
+            /// Every entry, in dump order.
+            pub const ALL: &'static [$enum_name] = &[ $( $enum_name::$variant, )* ];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Stable key used in the dump files.
+            pub const fn key(self) -> &'static str {
+                match self { $( $enum_name::$variant => $key, )* }
+            }
+
+            /// One line saying what a count of this entry means.
+            pub const fn meaning(self) -> &'static str {
+                match self { $( $enum_name::$variant => $meaning, )* }
+            }
+
+            pub fn from_key(key: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|e| e.key() == key)
+            }
+
+            #[inline(always)]
+            pub const fn index(self) -> usize { self as usize }
+        }
+    };
+}
+
+catalogue! {
+    /// Events counted by the allocator's boxes.
+    Event {
+        MallocCacheHit => "malloc.cache_hit", "malloc served from the thread cache (the hot path)";
+        MallocCacheMiss => "malloc.cache_miss", "malloc found its thread-cache class empty and entered slow alloc";
+        FreeLocal => "free.local", "free pushed onto the freeing thread's own cache";
+        FreeCacheOverflow => "free.cache_overflow", "free found the thread-cache class over its cap and spilled a batch";
+        SlowAllocRefill => "slow_alloc.refill", "slow-alloc refills of a thread-cache class";
+        SlowAllocObjects => "slow_alloc.objects", "objects moved into thread caches by slow-alloc refills";
+        CentralPushCalls => "central.push_calls", "pushes to the central pool (one lock hold each)";
+        CentralPushObjects => "central.push_objects", "objects pushed to the central pool";
+        CentralPopCalls => "central.pop_calls", "pops from the central pool (one lock hold each)";
+        CentralPopObjects => "central.pop_objects", "objects popped from the central pool";
+        RemoteFree => "remote.free", "frees of an object owned by another thread";
+        RemoteEnqueue => "remote.enqueue", "remote objects handed to their owner's inbox (an atomic push each call)";
+        RemoteFlush => "remote.flush", "flushes of the per-thread remote stash";
+        RemoteFlushBudgetStop => "remote.flush_budget_stop", "remote flushes stopped early because their budget ran out";
+        RemoteFlushObjects => "remote.flush_objects", "objects sent by remote flushes";
+        RemoteFlushBatch1 => "remote.flush_batch_1", "remote flush batches of exactly 1 object";
+        RemoteFlushBatch2 => "remote.flush_batch_2_3", "remote flush batches of 2-3 objects";
+        RemoteFlushBatch4 => "remote.flush_batch_4_7", "remote flush batches of 4-7 objects";
+        RemoteFlushBatch8 => "remote.flush_batch_8_15", "remote flush batches of 8-15 objects";
+        RemoteFlushBatch16 => "remote.flush_batch_16_31", "remote flush batches of 16-31 objects";
+        RemoteFlushBatch32 => "remote.flush_batch_32_63", "remote flush batches of 32-63 objects";
+        RemoteFlushBatch64 => "remote.flush_batch_64_up", "remote flush batches of 64 or more objects";
+        RemoteDrainCalls => "remote.drain_calls", "times an owner collected its inbox";
+        RemoteDrainObjects => "remote.drain_objects", "objects an owner collected from its inbox";
+        TransferHit => "transfer.hit", "refills served by a whole batch from the transfer cache (scale lane)";
+        TransferMiss => "transfer.miss", "refills the transfer cache could not serve";
+        TransferPush => "transfer.push", "batches spilled into the transfer cache";
+        TransferPushFull => "transfer.push_full", "spills that found the transfer cache full and went to central";
+        RunFresh => "page.run_fresh", "fresh runs taken from the page source";
+        RunRelease => "page.run_release", "empty runs given back to the page source";
+        MmapCalls => "os.mmap_calls", "mmap calls";
+        MmapBytes => "os.mmap_bytes", "bytes mapped";
+        MunmapCalls => "os.munmap_calls", "munmap calls";
+        MunmapBytes => "os.munmap_bytes", "bytes unmapped";
+        MadviseCalls => "os.madvise_calls", "madvise(DONTNEED) calls that return memory";
+        MadviseBytes => "os.madvise_bytes", "bytes returned by madvise";
+        LargeAlloc => "large.alloc", "allocations above the small limit";
+        LargeFree => "large.free", "frees of large allocations";
+        ThreadInit => "thread.init", "thread caches created";
+        ThreadExit => "thread.exit", "thread caches returned at thread exit";
+    }
+}
+
+catalogue! {
+    /// Places where the allocator takes a lock; each gets its own [`LockStat`] row.
+    LockSite {
+        Central => "central", "the central pool's lock (one per size class, or one per shard)";
+        Transfer => "transfer", "the transfer cache's lock (scale lane)";
+        PageSource => "page_source", "the page source's lock (fresh runs, run release)";
+        Large => "large", "the large-object box's lock";
+    }
+}
+
+catalogue! {
+    /// What is counted for every lock site: the mutex-versus-spin split this project exists to show.
+    LockStat {
+        Uncontended => "acquire_uncontended", "acquisitions that got the lock at the first try";
+        Spun => "acquire_spun", "acquisitions that got the lock while spinning";
+        SpinIters => "spin_iters", "spin-loop iterations, summed";
+        Waited => "acquire_waited", "acquisitions that slept in futex wait first";
+        WaitNs => "wait_ns", "nanoseconds spent spinning or waiting (clock read only when contended)";
+        Wakes => "futex_wakes", "futex wake calls made on unlock";
+    }
+}
+
+/// Flat index of a lock counter in a `[u64; LOCK_SLOTS]` table.
+#[inline(always)]
+pub const fn lock_slot(site: LockSite, stat: LockStat) -> usize {
+    site.index() * LockStat::COUNT + stat.index()
+}
+
+pub const LOCK_SLOTS: usize = LockSite::COUNT * LockStat::COUNT;
+
+/// Histogram bucket for a remote flush of `n` objects (`n >= 1`).
+#[inline]
+pub const fn flush_batch_event(n: usize) -> Event {
+    match n {
+        0 | 1 => Event::RemoteFlushBatch1,
+        2..=3 => Event::RemoteFlushBatch2,
+        4..=7 => Event::RemoteFlushBatch4,
+        8..=15 => Event::RemoteFlushBatch8,
+        16..=31 => Event::RemoteFlushBatch16,
+        32..=63 => Event::RemoteFlushBatch32,
+        _ => Event::RemoteFlushBatch64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_round_trip() {
+        for (i, e) in Event::ALL.iter().enumerate() {
+            assert_eq!(e.index(), i);
+            assert_eq!(Event::from_key(e.key()), Some(*e));
+            assert!(!e.meaning().is_empty());
+        }
+        let mut keys: Vec<_> = Event::ALL.iter().map(|e| e.key()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), Event::COUNT);
+    }
+
+    #[test]
+    fn flush_histogram_buckets_are_powers_of_two() {
+        assert_eq!(flush_batch_event(1), Event::RemoteFlushBatch1);
+        assert_eq!(flush_batch_event(3), Event::RemoteFlushBatch2);
+        assert_eq!(flush_batch_event(4), Event::RemoteFlushBatch4);
+        assert_eq!(flush_batch_event(63), Event::RemoteFlushBatch32);
+        assert_eq!(flush_batch_event(64), Event::RemoteFlushBatch64);
+    }
+
+    #[test]
+    fn lock_slots_are_dense() {
+        let last = lock_slot(LockSite::Large, LockStat::Wakes);
+        assert_eq!(last + 1, LOCK_SLOTS);
+    }
+}

@@ -1,0 +1,37 @@
+# Shared set-up for the scripts/ entry points: sourced, never run. Idempotent: installs only what is missing.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+# Debian packages the project needs: perf, the four anchors, a C toolchain, and the real programs the tests run.
+HZ3_APT_PACKAGES=(linux-perf libgoogle-perftools4 libjemalloc2 libmimalloc2.0 build-essential valgrind
+                  python3 perl git sqlite3 libpython3.11-testsuite)
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+
+ensure_packages() {
+    local missing=()
+    for pkg in "${HZ3_APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "installing: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # Root may sample the kernel regardless; a non-root user needs this lowered (hz3-analyze says so too).
+    if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 1 ]; then
+        sysctl -q kernel.perf_event_paranoid=1 || true
+    fi
+}
+
+ensure_rust() {
+    command -v cargo >/dev/null || { log "cargo not found: install Rust (https://rustup.rs) first"; exit 1; }
+}
+
+build_tools() {
+    log "building hz3-bench and hz3-analyze (release)"
+    cargo build --release --quiet -p bench -p analyze
+}
