@@ -162,3 +162,32 @@ mod tests {
         assert_eq!(last + 1, LOCK_SLOTS);
     }
 }
+
+/// One thread's counters as the allocator hands them to the dump writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadRow {
+    /// OS thread id (gettid).
+    pub tid: u64,
+    pub events: [u64; Event::COUNT],
+    pub locks: [u64; LOCK_SLOTS],
+}
+
+/// Everything one dump carries. Built by the allocator without allocating (borrowed slices).
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot<'a> {
+    /// "fast" or "scale".
+    pub lane: &'a str,
+    pub pid: u32,
+    /// Wall-clock time of the dump, nanoseconds since the Unix epoch.
+    pub wall_ns: u64,
+    /// Sums over every thread, live and exited.
+    pub totals: &'a [u64; Event::COUNT],
+    pub lock_totals: &'a [u64; LOCK_SLOTS],
+    /// Live threads, plus at most a bounded number of exited ones (the rest only in the totals).
+    pub threads: &'a [ThreadRow],
+}
+
+/// Where the no-allocation writer sends bytes (a file descriptor, a fixed buffer, a Vec in tests).
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
