@@ -191,3 +191,13 @@ pub struct Snapshot<'a> {
 pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
 }
+
+#[cfg(feature = "reader")]
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+pub mod dump;
+pub use dump::{write_csv, write_json};
