@@ -200,4 +200,6 @@ impl Sink for Vec<u8> {
 }
 
 pub mod dump;
+#[cfg(feature = "reader")]
+pub mod reader;
 pub use dump::{write_csv, write_json};
