@@ -1,0 +1,387 @@
+//! The probes reader on checked-in fixtures: the valid dumps round-trip, and each kind of damage
+//! gets its own error with the file name and the exact position of the damage.
+//!
+//! The fixtures are produced by the writer itself (`HZ3_UPDATE_FIXTURES=1 cargo test -p analyze
+//! --test probes_reader` rewrites them); without that variable this test fails when the writer and
+//! the checked-in files drift apart.
+use probes::reader::{parse, read, Dump, Position, ReadError};
+use probes::{
+    lock_slot, write_csv, write_json, Event, LockSite, LockStat, ThreadRow, LOCK_SLOTS,
+    SCHEMA_VERSION,
+};
+use std::path::{Path, PathBuf};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/probes")
+}
+
+/// A small, deterministic dump: some counters zero (so tables have something to omit), two threads.
+pub fn sample_dump() -> Dump {
+    let mut totals = [0u64; Event::COUNT];
+    for (i, t) in totals.iter_mut().enumerate() {
+        *t = if i % 5 == 4 {
+            0
+        } else {
+            (i as u64 + 1) * 1000 + i as u64
+        };
+    }
+    let mut locks = [0u64; LOCK_SLOTS];
+    let central = |s| lock_slot(LockSite::Central, s);
+    locks[central(LockStat::Uncontended)] = 9000;
+    locks[central(LockStat::Spun)] = 700;
+    locks[central(LockStat::SpinIters)] = 21000;
+    locks[central(LockStat::Waited)] = 300;
+    locks[central(LockStat::WaitNs)] = 1_500_000;
+    locks[central(LockStat::Wakes)] = 290;
+    locks[lock_slot(LockSite::PageSource, LockStat::Uncontended)] = 12;
+    let half = |v: &[u64]| -> Vec<u64> { v.iter().map(|x| x / 2).collect() };
+    let row = |tid, first: bool| ThreadRow {
+        tid,
+        events: half(&totals).try_into().unwrap(),
+        locks: if first {
+            half(&locks).try_into().unwrap()
+        } else {
+            [0; LOCK_SLOTS]
+        },
+    };
+    Dump {
+        schema: SCHEMA_VERSION,
+        lane: "scale".into(),
+        pid: 4242,
+        wall_ns: 1_764_028_800_123_456_789,
+        totals,
+        lock_totals: locks,
+        threads: vec![row(4242, true), row(4243, false)],
+    }
+}
+
+fn render(dump: &Dump, csv: bool) -> String {
+    let mut out = Vec::new();
+    if csv {
+        write_csv(&mut out, &dump.snapshot());
+    } else {
+        write_json(&mut out, &dump.snapshot());
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "fixture recipe: `{from}` not in the dump"
+    );
+    text.replacen(from, to, 1)
+}
+
+fn remove_line_containing(text: &str, needle: &str) -> String {
+    let start = text.find(needle).expect("needle in dump");
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = start + text[start..].find('\n').unwrap() + 1;
+    format!("{}{}", &text[..line_start], &text[line_end..])
+}
+
+/// Every fixture: name and content, all derived from the sample dump.
+fn fixtures() -> Vec<(&'static str, String)> {
+    let dump = sample_dump();
+    let json = render(&dump, false);
+    let csv = render(&dump, true);
+    let miss = dump.event(Event::MallocCacheMiss);
+    let json_miss = format!("\"malloc.cache_miss\": {miss}");
+    let csv_miss = format!("total,,malloc.cache_miss,{miss}\n");
+    let csv_rows = csv.lines().count() - 2;
+    vec![
+        ("valid.json", json.clone()),
+        ("valid.csv", csv.clone()),
+        ("truncated.json", json[..json.len() / 2].to_string()),
+        (
+            "syntax.json",
+            replace_once(&json, ",\n  \"wall_ns\"", "\n  \"wall_ns\""),
+        ),
+        (
+            "version.json",
+            replace_once(&json, "\"schema\": 1,", "\"schema\": 2,"),
+        ),
+        (
+            "unknown_key.json",
+            replace_once(&json, "\"malloc.cache_miss\"", "\"malloc.cache_mess\""),
+        ),
+        (
+            "missing_key.json",
+            remove_line_containing(&json, "\"free.local\""),
+        ),
+        (
+            "duplicate_key.json",
+            replace_once(&json, "\"free.local\"", "\"malloc.cache_hit\""),
+        ),
+        (
+            "negative.json",
+            replace_once(
+                &json,
+                &json_miss,
+                &format!("\"malloc.cache_miss\": -{miss}"),
+            ),
+        ),
+        (
+            "fraction.json",
+            replace_once(
+                &json,
+                &json_miss,
+                &format!("\"malloc.cache_miss\": {miss}.5"),
+            ),
+        ),
+        ("truncated.csv", csv[..csv.len() / 2].to_string()),
+        ("truncated_rows.csv", {
+            let cut = csv[..csv.len() / 2].rfind('\n').unwrap() + 1;
+            csv[..cut].to_string()
+        }),
+        (
+            "syntax.csv",
+            replace_once(&csv, &csv_miss, "total,,malloc.cache_miss\n"),
+        ),
+        (
+            "version.csv",
+            replace_once(&csv, "meta,,schema,1\n", "meta,,schema,2\n"),
+        ),
+        (
+            "unknown_key.csv",
+            replace_once(
+                &csv,
+                &csv_miss,
+                &csv_miss.replace("cache_miss", "cache_mess"),
+            ),
+        ),
+        ("missing_key.csv", {
+            let text = remove_line_containing(&csv, "total,,free.local,");
+            replace_once(
+                &text,
+                &format!("end,,rows,{csv_rows}"),
+                &format!("end,,rows,{}", csv_rows - 1),
+            )
+        }),
+        (
+            "negative.csv",
+            replace_once(
+                &csv,
+                &csv_miss,
+                &format!("total,,malloc.cache_miss,-{miss}\n"),
+            ),
+        ),
+        (
+            "fraction.csv",
+            replace_once(
+                &csv,
+                &csv_miss,
+                &format!("total,,malloc.cache_miss,{miss}.5\n"),
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn fixtures_match_the_writer() {
+    let dir = fixture_dir();
+    let update = std::env::var_os("HZ3_UPDATE_FIXTURES").is_some();
+    for (name, content) in fixtures() {
+        let path = dir.join(name);
+        if update {
+            std::fs::write(&path, &content).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with HZ3_UPDATE_FIXTURES=1)", path.display()));
+        assert!(
+            on_disk == content,
+            "{} is stale: rerun with HZ3_UPDATE_FIXTURES=1",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn valid_fixtures_round_trip() {
+    let expected = sample_dump();
+    for name in ["valid.json", "valid.csv"] {
+        let path = fixture_dir().join(name);
+        let dump = read(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(dump, expected, "{name}");
+        // Writing the read dump again gives the file back byte for byte.
+        let again = render(&dump, name.ends_with(".csv"));
+        assert_eq!(again, std::fs::read_to_string(&path).unwrap(), "{name}");
+    }
+}
+
+fn position_of_offset(text: &str, at: usize) -> Position {
+    let line = 1 + text[..at].matches('\n').count();
+    Position {
+        line,
+        column: 1 + at - text[..at].rfind('\n').map_or(0, |i| i + 1),
+    }
+}
+
+/// 1-based line and column of the first occurrence of `needle` (plus `skip` bytes) in `text`.
+fn position_of(text: &str, needle: &str, skip: usize) -> Position {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in fixture"))
+        + skip;
+    position_of_offset(text, at)
+}
+
+fn end_position(text: &str) -> Position {
+    position_of_offset(text, text.len())
+}
+
+fn read_fixture(name: &str) -> (String, ReadError) {
+    let path = fixture_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let err = read(&path).expect_err(name);
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("{}:", path.display())),
+        "{name}: message must name the file: {msg}"
+    );
+    let pos = err.position().expect("positioned");
+    assert!(
+        msg.contains(&format!(":{pos}:")),
+        "{name}: message must carry the position: {msg}"
+    );
+    (text, err)
+}
+
+#[test]
+fn truncated_files_are_reported_at_their_end() {
+    for name in ["truncated.json", "truncated.csv", "truncated_rows.csv"] {
+        let (text, err) = read_fixture(name);
+        assert!(matches!(err, ReadError::Truncated { .. }), "{name}: {err}");
+        assert_eq!(err.position(), Some(end_position(&text)), "{name}: {err}");
+    }
+}
+
+#[test]
+fn syntax_errors_point_at_the_bad_token() {
+    let (text, err) = read_fixture("syntax.json");
+    assert!(matches!(err, ReadError::Syntax { .. }), "{err}");
+    assert_eq!(err.position(), Some(position_of(&text, "\"wall_ns\"", 0)));
+    let (text, err) = read_fixture("syntax.csv");
+    assert!(matches!(err, ReadError::Syntax { .. }), "{err}");
+    assert_eq!(
+        err.position(),
+        Some(position_of(&text, "total,,malloc.cache_miss\n", 0))
+    );
+}
+
+#[test]
+fn wrong_version_is_named_with_its_value() {
+    let (text, err) = read_fixture("version.json");
+    assert!(
+        matches!(&err, ReadError::Version { found, .. } if found == "2"),
+        "{err}"
+    );
+    assert_eq!(
+        err.position(),
+        Some(position_of(&text, "\"schema\": 2", 10))
+    );
+    let (text, err) = read_fixture("version.csv");
+    assert!(
+        matches!(&err, ReadError::Version { found, .. } if found == "2"),
+        "{err}"
+    );
+    assert_eq!(
+        err.position(),
+        Some(position_of(&text, "meta,,schema,2", 13))
+    );
+}
+
+#[test]
+fn unknown_keys_are_named_where_they_stand() {
+    let (text, err) = read_fixture("unknown_key.json");
+    assert!(
+        matches!(&err, ReadError::UnknownKey { key, .. } if key == "malloc.cache_mess"),
+        "{err}"
+    );
+    assert_eq!(
+        err.position(),
+        Some(position_of(&text, "\"malloc.cache_mess\"", 0))
+    );
+    let (text, err) = read_fixture("unknown_key.csv");
+    assert!(
+        matches!(&err, ReadError::UnknownKey { key, .. } if key == "malloc.cache_mess"),
+        "{err}"
+    );
+    assert_eq!(
+        err.position(),
+        Some(position_of(&text, "malloc.cache_mess", 0))
+    );
+}
+
+#[test]
+fn missing_and_duplicate_keys_are_named() {
+    let (text, err) = read_fixture("missing_key.json");
+    assert!(
+        matches!(&err, ReadError::MissingKey { key, .. } if key == "free.local"),
+        "{err}"
+    );
+    // The table that lacks it: the totals object.
+    assert_eq!(
+        err.position(),
+        Some(position_of(&text, "\"totals\": {", 10))
+    );
+    let (text, err) = read_fixture("missing_key.csv");
+    assert!(
+        matches!(&err, ReadError::MissingKey { key, .. } if key == "free.local"),
+        "{err}"
+    );
+    assert_eq!(err.position(), Some(position_of(&text, "end,,rows,", 0)));
+    let (text, err) = read_fixture("duplicate_key.json");
+    assert!(
+        matches!(&err, ReadError::DuplicateKey { key, .. } if key == "malloc.cache_hit"),
+        "{err}"
+    );
+    // The second occurrence is the one reported.
+    let first = text.find("\"malloc.cache_hit\"").unwrap() + 1;
+    let second = text[first..].find("\"malloc.cache_hit\"").unwrap() + first;
+    assert_eq!(err.position(), Some(position_of_offset(&text, second)));
+}
+
+#[test]
+fn negative_and_fractional_counts_are_refused() {
+    let miss = sample_dump().event(Event::MallocCacheMiss);
+    for (name, bad) in [
+        ("negative.json", format!("-{miss}")),
+        ("fraction.json", format!("{miss}.5")),
+        ("negative.csv", format!("-{miss}")),
+        ("fraction.csv", format!("{miss}.5")),
+    ] {
+        let (text, err) = read_fixture(name);
+        assert!(
+            matches!(&err, ReadError::BadCount { key, text, .. } if key == "malloc.cache_miss" && *text == bad),
+            "{name}: {err}"
+        );
+        let needle = if name.ends_with(".json") {
+            format!(": {bad}")
+        } else {
+            format!(",{bad}")
+        };
+        assert_eq!(
+            err.position(),
+            Some(position_of(
+                &text,
+                &needle,
+                if name.ends_with(".json") { 2 } else { 1 }
+            )),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn empty_and_foreign_files_are_refused() {
+    let err = parse(b"", Path::new("empty.json")).unwrap_err();
+    assert!(matches!(err, ReadError::Truncated { .. }), "{err}");
+    let err = parse(b"hello world\n", Path::new("notes.txt")).unwrap_err();
+    assert!(matches!(err, ReadError::Syntax { .. }), "{err}");
+    let err = read(fixture_dir().join("does-not-exist.json")).unwrap_err();
+    assert!(
+        matches!(err, ReadError::Io { .. }) && err.to_string().contains("does-not-exist.json"),
+        "{err}"
+    );
+}
