@@ -82,7 +82,7 @@ fn per_op_divides_and_lock_split_is_derived() {
         .collect();
     assert_eq!(lock_line[2], acq.to_string());
     assert_eq!(
-        lock_line[11],
+        lock_line[10],
         format!("{:.1}", d.lock(Central, WaitNs) as f64 / acq as f64)
     );
 }
