@@ -1,1 +1,388 @@
-//! The ceiling allocator (not built yet).
+//! The bench's ceiling: a malloc with no synchronization and no bookkeeping. NOT a usable allocator.
+//!
+//! `free` pushes the block onto the *freeing* thread's LIFO list for its size class; `malloc` pops
+//! from the calling thread's list or bumps from the thread's own region; nothing is ever returned to
+//! the system. Under a producer/consumer pattern memory grows without bound, but no real allocator
+//! can do much less work per operation on `hz3-bench`, so its throughput shows how much room is left.
+//!
+//! Layout: one virtual reservation, split into a fixed grid of spans, one per (thread, class). The
+//! class of a small block is therefore its address range: no header. A thread takes its grid row on
+//! its first malloc (the only atomic read-modify-write, once per thread lifetime). Blocks above the
+//! largest class, or with an alignment no class provides, get their own mapping with a header.
+use std::cell::UnsafeCell;
+use std::ffi::c_void;
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod classes;
+use classes::{class_of, class_size, CLASSES, MAX_SMALL};
+
+/// Exported so a process can tell the ceiling is the allocator answering (`dlsym`).
+#[cfg_attr(not(test), no_mangle)]
+#[used]
+pub static ceiling_marker: [u8; 8] = *b"ceiling\0";
+
+const SPAN_SHIFT: u32 = 28; // 256 MiB of address space per (thread, class)
+const SPAN: usize = 1 << SPAN_SHIFT;
+const SPANS_PER_THREAD: usize = 64; // >= CLASSES, a power of two so the class is a mask
+const MAX_THREADS: usize = 1024;
+const REGION_LEN: usize = MAX_THREADS * SPANS_PER_THREAD * SPAN; // 16 TiB, reserved, never committed
+const LARGE_MAGIC: usize = 0xce11_1a26_e0b1_0c4a;
+const LARGE_HEADER: usize = 32;
+const MIN_ALIGN: usize = 16;
+
+const _: () = assert!(CLASSES <= SPANS_PER_THREAD && MAX_SMALL < SPAN);
+
+/// Start of the reservation (0 until the first thread sets it up).
+static REGION: AtomicUsize = AtomicUsize::new(0);
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+struct ThreadHeap {
+    free: [*mut FreeBlock; CLASSES],
+    bump: [usize; CLASSES],
+    end: [usize; CLASSES],
+    /// This thread's grid row; usize::MAX until its first malloc.
+    row: usize,
+}
+
+struct FreeBlock {
+    next: *mut FreeBlock,
+}
+
+thread_local! {
+    // Const-initialized and without Drop: a plain TLS slot, usable during thread exit, never allocating.
+    static HEAP: UnsafeCell<ThreadHeap> = const {
+        UnsafeCell::new(ThreadHeap { free: [null_mut(); CLASSES], bump: [0; CLASSES], end: [0; CLASSES], row: usize::MAX })
+    };
+}
+
+#[cold]
+fn fail(msg: &str) -> ! {
+    // SAFETY: write(2) on a valid buffer; abort never returns.
+    unsafe {
+        libc::write(2, msg.as_ptr() as *const c_void, msg.len());
+        libc::abort()
+    }
+}
+
+fn set_enomem() {
+    // SAFETY: errno is this thread's own int.
+    unsafe { *libc::__errno_location() = libc::ENOMEM };
+}
+
+#[inline(always)]
+fn with_heap<R>(f: impl FnOnce(&mut ThreadHeap) -> R) -> R {
+    // SAFETY: the heap is this thread's own and nothing re-enters it: the code paths below neither
+    // call malloc nor hand out a second reference.
+    HEAP.with(|h| f(unsafe { &mut *h.get() }))
+}
+
+/// The class a small pointer belongs to, or None when it is not inside the reservation.
+#[inline(always)]
+fn small_class(p: usize) -> Option<usize> {
+    let base = REGION.load(Ordering::Acquire);
+    let offset = p.wrapping_sub(base);
+    (base != 0 && offset < REGION_LEN).then(|| (offset >> SPAN_SHIFT) & (SPANS_PER_THREAD - 1))
+}
+
+#[inline(always)]
+fn alloc_class(class: usize) -> *mut c_void {
+    with_heap(|heap| {
+        // SAFETY (all get_unchecked below): class < CLASSES, checked by every caller.
+        let head = unsafe { heap.free.get_unchecked_mut(class) };
+        if !head.is_null() {
+            let block = *head;
+            // SAFETY: blocks on our list are ours until popped; `next` was written by free.
+            *head = unsafe { (*block).next };
+            return block as *mut c_void;
+        }
+        let size = class_size(class);
+        let bump = unsafe { *heap.bump.get_unchecked(class) };
+        if bump != 0 && bump + size <= unsafe { *heap.end.get_unchecked(class) } {
+            unsafe { *heap.bump.get_unchecked_mut(class) = bump + size };
+            return bump as *mut c_void;
+        }
+        refill(heap, class)
+    })
+}
+
+#[cold]
+fn refill(heap: &mut ThreadHeap, class: usize) -> *mut c_void {
+    if heap.bump[class] != 0 {
+        fail("ceiling: a thread's size-class span (256 MiB) is exhausted\n");
+    }
+    if heap.row == usize::MAX {
+        heap.row = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+        if heap.row >= MAX_THREADS {
+            fail("ceiling: more than 1024 threads have allocated\n");
+        }
+    }
+    let start = region() + (heap.row * SPANS_PER_THREAD + class) * SPAN;
+    heap.bump[class] = start + class_size(class);
+    heap.end[class] = start + SPAN;
+    start as *mut c_void
+}
+
+/// The reservation, made by the first thread that needs it (a racing loser unmaps its copy).
+#[cold]
+fn region() -> usize {
+    let current = REGION.load(Ordering::Acquire);
+    if current != 0 {
+        return current;
+    }
+    let len = REGION_LEN + SPAN;
+    // SAFETY: a fresh anonymous mapping; NORESERVE because only touched pages are ever committed.
+    let raw = unsafe {
+        libc::mmap(
+            null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        fail("ceiling: cannot reserve 16 TiB of address space\n");
+    }
+    // Span-aligned so blocks of a power-of-two class are aligned to their size (memalign needs it).
+    let aligned = (raw as usize + SPAN - 1) & !(SPAN - 1);
+    #[cfg(feature = "hugepages")]
+    // SAFETY: advice on our own fresh mapping; failure (THP off) only loses the speed-up.
+    unsafe {
+        libc::madvise(aligned as *mut c_void, REGION_LEN, libc::MADV_HUGEPAGE)
+    };
+    match REGION.compare_exchange(0, aligned, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => aligned,
+        Err(winner) => {
+            // SAFETY: our own mapping, unused.
+            unsafe { libc::munmap(raw, len) };
+            winner
+        }
+    }
+}
+
+/// A block with its own mapping: header {magic, mapping start, mapping length, usable size} right
+/// below the returned pointer.
+#[cold]
+fn alloc_large(size: usize, align: usize) -> *mut c_void {
+    let align = align.max(64);
+    let Some(len) = size.checked_add(align + LARGE_HEADER + 4095).map(|n| n & !4095) else {
+        set_enomem();
+        return null_mut();
+    };
+    // SAFETY: a fresh anonymous mapping.
+    let raw = unsafe {
+        libc::mmap(
+            null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        set_enomem();
+        return null_mut();
+    }
+    let user = (raw as usize + LARGE_HEADER + align - 1) & !(align - 1);
+    let header = (user - LARGE_HEADER) as *mut usize;
+    // SAFETY: user - LARGE_HEADER >= raw, and the header lies inside the fresh mapping.
+    unsafe {
+        header
+            .cast::<[usize; 4]>()
+            .write([LARGE_MAGIC, raw as usize, len, raw as usize + len - user])
+    };
+    user as *mut c_void
+}
+
+/// The header of a large block; aborts when `p` is neither small nor large (a foreign pointer).
+fn large_header(p: *mut c_void) -> [usize; 4] {
+    // SAFETY: every non-small pointer we returned has a header right below it; for a foreign
+    // pointer this read is the fail-fast check and may fault, which is as loud as the abort.
+    let header = unsafe { ((p as usize - LARGE_HEADER) as *const [usize; 4]).read() };
+    if header[0] != LARGE_MAGIC {
+        fail("ceiling: free of a pointer the ceiling never returned\n");
+    }
+    header
+}
+
+fn alloc(size: usize) -> *mut c_void {
+    if size <= MAX_SMALL {
+        alloc_class(class_of(size))
+    } else {
+        alloc_large(size, MIN_ALIGN)
+    }
+}
+
+fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
+    if align <= MIN_ALIGN {
+        return alloc(size);
+    }
+    let want = size.max(align);
+    if want <= MAX_SMALL {
+        // A class whose size is a multiple of `align` places every block on an `align` boundary.
+        if let Some(class) = (class_of(want)..CLASSES).find(|&c| class_size(c) % align == 0) {
+            return alloc_class(class);
+        }
+    }
+    alloc_large(size, align)
+}
+
+fn usable_size(p: *mut c_void) -> usize {
+    match small_class(p as usize) {
+        Some(class) => class_size(class),
+        None => large_header(p)[3],
+    }
+}
+
+/// # Safety
+/// C `malloc`.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    alloc(size)
+}
+
+/// # Safety
+/// C `free`: `p` is null or a live block from this allocator.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    match small_class(p as usize) {
+        Some(class) => with_heap(|heap| {
+            let block = p as *mut FreeBlock;
+            // SAFETY: the block is at least 16 bytes and now ours; class < SPANS_PER_THREAD, and
+            // every pointer we hand out lies in a span whose index is < CLASSES.
+            unsafe {
+                let head = heap.free.get_unchecked_mut(class);
+                (*block).next = *head;
+                *head = block;
+            }
+        }),
+        None => {
+            let [_, start, len, _] = large_header(p);
+            // SAFETY: the mapping recorded in the block's own header.
+            unsafe { libc::munmap(start as *mut c_void, len) };
+        }
+    }
+}
+
+/// # Safety
+/// C `calloc`.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    let Some(total) = count.checked_mul(size) else {
+        set_enomem();
+        return null_mut();
+    };
+    let p = alloc(total);
+    if !p.is_null() {
+        // SAFETY: p has at least `total` bytes (recycled blocks hold old data, so always clear).
+        unsafe { std::ptr::write_bytes(p as *mut u8, 0, total) };
+    }
+    p
+}
+
+/// # Safety
+/// C `realloc`.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if p.is_null() {
+        return alloc(size);
+    }
+    if size == 0 {
+        // SAFETY: glibc semantics: realloc(p, 0) frees p and returns NULL.
+        unsafe { free(p) };
+        return null_mut();
+    }
+    let old = usable_size(p);
+    if size <= old && (size > MAX_SMALL || class_of(size) == small_class(p as usize).unwrap_or(usize::MAX)) {
+        return p;
+    }
+    let q = alloc(size);
+    if !q.is_null() {
+        // SAFETY: both blocks are live and distinct; we copy what both can hold.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old.min(size));
+            free(p);
+        }
+    }
+    q
+}
+
+/// # Safety
+/// C `reallocarray`.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
+    match count.checked_mul(size) {
+        // SAFETY: forwarded contract.
+        Some(total) => unsafe { realloc(p, total) },
+        None => {
+            set_enomem();
+            null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// C `posix_memalign`: `out` is writable.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> libc::c_int {
+    if !align.is_power_of_two() || align % std::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = alloc_aligned(align, size);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller's out-pointer.
+    unsafe { *out = p };
+    0
+}
+
+/// # Safety
+/// C `aligned_alloc`.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        // SAFETY: errno is ours.
+        unsafe { *libc::__errno_location() = libc::EINVAL };
+        return null_mut();
+    }
+    alloc_aligned(align, size)
+}
+
+/// # Safety
+/// C `memalign` (glibc rounds a non-power-of-two alignment up).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    alloc_aligned(align.checked_next_power_of_two().unwrap_or(usize::MAX), size)
+}
+
+/// # Safety
+/// C `valloc`.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    alloc_aligned(4096, size)
+}
+
+/// # Safety
+/// C `pvalloc`.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    alloc_aligned(4096, size.saturating_add(4095) & !4095)
+}
+
+/// # Safety
+/// C `malloc_usable_size`: `p` is null or a live block from this allocator.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        0
+    } else {
+        usable_size(p)
+    }
+}
