@@ -1,1 +1,20 @@
-//! Folding and flamegraph rendering (not built yet).
+//! Profiles as folded stacks, charged to named boxes, drawn as flamegraphs.
+//!
+//! The pipeline, one module per step: [`script`] validates `perf script` text line by line;
+//! [`profile`] turns its events into on-CPU and off-CPU folded stacks (folding is inferno's perf
+//! collapser, fed by [`fold::StackFolder`], names cleaned by [`symbols`]); [`rules`] maps frames
+//! and stacks to boxes; [`attribution`] totals the boxes; [`svg`] draws plain and differential
+//! flamegraphs with each frame's box in its tooltip.
+pub mod attribution;
+pub mod fold;
+pub mod profile;
+pub mod rules;
+pub mod script;
+pub mod svg;
+pub mod symbols;
+
+pub use attribution::{attribute, Attribution, BoxTotal};
+pub use fold::{diff, DiffRow, Folded, FoldedError, StackFolder};
+pub use profile::{from_script, Profile};
+pub use rules::{Classifier, LockKind, Rules, RulesError, OTHER};
+pub use script::{Event, Frame, ScriptError};

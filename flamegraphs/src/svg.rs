@@ -1,0 +1,87 @@
+//! SVG flamegraphs through inferno, every frame labelled with its box.
+//!
+//! Weights arrive per op (ns/op) and are drawn in picoseconds per op: inferno rounds the counts
+//! it shows to integers, and whole nanoseconds would erase most allocator frames. Each frame's
+//! name carries ` [box:NAME]`, so its tooltip names the box and the SVG's search box highlights a
+//! whole box at once (search `box:hz3.central`).
+use crate::fold::{diff, Folded};
+use crate::rules::{Classifier, Rules};
+use std::io::Write;
+
+const PS_PER_NS: f64 = 1000.0;
+
+fn options(title: &str, subtitle: Option<String>) -> inferno::flamegraph::Options<'static> {
+    let mut opt = inferno::flamegraph::Options::default();
+    opt.title = title.to_string();
+    opt.subtitle = subtitle;
+    opt.count_name = "ps/op".to_string();
+    opt.name_type = "Frame:".to_string();
+    opt.hash = true;
+    opt.min_width = 0.05;
+    opt
+}
+
+/// A flamegraph of per-op weights (ns/op).
+pub fn render<W: Write>(per_op: &Folded, rules: &Rules, title: &str, out: W) -> std::io::Result<()> {
+    let mut classifier = Classifier::new(rules);
+    let mut lines: Vec<String> = per_op
+        .stacks
+        .iter()
+        .filter_map(|(stack, ns)| {
+            let ps = (ns * PS_PER_NS).round() as u64;
+            (ps > 0).then(|| format!("{} {ps}", classifier.annotate(stack)))
+        })
+        .collect();
+    lines.sort();
+    if lines.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "nothing to draw: every stack weighs 0"));
+    }
+    let mut opt = options(title, Some("width: ps/op; tooltips name each frame's box".to_string()));
+    inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
+}
+
+/// A differential flamegraph: widths are `after`'s ps/op, colours the change from `before`
+/// (red grew, blue shrank). Both sides must already be per op so the comparison is fair.
+pub fn render_diff<W: Write>(
+    before: &Folded,
+    after: &Folded,
+    rules: &Rules,
+    title: &str,
+    out: W,
+) -> std::io::Result<()> {
+    let mut classifier = Classifier::new(rules);
+    let mut lines: Vec<String> = diff(before, after)
+        .into_iter()
+        .filter_map(|row| {
+            let b = (row.before * PS_PER_NS).round() as u64;
+            let a = (row.after * PS_PER_NS).round() as u64;
+            (a > 0 || b > 0).then(|| format!("{} {b} {a}", classifier.annotate(&row.stack)))
+        })
+        .collect();
+    lines.sort();
+    if lines.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "nothing to draw: every stack weighs 0"));
+    }
+    let subtitle = "width: second run's ps/op; red = more ps/op than the first run, blue = fewer".to_string();
+    let mut opt = options(title, Some(subtitle));
+    inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_names_boxes_in_titles() {
+        let (rules, _) = Rules::parse("[[box]]\nname = \"hz3.central\"\nframes = [\"hz3::central::*\"]\n", "t").unwrap();
+        let per_op = Folded::from_text("b;hz3::central::pop 1.5\nb;other 0.5\n").unwrap();
+        let mut out = Vec::new();
+        render(&per_op, &rules, "t", &mut out).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        assert!(svg.contains("hz3::central::pop [box:hz3.central]"));
+        let mut out = Vec::new();
+        let after = Folded::from_text("b;hz3::central::pop 3\n").unwrap();
+        render_diff(&per_op, &after, &rules, "d", &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("[box:hz3.central]"));
+    }
+}
