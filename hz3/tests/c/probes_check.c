@@ -1,0 +1,145 @@
+/* Deterministic workloads for hz3's probe counters, run under LD_PRELOAD of libhz3_<lane>_probes.so.
+ * Usage: probes_check <lane> refill  SIZE N OUT       one thread mallocs N objects of SIZE bytes
+ *        probes_check <lane> remote  SIZE N OUT       main mallocs N objects; a second thread frees them;
+ *                                                     main mallocs N more (collecting its inbox)
+ *        probes_check <lane> contend SIZE THREADS ROUNDS OUT
+ *                                                     THREADS threads (1 = main alone) each do ROUNDS of
+ *                                                     "malloc 4 caches' worth of SIZE, free them all"
+ * First proves hz3 answers (hz3_lane() names the lane, the probe entry points are exported), then
+ * zeroes the counters with hz3_probes_reset() right before the measured part and writes one dump to OUT
+ * with hz3_probes_dump() right after it. Prints "ok identity.hz3_lane" and "ok <mode>"; on failure
+ * "FAIL <mode>: <why>" and exit 1. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_OBJECTS (1 << 16)
+#define CONTEND_OBJECTS 1024
+
+static const char *mode = "start";
+static void *objects[MAX_OBJECTS];
+
+static void fail(const char *why, const char *detail) {
+    printf("FAIL %s: %s %s\n", mode, why, detail ? detail : "");
+    fflush(stdout);
+    _exit(1);
+}
+
+static void (*probes_reset)(void);
+static int (*probes_dump)(const char *path);
+
+static void *need_symbol(const char *name) {
+    void *p = dlsym(RTLD_DEFAULT, name);
+    if (!p) fail("symbol not exported by the preloaded library:", name);
+    return p;
+}
+
+static void prove_hz3(const char *lane) {
+    const char *(*hz3_lane)(void) = (const char *(*)(void))need_symbol("hz3_lane");
+    const char *got = hz3_lane();
+    if (!got || strcmp(got, lane) != 0) fail("hz3_lane() is not", lane);
+    probes_reset = (void (*)(void))need_symbol("hz3_probes_reset");
+    probes_dump = (int (*)(const char *))need_symbol("hz3_probes_dump");
+    printf("ok identity.hz3_lane %s\n", got);
+}
+
+static size_t parse_count(const char *text, size_t max) {
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v == 0 || v > max) fail("bad number:", text);
+    return v;
+}
+
+static void mode_refill(size_t size, size_t n, const char *out) {
+    probes_reset();
+    for (size_t i = 0; i < n; i++) {
+        objects[i] = malloc(size);
+        if (!objects[i]) fail("malloc returned NULL", NULL);
+    }
+    probes_dump(out);
+    for (size_t i = 0; i < n; i++) free(objects[i]);
+}
+
+static size_t remote_count;
+
+static void *free_all(void *arg) {
+    (void)arg;
+    for (size_t i = 0; i < remote_count; i++) free(objects[i]);
+    return NULL;
+}
+
+static void mode_remote(size_t size, size_t n, const char *out) {
+    for (size_t i = 0; i < n; i++) {
+        objects[i] = malloc(size);
+        if (!objects[i]) fail("malloc returned NULL", NULL);
+    }
+    remote_count = n;
+    pthread_t freer;
+    probes_reset();
+    if (pthread_create(&freer, NULL, free_all, NULL) != 0) fail("pthread_create failed", NULL);
+    /* The freer's exit hands its stashed remote frees on: join before the owner takes them back. */
+    if (pthread_join(freer, NULL) != 0) fail("pthread_join failed", NULL);
+    /* The owner allocates as many again: its cache runs dry and it collects its inbox. */
+    for (size_t i = 0; i < n; i++) {
+        objects[i] = malloc(size);
+        if (!objects[i]) fail("malloc returned NULL", NULL);
+    }
+    probes_dump(out);
+    for (size_t i = 0; i < n; i++) free(objects[i]);
+}
+
+static size_t contend_size, contend_rounds;
+static pthread_barrier_t start_line;
+
+static void *churn(void *arg) {
+    void *mine[CONTEND_OBJECTS];
+    (void)arg;
+    if (arg) pthread_barrier_wait(&start_line);
+    for (size_t r = 0; r < contend_rounds; r++) {
+        for (size_t i = 0; i < CONTEND_OBJECTS; i++) {
+            mine[i] = malloc(contend_size);
+            if (!mine[i]) fail("malloc returned NULL", NULL);
+            *(volatile char *)mine[i] = (char)i;
+        }
+        for (size_t i = 0; i < CONTEND_OBJECTS; i++) free(mine[i]);
+    }
+    return NULL;
+}
+
+static void mode_contend(size_t size, size_t threads, size_t rounds, const char *out) {
+    contend_size = size;
+    contend_rounds = rounds;
+    pthread_t workers[64];
+    if (threads > 1 && pthread_barrier_init(&start_line, NULL, (unsigned)threads) != 0) fail("barrier", NULL);
+    probes_reset();
+    if (threads == 1) {
+        churn(NULL);
+    } else {
+        for (size_t t = 0; t < threads; t++)
+            if (pthread_create(&workers[t], NULL, churn, &start_line) != 0) fail("pthread_create failed", NULL);
+        for (size_t t = 0; t < threads; t++) pthread_join(workers[t], NULL);
+    }
+    probes_dump(out);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|contend> ...", NULL);
+    prove_hz3(argv[1]);
+    mode = argv[2];
+    if (strcmp(mode, "refill") == 0 && argc == 6) {
+        mode_refill(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
+    } else if (strcmp(mode, "remote") == 0 && argc == 6) {
+        mode_remote(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
+    } else if (strcmp(mode, "contend") == 0 && argc == 7) {
+        mode_contend(parse_count(argv[3], 1 << 20), parse_count(argv[4], 64), parse_count(argv[5], 1 << 30),
+                     argv[6]);
+    } else {
+        fail("unknown mode or wrong argument count", NULL);
+    }
+    printf("ok %s\n", mode);
+    return 0;
+}
