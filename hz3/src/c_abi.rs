@@ -1,0 +1,227 @@
+//! The C malloc ABI for LD_PRELOAD (feature `preload`), with glibc's semantics for edge cases.
+//! Exports are exactly the malloc family plus `hz3_*`.
+
+use crate::api;
+use crate::os::PAGE;
+use core::ffi::{c_char, c_int, c_void};
+use core::ptr;
+
+#[inline]
+fn set_errno(code: c_int) {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = code };
+}
+
+#[inline]
+fn or_enomem(p: *mut u8) -> *mut c_void {
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p.cast()
+}
+
+#[no_mangle]
+pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    or_enomem(api::malloc(size))
+}
+
+#[no_mangle]
+pub extern "C" fn free(p: *mut c_void) {
+    api::free(p.cast())
+}
+
+#[no_mangle]
+pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    or_enomem(api::calloc(n, size))
+}
+
+#[no_mangle]
+pub extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let q = api::realloc(p.cast(), size);
+    if q.is_null() && size != 0 {
+        set_errno(libc::ENOMEM);
+    }
+    q.cast()
+}
+
+#[no_mangle]
+pub extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => realloc(p, total),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// memalign family core: `align` must already be a power of two.
+fn aligned(align: usize, size: usize) -> *mut c_void {
+    if align > isize::MAX as usize / 2 + 1 {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    or_enomem(api::aligned_alloc(align, size))
+}
+
+/// # Safety
+/// `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = api::aligned_alloc(align, size);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller passes a writable out-pointer.
+    unsafe { *out = p.cast() };
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    // glibc accepts any size, including one that is not a multiple of the alignment.
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    aligned(align, size)
+}
+
+#[no_mangle]
+pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    // glibc rounds a non-power-of-two alignment up to the next power of two.
+    let align = align.max(1);
+    match align.checked_next_power_of_two() {
+        Some(a) => aligned(a, size),
+        None => {
+            set_errno(libc::EINVAL);
+            ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn valloc(size: usize) -> *mut c_void {
+    aligned(PAGE, size)
+}
+
+#[no_mangle]
+pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    match size.checked_add(PAGE - 1) {
+        Some(n) => aligned(PAGE, (n & !(PAGE - 1)).max(PAGE)),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    api::usable_size(p.cast())
+}
+
+#[no_mangle]
+pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
+    api::trim() as c_int
+}
+
+#[no_mangle]
+pub extern "C" fn mallopt(_param: c_int, _value: c_int) -> c_int {
+    // Accepted and ignored: hz3 has no run-time knobs; 1 is glibc's "success".
+    1
+}
+
+/// glibc's `struct mallinfo` (int fields).
+#[repr(C)]
+#[derive(Default)]
+pub struct MallInfo {
+    pub arena: c_int,
+    pub ordblks: c_int,
+    pub smblks: c_int,
+    pub hblks: c_int,
+    pub hblkhd: c_int,
+    pub usmblks: c_int,
+    pub fsmblks: c_int,
+    pub uordblks: c_int,
+    pub fordblks: c_int,
+    pub keepcost: c_int,
+}
+
+/// glibc's `struct mallinfo2` (size_t fields).
+#[repr(C)]
+#[derive(Default)]
+pub struct MallInfo2 {
+    pub arena: usize,
+    pub ordblks: usize,
+    pub smblks: usize,
+    pub hblks: usize,
+    pub hblkhd: usize,
+    pub usmblks: usize,
+    pub fsmblks: usize,
+    pub uordblks: usize,
+    pub fordblks: usize,
+    pub keepcost: usize,
+}
+
+/// hz3 keeps no global byte counters on its hot path, so the statistics are all zero.
+#[no_mangle]
+pub extern "C" fn mallinfo() -> MallInfo {
+    MallInfo::default()
+}
+
+#[no_mangle]
+pub extern "C" fn mallinfo2() -> MallInfo2 {
+    MallInfo2::default()
+}
+
+#[no_mangle]
+pub extern "C" fn malloc_stats() {
+    let msg: &[u8] = if cfg!(feature = "fast") {
+        b"hz3 allocator, lane fast (statistics: set HZ3_PROBES_OUT with a probes build)\n"
+    } else {
+        b"hz3 allocator, lane scale (statistics: set HZ3_PROBES_OUT with a probes build)\n"
+    };
+    // SAFETY: writes a static byte string to stderr.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// "fast" or "scale": lets tests prove which allocator answers.
+#[no_mangle]
+pub extern "C" fn hz3_lane() -> *const c_char {
+    if cfg!(feature = "fast") {
+        c"fast".as_ptr()
+    } else {
+        c"scale".as_ptr()
+    }
+}
+
+/// Writes a probes dump to `path` (NULL: `HZ3_PROBES_OUT`, else stderr); 0 on success, -1 on error.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+#[cfg(feature = "probes")]
+#[no_mangle]
+pub unsafe extern "C" fn hz3_probes_dump(path: *const c_char) -> c_int {
+    let target = if path.is_null() {
+        crate::probes::default_target()
+    } else {
+        // SAFETY: per the contract, a NUL-terminated string.
+        unsafe { core::ffi::CStr::from_ptr(path) }
+    };
+    if crate::probes::dump(target) {
+        0
+    } else {
+        -1
+    }
+}
+
+/// Zeroes every probe counter.
+#[cfg(feature = "probes")]
+#[no_mangle]
+pub extern "C" fn hz3_probes_reset() {
+    crate::probes::reset()
+}

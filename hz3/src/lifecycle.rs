@@ -1,0 +1,266 @@
+//! Lifecycle: the thread's heap pointer, lazy init, thread attach/exit, heap adoption, and fork.
+//!
+//! TLS is one `Cell<*mut Heap>` (const-initialised, no Drop, so touching it never allocates or
+//! registers a destructor). Thread exit is caught with a pthread key destructor; after it ran the
+//! cell holds `TORN_DOWN` and the thread is served without a cache. An exiting thread returns its
+//! cache and leaves its heap "abandoned"; the next new thread adopts it (and its inbox), so heavy
+//! thread churn reuses a bounded set of heaps and late remote frees to a dead owner are not lost.
+
+use crate::heap::Heap;
+use crate::lock::Mutex;
+use crate::os;
+use crate::probes::{self, Event};
+use crate::slow_alloc;
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+std::thread_local! {
+    static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// Cell value after the thread's exit destructor ran.
+const TORN_DOWN: usize = 1;
+/// Heap pointers at or below this are "no heap" (null or torn down).
+pub const NO_HEAP_MAX: usize = TORN_DOWN;
+
+const STATE_ACTIVE: u32 = 1;
+const STATE_ABANDONED: u32 = 2;
+/// A heap whose thread vanished in a fork: its cache may be mid-update, so it is never adopted.
+const STATE_DEAD: u32 = 3;
+
+struct Registry {
+    all: *mut Heap,
+    abandoned: *mut Heap,
+}
+
+// SAFETY: heaps are never unmapped; the mutex serialises list edits.
+unsafe impl Send for Registry {}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(
+    None,
+    Registry {
+        all: ptr::null_mut(),
+        abandoned: ptr::null_mut(),
+    },
+);
+
+const INIT_NONE: u8 = 0;
+const INIT_RUNNING: u8 = 1;
+const INIT_DONE: u8 = 2;
+static INIT: AtomicU8 = AtomicU8::new(INIT_NONE);
+static ATFORK_REGISTERED: AtomicU8 = AtomicU8::new(0);
+static mut EXIT_KEY: libc::pthread_key_t = 0;
+static EXIT_KEY_OK: AtomicU32 = AtomicU32::new(0);
+
+/// The calling thread's heap pointer, raw: null, `TORN_DOWN`, or a heap.
+#[inline(always)]
+pub fn current_raw() -> *mut Heap {
+    HEAP.try_with(|h| h.get()).unwrap_or(TORN_DOWN as *mut Heap)
+}
+
+/// The calling thread's heap, if it has one.
+#[inline(always)]
+pub fn current_heap() -> Option<*mut Heap> {
+    let h = current_raw();
+    if h as usize > NO_HEAP_MAX {
+        Some(h)
+    } else {
+        None
+    }
+}
+
+/// True once the calling thread's exit destructor has run.
+#[inline]
+pub fn torn_down() -> bool {
+    current_raw() as usize == TORN_DOWN
+}
+
+/// Process-wide one-time setup that must not allocate: the thread-exit key and (unless the ELF
+/// constructor already did it) the fork handlers. Re-entrant calls during setup return at once.
+#[cold]
+fn ensure_init() {
+    if INIT.load(Ordering::Acquire) == INIT_DONE {
+        return;
+    }
+    if INIT
+        .compare_exchange(INIT_NONE, INIT_RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    // SAFETY: pthread_key_create writes the key, once, before any reader checks EXIT_KEY_OK.
+    unsafe {
+        if libc::pthread_key_create(ptr::addr_of_mut!(EXIT_KEY), Some(on_thread_exit)) == 0 {
+            EXIT_KEY_OK.store(1, Ordering::Release);
+        }
+    }
+    register_atfork();
+    #[cfg(feature = "probes")]
+    // SAFETY: registers a plain extern "C" function with no captured state.
+    unsafe {
+        libc::atexit(probes::dump_at_exit);
+    }
+    INIT.store(INIT_DONE, Ordering::Release);
+}
+
+/// Registers the fork handlers once (from the ELF constructor, or lazily from init).
+pub fn register_atfork() {
+    if ATFORK_REGISTERED.swap(1, Ordering::AcqRel) == 0 {
+        // SAFETY: the handlers are plain extern "C" functions valid for the process lifetime.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    }
+}
+
+/// Gives the calling thread a heap (adopting an abandoned one if any). None when the thread is
+/// torn down or memory is exhausted: the caller then serves it without a cache.
+#[cold]
+#[inline(never)]
+pub fn attach() -> Option<*mut Heap> {
+    if let Some(h) = current_heap() {
+        return Some(h);
+    }
+    if torn_down() {
+        return None;
+    }
+    ensure_init();
+    // Init may have called malloc (pthread_atfork), which may have attached us already.
+    if let Some(h) = current_heap() {
+        return Some(h);
+    }
+    let heap = {
+        let mut reg = REGISTRY.lock();
+        let adopted = reg.abandoned;
+        if !adopted.is_null() {
+            // SAFETY: listed heaps are mapped and owned by the registry while abandoned.
+            reg.abandoned = unsafe { (*adopted).free_next };
+            adopted
+        } else {
+            let fresh = os::map(core::mem::size_of::<Heap>(), false).cast::<Heap>();
+            if fresh.is_null() {
+                return None;
+            }
+            // SAFETY: fresh zeroed mapping, page aligned and big enough for a Heap; all-zero is a
+            // valid empty heap apart from the caps set here.
+            unsafe {
+                (*fresh).init_caps();
+                (*fresh).all_next = reg.all;
+            }
+            reg.all = fresh;
+            fresh
+        }
+    };
+    // SAFETY: the heap is ours now (fresh, or taken off the abandoned list).
+    unsafe {
+        (*heap).tid = libc::gettid() as u64;
+        (*heap).state.store(STATE_ACTIVE, Ordering::Release);
+    }
+    let _ = HEAP.try_with(|h| h.set(heap));
+    // pthread_setspecific may itself allocate (a second-level key block); our TLS is already set,
+    // so that allocation is served from this heap instead of recursing here.
+    if EXIT_KEY_OK.load(Ordering::Acquire) == 1 {
+        // SAFETY: the key was created by ensure_init.
+        unsafe { libc::pthread_setspecific(EXIT_KEY, heap.cast()) };
+    }
+    // SAFETY: the heap is attached to this thread.
+    unsafe { (*heap).counters.add(Event::ThreadInit, 1) };
+    Some(heap)
+}
+
+extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
+    let heap = arg.cast::<Heap>();
+    if heap.is_null() {
+        return;
+    }
+    // SAFETY: the key's value is the heap this thread attached; from here the thread runs without it.
+    unsafe {
+        (*heap).counters.add(Event::ThreadExit, 1);
+        slow_alloc::flush_heap(&mut *heap);
+        let _ = HEAP.try_with(|h| h.set(TORN_DOWN as *mut Heap));
+        #[cfg(feature = "probes")]
+        probes::retire(&*heap);
+        let mut reg = REGISTRY.lock();
+        (*heap).state.store(STATE_ABANDONED, Ordering::Release);
+        (*heap).free_next = reg.abandoned;
+        reg.abandoned = heap;
+    }
+}
+
+/// Calls `f` on every heap that belongs to a running thread (probes dump).
+#[allow(dead_code)]
+pub fn for_each_live_heap(mut f: impl FnMut(&Heap)) {
+    let reg = REGISTRY.lock();
+    let mut h = reg.all;
+    while !h.is_null() {
+        // SAFETY: registered heaps are never unmapped.
+        unsafe {
+            if (*h).state.load(Ordering::Acquire) == STATE_ACTIVE {
+                f(&*h);
+            }
+            h = (*h).all_next;
+        }
+    }
+}
+
+/// Returns the calling thread's cache to the shared pools (malloc_trim).
+pub fn flush_current() {
+    if let Some(h) = current_heap() {
+        // SAFETY: our own attached heap.
+        slow_alloc::flush_heap(unsafe { &mut *h });
+    }
+}
+
+// Fork: take every lock in one fixed order (the order they nest in at run time), so the child
+// inherits consistent pools; the child then resets them, alone.
+extern "C" fn fork_prepare() {
+    probes::fork_acquire();
+    REGISTRY.fork_acquire();
+    #[cfg(feature = "transfer-cache")]
+    crate::transfer::fork_acquire();
+    crate::central::fork_acquire();
+    crate::page_source::fork_acquire();
+}
+
+extern "C" fn fork_parent() {
+    crate::page_source::fork_release();
+    crate::central::fork_release();
+    #[cfg(feature = "transfer-cache")]
+    crate::transfer::fork_release();
+    REGISTRY.fork_release();
+    probes::fork_release();
+}
+
+extern "C" fn fork_child() {
+    crate::page_source::fork_reset();
+    crate::central::fork_reset();
+    #[cfg(feature = "transfer-cache")]
+    crate::transfer::fork_reset();
+    REGISTRY.fork_reset();
+    probes::fork_reset();
+    let me = current_raw();
+    // SAFETY: the child has one thread, so the registry is ours without locking.
+    unsafe {
+        let reg = REGISTRY.get_unlocked();
+        let mut h = reg.all;
+        while !h.is_null() {
+            if h != me && (*h).state.load(Ordering::Relaxed) == STATE_ACTIVE {
+                (*h).state.store(STATE_DEAD, Ordering::Relaxed);
+            }
+            h = (*h).all_next;
+        }
+        if me as usize > NO_HEAP_MAX {
+            (*me).tid = libc::gettid() as u64;
+        }
+    }
+}
+
+/// ELF constructor: registers the fork handlers before main, outside any malloc call (glibc's
+/// pthread_atfork may allocate).
+#[used]
+#[link_section = ".init_array"]
+static REGISTER_AT_LOAD: extern "C" fn() = {
+    extern "C" fn at_load() {
+        register_atfork();
+    }
+    at_load
+};

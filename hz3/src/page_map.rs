@@ -1,0 +1,156 @@
+//! Page map: address -> run descriptor in two dependent loads, with no header in front of objects.
+//!
+//! The address space is cut into 64 KiB runs. A static top table (one slot per 4 GiB) points to
+//! lazily mapped leaves (MAP_NORESERVE) of 65 536 descriptors each. A descriptor carries the run's
+//! tag (owner heap | class | kind), which `free` reads, and the central pool's bookkeeping for the
+//! run. Pointers hz3 never handed out find a null leaf or a zero tag: "foreign".
+
+use crate::os;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+pub const RUN_SHIFT: usize = 16;
+pub const RUN_SIZE: usize = 1 << RUN_SHIFT;
+const LEAF_SHIFT: usize = 32;
+const LEAF_ENTRIES: usize = 1 << (LEAF_SHIFT - RUN_SHIFT);
+/// User space on x86-64 (and 48-bit aarch64) ends below 2^47.
+const ADDRESS_BITS: usize = 47;
+const TOP_ENTRIES: usize = 1 << (ADDRESS_BITS - LEAF_SHIFT);
+
+pub const KIND_SMALL: usize = 1;
+pub const KIND_LARGE: usize = 2;
+const KIND_MASK: usize = 3;
+const CLASS_SHIFT: usize = 2;
+const CLASS_MASK: usize = 0x7f;
+/// Owner heaps are page aligned, so the tag's low 12 bits are free for kind and class.
+pub const OWNER_MASK: usize = !0xfff;
+
+/// Free object link; objects in any list (cache, inbox, stash, central) start with one.
+#[repr(C)]
+pub struct Node {
+    pub next: *mut Node,
+}
+
+/// Per-run descriptor. `tag` is read by any thread; the other fields belong to whoever holds the
+/// run: the central pool's lock for the run's class, or the page source's lock while it is free.
+#[repr(C, align(64))]
+pub struct Run {
+    pub tag: AtomicUsize,
+    /// Objects returned to the central pool and not yet handed out again.
+    pub free: *mut Node,
+    /// Objects currently outside the central pool (caches, inboxes, stashes, the program).
+    pub used: u32,
+    /// Objects carved from the bump region so far.
+    pub carved: u32,
+    pub capacity: u32,
+    pub in_partial: bool,
+    /// Links in the central pool's partial list or the page source's free lists.
+    pub next: *mut Run,
+    pub prev: *mut Run,
+    /// Large objects: mapped length in bytes.
+    pub large_len: usize,
+    pub base: usize,
+}
+
+#[inline(always)]
+pub fn tag_small(owner: usize, class: usize) -> usize {
+    owner | (class << CLASS_SHIFT) | KIND_SMALL
+}
+#[inline(always)]
+pub fn tag_kind(tag: usize) -> usize {
+    tag & KIND_MASK
+}
+#[inline(always)]
+pub fn tag_class(tag: usize) -> usize {
+    (tag >> CLASS_SHIFT) & CLASS_MASK
+}
+#[inline(always)]
+pub fn tag_owner(tag: usize) -> usize {
+    tag & OWNER_MASK
+}
+
+static TOP: [AtomicPtr<Run>; TOP_ENTRIES] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; TOP_ENTRIES];
+
+/// Descriptor of the run holding `addr`, or null if hz3 has never mapped memory there.
+#[inline(always)]
+pub fn lookup(addr: usize) -> *mut Run {
+    let top = addr >> LEAF_SHIFT;
+    if top >= TOP_ENTRIES {
+        return ptr::null_mut();
+    }
+    // SAFETY: `top < TOP_ENTRIES` was checked above.
+    let leaf = unsafe { TOP.get_unchecked(top) }.load(Ordering::Acquire);
+    if leaf.is_null() {
+        return leaf;
+    }
+    // SAFETY: a leaf holds LEAF_ENTRIES descriptors and the index is masked to that range.
+    unsafe { leaf.add((addr >> RUN_SHIFT) & (LEAF_ENTRIES - 1)) }
+}
+
+/// The tag of the run holding `addr` (0 for foreign memory).
+#[inline(always)]
+pub fn tag_of(addr: usize) -> usize {
+    let run = lookup(addr);
+    if run.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-null lookup result points into a mapped leaf, never unmapped.
+    unsafe { (*run).tag.load(Ordering::Relaxed) }
+}
+
+/// Descriptor for `addr`, creating its leaf if needed (called when hz3 maps memory there).
+/// Null only if the leaf cannot be mapped.
+pub fn ensure(addr: usize) -> *mut Run {
+    let top = addr >> LEAF_SHIFT;
+    if top >= TOP_ENTRIES {
+        os::fail("page_map", "mapping above the 47-bit address space");
+    }
+    let slot = &TOP[top];
+    if slot.load(Ordering::Acquire).is_null() {
+        let bytes = LEAF_ENTRIES * core::mem::size_of::<Run>();
+        let fresh = os::map(bytes, true).cast::<Run>();
+        if fresh.is_null() {
+            return ptr::null_mut();
+        }
+        if slot
+            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            os::unmap(fresh.cast(), bytes);
+        }
+    }
+    lookup(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_fit_one_cache_line() {
+        assert_eq!(core::mem::size_of::<Run>(), 64);
+    }
+
+    #[test]
+    fn insert_then_lookup_and_foreign() {
+        let base = os::map_aligned(4 * RUN_SIZE, RUN_SIZE, false) as usize;
+        assert!(base != 0);
+        let run = ensure(base + RUN_SIZE);
+        assert!(!run.is_null());
+        let owner = 0x7000_0000_0000usize;
+        // SAFETY: test-owned descriptor in a mapped leaf.
+        unsafe { (*run).tag.store(tag_small(owner, 83), Ordering::Relaxed) };
+        let t = tag_of(base + RUN_SIZE + 12345);
+        assert_eq!(tag_kind(t), KIND_SMALL);
+        assert_eq!(tag_class(t), 83);
+        assert_eq!(tag_owner(t), owner);
+        // Neighbouring runs in the same leaf were never tagged.
+        assert_eq!(tag_of(base + 2 * RUN_SIZE), 0);
+        assert_eq!(lookup(base + RUN_SIZE), run);
+        assert_ne!(lookup(base), run);
+        // Above user space, and in a 4 GiB region hz3 never touched.
+        assert!(lookup(usize::MAX - 5).is_null());
+        assert_eq!(tag_of(0x10), 0);
+    }
+}

@@ -1,0 +1,130 @@
+//! Page source: hands out 64 KiB runs carved from large reservations and takes empty runs back.
+//!
+//! Free runs wait in a small committed cache; beyond it they are decommitted with
+//! madvise(DONTNEED) so RSS follows the live set, and kept (address space only) for reuse.
+//! Free-run links live in the page-map descriptors, never in the run memory itself, so a
+//! decommitted run is not faulted back in just to be listed.
+
+use crate::lock::Mutex;
+use crate::os;
+use crate::page_map::{self, Run, RUN_SIZE};
+use crate::probes::{self, Event, LockSite};
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+/// Address space reserved per mmap; modest so the allocator runs under a small `ulimit -v`.
+const RESERVATION: usize = 16 << 20;
+/// Empty runs kept committed for quick reuse.
+const COMMITTED_CACHE: usize = 16;
+
+struct State {
+    bump: usize,
+    end: usize,
+    committed: *mut Run,
+    committed_len: usize,
+    decommitted: *mut Run,
+}
+
+// SAFETY: the raw pointers are descriptors in the never-unmapped page map; the mutex serialises access.
+unsafe impl Send for State {}
+
+static SOURCE: Mutex<State> = Mutex::new(
+    Some(LockSite::PageSource),
+    State {
+        bump: 0,
+        end: 0,
+        committed: ptr::null_mut(),
+        committed_len: 0,
+        decommitted: ptr::null_mut(),
+    },
+);
+
+/// A free run's descriptor (its memory possibly decommitted), or null when out of memory.
+/// The caller owns the run and writes its tag.
+pub fn take_run() -> *mut Run {
+    let mut s = SOURCE.lock();
+    let run = if !s.committed.is_null() {
+        let r = s.committed;
+        // SAFETY: listed descriptors are valid and owned by the page source under its lock.
+        s.committed = unsafe { (*r).next };
+        s.committed_len -= 1;
+        r
+    } else if !s.decommitted.is_null() {
+        let r = s.decommitted;
+        // SAFETY: as above.
+        s.decommitted = unsafe { (*r).next };
+        r
+    } else {
+        if s.bump == s.end {
+            let base = os::map_aligned(RESERVATION, RUN_SIZE, true);
+            if base.is_null() {
+                return ptr::null_mut();
+            }
+            s.bump = base as usize;
+            s.end = base as usize + RESERVATION;
+        }
+        let addr = s.bump;
+        let r = page_map::ensure(addr);
+        if r.is_null() {
+            return r;
+        }
+        s.bump += RUN_SIZE;
+        // SAFETY: fresh descriptor for a run nobody else knows about.
+        unsafe { (*r).base = addr };
+        r
+    };
+    drop(s);
+    probes::here(|c| c.add(Event::RunFresh, 1));
+    run
+}
+
+/// Gives an empty run back. Its tag is cleared first so late frees into it fail fast.
+pub fn give_run(run: *mut Run) {
+    // SAFETY: the caller owned the run and no object in it is live.
+    unsafe { (*run).tag.store(0, Ordering::Release) };
+    let mut s = SOURCE.lock();
+    if s.committed_len < COMMITTED_CACHE {
+        // SAFETY: the page source owns the descriptor from here on, under its lock.
+        unsafe { (*run).next = s.committed };
+        s.committed = run;
+        s.committed_len += 1;
+    } else {
+        // SAFETY: as above; the run's memory is unused.
+        unsafe {
+            os::decommit((*run).base as *mut u8, RUN_SIZE);
+            (*run).next = s.decommitted;
+        }
+        s.decommitted = run;
+    }
+    drop(s);
+    probes::here(|c| c.add(Event::RunRelease, 1));
+}
+
+/// Decommits every cached empty run; returns the bytes given back (malloc_trim).
+pub fn trim() -> usize {
+    let mut s = SOURCE.lock();
+    let mut bytes = 0;
+    while !s.committed.is_null() {
+        let r = s.committed;
+        // SAFETY: listed descriptors are owned by the page source under its lock.
+        unsafe {
+            s.committed = (*r).next;
+            os::decommit((*r).base as *mut u8, RUN_SIZE);
+            (*r).next = s.decommitted;
+        }
+        s.decommitted = r;
+        bytes += RUN_SIZE;
+    }
+    s.committed_len = 0;
+    bytes
+}
+
+pub fn fork_acquire() {
+    SOURCE.fork_acquire();
+}
+pub fn fork_release() {
+    SOURCE.fork_release();
+}
+pub fn fork_reset() {
+    SOURCE.fork_reset();
+}

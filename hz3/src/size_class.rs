@@ -1,0 +1,150 @@
+//! Size classes: the one place that maps a request size to a class and back, both O(1).
+//!
+//! 16-byte steps up to 1 KiB (64 classes), then four classes per power of two up to 32 KiB
+//! (20 classes). Every class size is a multiple of 16, so every object is 16-byte aligned; the
+//! largest power of two dividing a class size is also that class's natural object alignment
+//! (runs start on a 64 KiB boundary), which the aligned-allocation path relies on.
+
+/// Largest size served from size classes; above this the large box maps memory directly.
+pub const SMALL_MAX: usize = 32 * 1024;
+/// Number of classes.
+pub const NUM_CLASSES: usize = 84;
+
+const FINE_LIMIT: usize = 1024;
+const FINE_CLASSES: usize = FINE_LIMIT / 16;
+
+/// Class index for a request of `size` bytes (`size <= SMALL_MAX`). `size == 0` maps to the smallest class.
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    if size <= FINE_LIMIT {
+        // (size + 15) / 16 - 1 without a branch for size 0: saturating keeps 0 in class 0.
+        ((size + 15) >> 4).saturating_sub(1)
+    } else {
+        let s = size - 1;
+        let lg = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)), >= 10 here
+        FINE_CLASSES + (lg - 10) * 4 + ((s >> (lg - 2)) & 3)
+    }
+}
+
+const fn compute_size(class: usize) -> usize {
+    if class < FINE_CLASSES {
+        (class + 1) * 16
+    } else {
+        let k = class - FINE_CLASSES;
+        let lg = 10 + k / 4;
+        (1 << lg) + ((k % 4) + 1) * (1 << (lg - 2))
+    }
+}
+
+const SIZES: [u32; NUM_CLASSES] = {
+    let mut t = [0u32; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        t[c] = compute_size(c) as u32;
+        c += 1;
+    }
+    t
+};
+
+/// Object size of `class` (`class < NUM_CLASSES`).
+#[inline(always)]
+pub fn size_of(class: usize) -> usize {
+    // SAFETY: every caller derives `class` from `class_of` or a run tag written from it, both < NUM_CLASSES.
+    unsafe { *SIZES.get_unchecked(class) as usize }
+}
+
+/// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough
+/// that a batch of large objects stays near 8 KiB.
+#[inline]
+pub fn batch_of(class: usize) -> u32 {
+    (8192 / size_of(class)).clamp(2, 32) as u32
+}
+
+/// Smallest class whose objects are naturally aligned to `align` (a power of two) and hold `size`
+/// bytes, if any: objects sit at multiples of the class size from a 64 KiB-aligned run start.
+pub fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
+    let need = if size > align { size } else { align };
+    if need > SMALL_MAX {
+        return None;
+    }
+    let mut c = class_of(need);
+    while c < NUM_CLASSES {
+        if size_of(c) % align == 0 {
+            return Some(c);
+        }
+        c += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_class_is_small_max() {
+        assert_eq!(size_of(NUM_CLASSES - 1), SMALL_MAX);
+        assert_eq!(class_of(SMALL_MAX), NUM_CLASSES - 1);
+    }
+
+    #[test]
+    fn every_size_maps_to_the_smallest_fitting_class() {
+        for size in 0..=SMALL_MAX {
+            let c = class_of(size);
+            assert!(c < NUM_CLASSES, "size {size}");
+            assert!(size_of(c) >= size, "size {size} class {c}");
+            if c > 0 {
+                assert!(
+                    size_of(c - 1) < size.max(1),
+                    "size {size} fits class {}",
+                    c - 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn classes_round_trip_and_grow() {
+        for c in 0..NUM_CLASSES {
+            assert_eq!(class_of(size_of(c)), c);
+            assert_eq!(size_of(c) % 16, 0);
+            if c > 0 {
+                assert!(size_of(c) > size_of(c - 1));
+            }
+        }
+        assert_eq!(size_of(0), 16);
+        assert_eq!(size_of(1), 32);
+        assert_eq!(class_of(1025), class_of(1280));
+    }
+
+    #[test]
+    fn fine_steps_at_the_low_end() {
+        for c in 1..FINE_CLASSES {
+            assert_eq!(size_of(c) - size_of(c - 1), 16);
+        }
+    }
+
+    #[test]
+    fn aligned_classes_are_aligned() {
+        for align in [16usize, 32, 64, 128, 256, 4096, 32768] {
+            for size in [1usize, 17, 100, 1000, 5000, 30000] {
+                match class_for_aligned(size, align) {
+                    Some(c) => {
+                        assert_eq!(size_of(c) % align, 0);
+                        assert!(size_of(c) >= size);
+                    }
+                    None => assert!(size.max(align) > SMALL_MAX),
+                }
+            }
+        }
+        assert_eq!(class_for_aligned(10, 65536), None);
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        for c in 0..NUM_CLASSES {
+            let b = batch_of(c);
+            assert!((2..=32).contains(&b));
+        }
+    }
+}
