@@ -342,3 +342,93 @@ fn no_dump_without_probes_out() {
         describe(&out)
     );
 }
+
+/// `budget` mode: K stashed remote frees, then two cache misses (one budgeted flush each), then exit.
+fn budget_run(lane: &str, k: u64) -> [Dump; 4] {
+    let dir = TempDir::new("probes-budget");
+    let exe = compile_c("probes_check", dir.path());
+    let prefix = dir.path().join("dump");
+    let out = Command::new(&exe)
+        .args([lane, "budget", &k.to_string()])
+        .arg(&prefix)
+        .env("LD_PRELOAD", probes_lib(lane))
+        .env_remove("HZ3_PROBES_OUT")
+        .output()
+        .expect("start probes_check");
+    assert_success(&format!("probes_check {lane} budget {k}"), &out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ok identity.hz3_lane {lane}")));
+    [1, 2, 3, 4].map(|i| {
+        let path = dir.path().join(format!("dump-{i}.csv"));
+        read(&path).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+#[test]
+fn budgeted_flushes_stop_at_the_same_budget() {
+    const K: u64 = 48;
+    let ev = |d: &Dump, e| d.event(e);
+    for lane in LANES {
+        let d = budget_run(lane, K);
+        assert!(
+            d.iter().all(|d| d.event(Event::RemoteFree) == K),
+            "{lane}: K remote frees, counted once"
+        );
+        if lane == "fast" {
+            assert_eq!(
+                ev(&d[0], Event::RemoteEnqueue),
+                K,
+                "{lane}: pushed one by one, at once"
+            );
+            assert!(
+                d.iter().all(|d| d.event(Event::RemoteFlush) == 0),
+                "{lane}: no stash, no flush"
+            );
+            continue;
+        }
+        // Objects still stashed before each flush; chains and stops each flush added.
+        let pending = |d: &Dump| K - d.event(Event::RemoteFlushObjects);
+        let delta = |a: &Dump, b: &Dump, e| b.event(e) - a.event(e);
+        let p1 = pending(&d[0]);
+        assert!(p1 > 0, "{lane}: the frees alone must leave objects stashed");
+        for (before, after) in [(&d[0], &d[1]), (&d[1], &d[2])] {
+            assert_eq!(
+                delta(before, after, Event::RemoteFlush),
+                1,
+                "{lane}: one flush per miss"
+            );
+        }
+        let budget = delta(&d[0], &d[1], Event::RemoteEnqueue);
+        let stop1 = delta(&d[0], &d[1], Event::RemoteFlushBudgetStop);
+        assert!(budget >= 1, "{lane}: a flush sent nothing");
+        if stop1 == 1 {
+            // Stopped by the budget: the second flush must stop at the same number of chains.
+            let p2 = pending(&d[1]);
+            assert!(p2 > 0, "{lane}: stopped with nothing left");
+            let sent2 = delta(&d[1], &d[2], Event::RemoteEnqueue);
+            assert_eq!(
+                sent2,
+                budget.min(p2),
+                "{lane}: same budget on the second flush"
+            );
+            assert_eq!(
+                delta(&d[1], &d[2], Event::RemoteFlushBudgetStop),
+                u64::from(p2 > budget),
+                "{lane}"
+            );
+        } else {
+            assert_eq!(stop1, 0, "{lane}");
+            assert_eq!(
+                pending(&d[1]),
+                0,
+                "{lane}: a flush that did not stop sent everything"
+            );
+        }
+        // The freer's exit flushes everything, with no budget.
+        assert_eq!(pending(&d[3]), 0, "{lane}: objects left stashed after exit");
+        assert_eq!(
+            ev(&d[3], Event::RemoteFlushBudgetStop),
+            ev(&d[2], Event::RemoteFlushBudgetStop),
+            "{lane}"
+        );
+    }
+}

@@ -2,6 +2,11 @@
  * Usage: probes_check <lane> refill  SIZE N OUT       one thread mallocs N objects of SIZE bytes
  *        probes_check <lane> remote  SIZE N OUT       main mallocs N objects; a second thread frees them;
  *                                                     main mallocs N more (collecting its inbox)
+ *        probes_check <lane> budget  K OUT            main mallocs one object in each of K size classes; a
+ *                                                     second thread frees them all (K stash entries), dumps
+ *                                                     to OUT-1.csv, mallocs twice (a cache miss each, so a
+ *                                                     budgeted flush each) dumping to OUT-2/-3.csv, exits;
+ *                                                     main dumps to OUT-4.csv
  *        probes_check <lane> contend SIZE THREADS ROUNDS OUT
  *                                                     THREADS threads (1 = main alone) each do ROUNDS of
  *                                                     "malloc 4 caches' worth of SIZE, free them all"
@@ -92,6 +97,43 @@ static void mode_remote(size_t size, size_t n, const char *out) {
     for (size_t i = 0; i < n; i++) free(objects[i]);
 }
 
+static const char *budget_out;
+
+static void dump_numbered(int k) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s-%d.csv", budget_out, k) >= (int)sizeof path) fail("path too long", NULL);
+    probes_dump(path);
+}
+
+static void *free_all_then_miss(void *arg) {
+    (void)arg;
+    for (size_t i = 0; i < remote_count; i++) free(objects[i]);
+    dump_numbered(1);
+    /* This thread has never allocated: any malloc misses, and a miss runs one budgeted flush. */
+    void *a = malloc(64);
+    dump_numbered(2);
+    void *b = malloc(128);
+    dump_numbered(3);
+    free(a);
+    free(b);
+    return NULL;
+}
+
+static void mode_budget(size_t k, const char *out) {
+    /* 16-byte steps: one object in each of the K smallest size classes. */
+    for (size_t i = 0; i < k; i++) {
+        objects[i] = malloc(16 * (i + 1));
+        if (!objects[i]) fail("malloc returned NULL", NULL);
+    }
+    remote_count = k;
+    budget_out = out;
+    pthread_t freer;
+    probes_reset();
+    if (pthread_create(&freer, NULL, free_all_then_miss, NULL) != 0) fail("pthread_create failed", NULL);
+    if (pthread_join(freer, NULL) != 0) fail("pthread_join failed", NULL);
+    dump_numbered(4);
+}
+
 static size_t contend_size, contend_rounds;
 static pthread_barrier_t start_line;
 
@@ -134,6 +176,8 @@ int main(int argc, char **argv) {
         mode_refill(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
     } else if (strcmp(mode, "remote") == 0 && argc == 6) {
         mode_remote(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
+    } else if (strcmp(mode, "budget") == 0 && argc == 5) {
+        mode_budget(parse_count(argv[3], 64), argv[4]);
     } else if (strcmp(mode, "contend") == 0 && argc == 7) {
         mode_contend(parse_count(argv[3], 1 << 20), parse_count(argv[4], 64), parse_count(argv[5], 1 << 30),
                      argv[6]);
