@@ -1,9 +1,205 @@
-//! `attribute` subcommand (not built yet).
+//! `attribute RUN`: where a recorded run's CPU time went, box by box, per op.
+//!
+//! Box ns/op is the box's sampled CPU time (sample count × period) ÷ ops. The measured CPU ns/op
+//! is task-clock ÷ ops from the counting group read around the bench, which does not depend on
+//! sampling; `unsampled` = measured − Σ boxes is the CPU time the sampler did not see (lost
+//! samples, the bench's exec) and is printed, never spread over the boxes.
+use crate::boxes;
+use crate::perf_run::Run;
+use crate::perf_table::{num, pct, Format, Table};
+use anyhow::Result;
+use flamegraphs::{attribute, LockKind, Rules};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+const EXAMPLES: &str = "\
+Examples:
+  hz3-analyze attribute runs/tcmalloc
+  hz3-analyze attribute runs/hz3_scale --boxes my-boxes.toml --json
+  hz3-analyze attribute runs/glibc --csv > glibc-boxes.csv";
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`attribute` is not built yet")
+#[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Run directory written by `hz3-analyze record`
+    pub run: PathBuf,
+    /// Box rules (TOML) read in front of the built-in ones (see analyze/boxes/default.toml)
+    #[arg(long, value_name = "FILE")]
+    pub boxes: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BoxRow {
+    pub name: String,
+    pub lock: Option<String>,
+    /// Share of the sampled CPU time.
+    pub share: f64,
+    pub ns_per_op: f64,
+    /// Probe events per op for this box's probe keys (non-zero ones), when the run has a dump.
+    pub probes_per_op: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LockSplit {
+    /// On-CPU time in mutex boxes (pthread_mutex_*, lll locks, the futex path).
+    pub mutex: f64,
+    /// On-CPU time in spin loops.
+    pub spin: f64,
+    /// Off-CPU time asleep in the futex path.
+    pub wait: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OffCpu {
+    pub wait: f64,
+    pub blocked_other: f64,
+    pub preempted: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub run: String,
+    pub allocator: String,
+    pub config: String,
+    pub ops: u64,
+    pub sample_event: String,
+    pub samples: u64,
+    pub switches: u64,
+    /// Measured CPU ns/op and where it came from (`task-clock` or `samples`).
+    pub measured_ns_per_op: f64,
+    pub measured_from: String,
+    pub boxes_ns_per_op: f64,
+    pub unsampled_ns_per_op: f64,
+    /// The bench's own wall-clock ns/op (secs ÷ ops), for reference.
+    pub wall_ns_per_op: f64,
+    pub boxes: Vec<BoxRow>,
+    /// ns/op.
+    pub lock: LockSplit,
+    /// ns/op, summed over threads (not part of the CPU total).
+    pub offcpu: OffCpu,
+}
+
+/// The attribution of one loaded run.
+pub fn build_report(run: &Run, rules: &Rules) -> Report {
+    let a = attribute(&run.profile.cpu, &run.profile.offcpu, rules);
+    let ops = run.ops();
+    let sampled = a.cpu_total();
+    let probe_counts = run.probe_counts();
+    let boxes = a
+        .boxes
+        .iter()
+        .map(|b| BoxRow {
+            name: b.name.clone(),
+            lock: b.lock.map(|k| lock_name(k).to_string()),
+            share: if sampled > 0.0 { b.cpu / sampled } else { 0.0 },
+            ns_per_op: b.cpu / ops,
+            probes_per_op: probes_for(&probe_counts, &rules.probe_prefixes(&b.name), ops),
+        })
+        .collect();
+    let (measured, from) = run.measured_cpu_ns_per_op();
+    Report {
+        run: run.dir.display().to_string(),
+        allocator: run.allocator().to_string(),
+        config: run.config_key(),
+        ops: run.bench.ops,
+        sample_event: run.profile.sample_event.clone(),
+        samples: run.profile.samples,
+        switches: run.profile.switches,
+        measured_ns_per_op: measured,
+        measured_from: from.to_string(),
+        boxes_ns_per_op: sampled / ops,
+        unsampled_ns_per_op: measured - sampled / ops,
+        wall_ns_per_op: run.bench.secs * 1e9 / ops,
+        boxes,
+        lock: LockSplit {
+            mutex: a.lock_cpu(LockKind::Mutex) / ops,
+            spin: a.lock_cpu(LockKind::Spin) / ops,
+            wait: a.wait / ops,
+        },
+        offcpu: OffCpu { wait: a.wait / ops, blocked_other: a.blocked_other / ops, preempted: a.preempted / ops },
+    }
+}
+
+pub fn lock_name(kind: LockKind) -> &'static str {
+    match kind {
+        LockKind::Mutex => "mutex",
+        LockKind::Spin => "spin",
+    }
+}
+
+fn probes_for(counts: &Option<BTreeMap<String, u64>>, prefixes: &[String], ops: f64) -> BTreeMap<String, f64> {
+    let Some(counts) = counts else { return BTreeMap::new() };
+    counts
+        .iter()
+        .filter(|(k, v)| **v > 0 && prefixes.iter().any(|p| k.starts_with(p.as_str())))
+        .map(|(k, v)| (k.clone(), *v as f64 / ops))
+        .collect()
+}
+
+/// The probes column: the three largest events/op of the box.
+fn probes_cell(probes: &BTreeMap<String, f64>) -> String {
+    let mut top: Vec<_> = probes.iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(a.1));
+    top.iter().take(3).map(|(k, v)| format!("{k}={}", num(**v))).collect::<Vec<_>>().join(" ")
+}
+
+pub fn boxes_table(report: &Report) -> Table {
+    let mut t = Table::new(&["box", "lock", "share", "ns/op", "probes (events/op)"]);
+    for b in &report.boxes {
+        t.push(vec![
+            b.name.clone(),
+            b.lock.clone().unwrap_or_default(),
+            pct(b.share),
+            num(b.ns_per_op),
+            probes_cell(&b.probes_per_op),
+        ]);
+    }
+    t
+}
+
+pub fn render_text(report: &Report) -> String {
+    let mut out = format!(
+        "run {}  allocator {}  ops {}  {} {} samples  {} switches\n",
+        report.run, report.allocator, report.ops, report.samples, report.sample_event, report.switches
+    );
+    out += &format!(
+        "CPU ns/op: measured {} ({})  in boxes {}  unsampled {}   wall ns/op {}\n\n",
+        num(report.measured_ns_per_op),
+        report.measured_from,
+        num(report.boxes_ns_per_op),
+        num(report.unsampled_ns_per_op),
+        num(report.wall_ns_per_op)
+    );
+    out += &boxes_table(report).to_text();
+    out += &format!(
+        "\nlock ns/op: mutex {} (on-CPU)  spin {} (on-CPU)  wait {} (off-CPU futex)\n",
+        num(report.lock.mutex),
+        num(report.lock.spin),
+        num(report.lock.wait)
+    );
+    out += &format!(
+        "off-CPU ns/op, summed over threads, not in the CPU figures: futex wait {}  other sleep {}  preempted {}\n",
+        num(report.offcpu.wait),
+        num(report.offcpu.blocked_other),
+        num(report.offcpu.preempted)
+    );
+    out
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let rules = boxes::load(args.boxes.as_deref())?;
+    let run = Run::load(&args.run)?;
+    let report = build_report(&run, &rules);
+    if args.format.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.format.csv {
+        print!("{}", boxes_table(&report).to_csv()?);
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
 }

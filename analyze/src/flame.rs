@@ -1,9 +1,75 @@
-//! `flame` subcommand (not built yet).
+//! `flame RUN` and `flame --diff A B`: SVG flamegraphs per op, each frame's box in its tooltip.
+use crate::boxes;
+use crate::perf_run::Run;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+const EXAMPLES: &str = "\
+Examples:
+  hz3-analyze flame runs/hz3_scale                       # runs/hz3_scale/flame.svg
+  hz3-analyze flame runs/glibc --offcpu --out off.svg    # where threads slept or were preempted
+  hz3-analyze flame --diff runs/tcmalloc runs/hz3_scale  # width = hz3_scale, red = more ns/op than tcmalloc
+Search the SVG for `box:hz3.central` to highlight a whole box.";
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`flame` is not built yet")
+#[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// One run directory, or two with --diff (A then B)
+    #[arg(required = true, num_args = 1..=2, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// Differential flamegraph of B against A, both normalised per op
+    #[arg(long)]
+    pub diff: bool,
+    /// Draw off-CPU time (sleep and preemption, summed over threads) instead of CPU time
+    #[arg(long)]
+    pub offcpu: bool,
+    /// Output SVG [default: RUN/flame.svg, or B/flame-diff.svg]
+    #[arg(long, value_name = "F.svg")]
+    pub out: Option<PathBuf>,
+    /// Box rules (TOML) read in front of the built-in ones
+    #[arg(long, value_name = "FILE")]
+    pub boxes: Option<PathBuf>,
+}
+
+fn per_op(run: &Run, offcpu: bool) -> flamegraphs::Folded {
+    let folded = if offcpu { &run.profile.offcpu } else { &run.profile.cpu };
+    folded.scaled(1.0 / run.ops())
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let rules = boxes::load(args.boxes.as_deref())?;
+    let what = if args.offcpu { "off-CPU" } else { "CPU" };
+    let (out, result) = match (args.diff, args.runs.as_slice()) {
+        (false, [dir]) => {
+            let run = Run::load(dir)?;
+            let out = args.out.clone().unwrap_or_else(|| dir.join(if args.offcpu { "flame-offcpu.svg" } else { "flame.svg" }));
+            let file = std::fs::File::create(&out).with_context(|| format!("{}: cannot create", out.display()))?;
+            let title = format!("{} — {what} ns/op", run.allocator());
+            let r = flamegraphs::svg::render(&per_op(&run, args.offcpu), &rules, &title, std::io::BufWriter::new(file));
+            (out, r)
+        }
+        (true, [a_dir, b_dir]) => {
+            let (a, b) = (Run::load(a_dir)?, Run::load(b_dir)?);
+            if a.config_key() != b.config_key() {
+                bail!("--diff needs two runs of the same bench configuration:\n  A: {}\n  B: {}", a.config_key(), b.config_key());
+            }
+            let out = args.out.clone().unwrap_or_else(|| b_dir.join("flame-diff.svg"));
+            let file = std::fs::File::create(&out).with_context(|| format!("{}: cannot create", out.display()))?;
+            let title = format!("{} vs {} — {what} ns/op", b.allocator(), a.allocator());
+            let r = flamegraphs::svg::render_diff(
+                &per_op(&a, args.offcpu),
+                &per_op(&b, args.offcpu),
+                &rules,
+                &title,
+                std::io::BufWriter::new(file),
+            );
+            (out, r)
+        }
+        (false, _) => bail!("flame takes one RUN (or --diff A B)"),
+        (true, _) => bail!("flame --diff takes exactly two runs: A B"),
+    };
+    result.with_context(|| format!("{}: drawing the flamegraph", out.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,147 @@
-//! `gap` subcommand (not built yet).
+//! `gap A B`: how much slower B is than A per op, box by box, and what the boxes leave unexplained.
+//!
+//! measured difference = B's CPU ns/op − A's, each task-clock ÷ ops from the counting group (an
+//! independent measurement; the sampled total only when a run has no counters). Each box's
+//! difference comes from the samples. residual = measured difference − Σ box differences: CPU
+//! time that the samples of one run saw and the other did not. Off-CPU time is listed apart and
+//! is not in either sum: with more threads than CPUs a sleeping thread's CPU is used by another,
+//! so adding sleep to CPU time would count it twice.
+use crate::attribute::{build_report, Report};
+use crate::boxes;
+use crate::perf_run::Run;
+use crate::perf_table::{num, signed, Format, Table};
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+const EXAMPLES: &str = "\
+Examples:
+  hz3-analyze gap runs/tcmalloc runs/hz3_scale        # positive = hz3_scale spends more ns/op
+  hz3-analyze gap runs/glibc runs/jemalloc --json
+  hz3-analyze gap runs/a runs/b --boxes my-boxes.toml --csv";
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`gap` is not built yet")
+#[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Baseline run directory
+    pub a: PathBuf,
+    /// Run compared against the baseline (differences are B − A)
+    pub b: PathBuf,
+    /// Box rules (TOML) read in front of the built-in ones
+    #[arg(long, value_name = "FILE")]
+    pub boxes: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GapRow {
+    pub name: String,
+    pub a: f64,
+    pub b: f64,
+    pub diff: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Gap {
+    pub a: String,
+    pub b: String,
+    pub allocator_a: String,
+    pub allocator_b: String,
+    pub config: String,
+    pub measured_a: f64,
+    pub measured_b: f64,
+    pub measured_diff: f64,
+    pub measured_from: String,
+    /// Boxes sorted by |diff|, largest first.
+    pub boxes: Vec<GapRow>,
+    pub boxes_diff: f64,
+    pub residual: f64,
+    /// wait / other sleep / preempted, ns/op summed over threads; not in the sums above.
+    pub offcpu: Vec<GapRow>,
+}
+
+pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
+    if a.config != b.config {
+        bail!("gap needs two runs of the same bench configuration:\n  A: {}\n  B: {}", a.config, b.config);
+    }
+    let mut boxes: Vec<GapRow> = a
+        .boxes
+        .iter()
+        .zip(&b.boxes)
+        .map(|(x, y)| GapRow { name: x.name.clone(), a: x.ns_per_op, b: y.ns_per_op, diff: y.ns_per_op - x.ns_per_op })
+        .collect();
+    boxes.sort_by(|x, y| y.diff.abs().total_cmp(&x.diff.abs()).then_with(|| x.name.cmp(&y.name)));
+    let boxes_diff: f64 = boxes.iter().map(|r| r.diff).sum();
+    let measured_diff = b.measured_ns_per_op - a.measured_ns_per_op;
+    let row = |name: &str, x: f64, y: f64| GapRow { name: name.to_string(), a: x, b: y, diff: y - x };
+    let measured_from = if a.measured_from == b.measured_from {
+        a.measured_from.clone()
+    } else {
+        format!("{} / {}", a.measured_from, b.measured_from)
+    };
+    Ok(Gap {
+        a: a.run.clone(),
+        b: b.run.clone(),
+        allocator_a: a.allocator.clone(),
+        allocator_b: b.allocator.clone(),
+        config: a.config.clone(),
+        measured_a: a.measured_ns_per_op,
+        measured_b: b.measured_ns_per_op,
+        measured_diff,
+        measured_from,
+        boxes,
+        boxes_diff,
+        residual: measured_diff - boxes_diff,
+        offcpu: vec![
+            row("off-cpu.futex_wait", a.offcpu.wait, b.offcpu.wait),
+            row("off-cpu.other_sleep", a.offcpu.blocked_other, b.offcpu.blocked_other),
+            row("off-cpu.preempted", a.offcpu.preempted, b.offcpu.preempted),
+        ],
+    })
+}
+
+pub fn gap_table(gap: &Gap) -> Table {
+    let mut t = Table::new(&["box", &format!("A ns/op ({})", gap.allocator_a), &format!("B ns/op ({})", gap.allocator_b), "B-A"]);
+    for r in &gap.boxes {
+        t.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
+    }
+    t.push(vec!["= sum of boxes".into(), String::new(), String::new(), signed(gap.boxes_diff)]);
+    t.push(vec![format!("measured ({})", gap.measured_from), num(gap.measured_a), num(gap.measured_b), signed(gap.measured_diff)]);
+    t.push(vec!["residual (measured - sum)".into(), String::new(), String::new(), signed(gap.residual)]);
+    t
+}
+
+pub fn render_text(gap: &Gap) -> String {
+    let mut out = format!("A = {} ({})\nB = {} ({})\n{}\n\n", gap.a, gap.allocator_a, gap.b, gap.allocator_b, gap.config);
+    out += &gap_table(gap).to_text();
+    let explained = if gap.measured_diff.abs() > f64::EPSILON { gap.boxes_diff / gap.measured_diff } else { f64::NAN };
+    out += &format!("boxes explain {:.0}% of the measured difference\n", explained * 100.0);
+    let mut off = Table::new(&["off-CPU (not in the sums)", "A ns/op", "B ns/op", "B-A"]);
+    for r in &gap.offcpu {
+        off.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
+    }
+    out += "\n";
+    out += &off.to_text();
+    out
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let rules = boxes::load(args.boxes.as_deref())?;
+    let a = build_report(&Run::load(&args.a)?, &rules);
+    let b = build_report(&Run::load(&args.b)?, &rules);
+    let gap = build_gap(&a, &b)?;
+    if args.format.json {
+        println!("{}", serde_json::to_string_pretty(&gap)?);
+    } else if args.format.csv {
+        let mut t = gap_table(&gap);
+        for r in &gap.offcpu {
+            t.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
+        }
+        print!("{}", t.to_csv()?);
+    } else {
+        print!("{}", render_text(&gap));
+    }
+    Ok(ExitCode::SUCCESS)
 }

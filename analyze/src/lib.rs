@@ -7,3 +7,7 @@ pub mod attribute;
 pub mod gap;
 pub mod flame;
 pub mod report;
+pub mod perf_run;
+pub mod perf_tool;
+pub mod perf_table;
+pub mod boxes;

@@ -1,9 +1,234 @@
-//! `record` subcommand (not built yet).
-use std::process::ExitCode;
+//! `record --alloc NAME -- <bench args>`: the bench under `perf record`, folded into a run directory.
+//!
+//! perf runs this same executable in a hidden helper mode (`--exec-counted`) that opens a
+//! perf-event2 counting group with `inherit`, starts the bench with the allocator preloaded,
+//! and writes the group's counts when the bench exits; so task-clock covers exactly the bench's
+//! threads, and neither perf nor the helper runs under the allocator being measured.
+use crate::allocators::{self, Allocator};
+use crate::perf_run::{self, Meta};
+use crate::perf_tool::{self, CountingGroup};
+use crate::runner;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+const EXAMPLES: &str = "\
+Examples:
+  hz3-analyze record --alloc tcmalloc                       # remote-heavy-small into runs/tcmalloc
+  hz3-analyze record --alloc hz3_scale_probes -- --preset remote-heavy-small --iters 100000
+  hz3-analyze record --alloc mine=/tmp/a.so:/tmp/b.so --call-graph fp --out runs/mine
+Then: hz3-analyze attribute runs/tcmalloc; hz3-analyze gap runs/tcmalloc runs/hz3_scale";
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallGraph {
+    /// DWARF unwinding of a copied user stack: sees through libc and frame-pointer-less code
+    Dwarf,
+    /// Frame pointers: small and fast, but stacks break in code built without them (libc)
+    Fp,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Allocator: glibc, tcmalloc, jemalloc, mimalloc, ceiling, hz3_<build>, or NAME=PATH
+    /// (PATH goes to LD_PRELOAD as given, so `a.so:b.so` works)
+    #[arg(long, value_name = "NAME|NAME=PATH", required_unless_present = "exec_counted")]
+    pub alloc: Option<String>,
+    /// Sampling frequency of cpu-clock, Hz
+    #[arg(long, default_value_t = 4999, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub freq: u32,
+    /// How perf unwinds stacks
+    #[arg(long, value_enum, default_value = "dwarf")]
+    pub call_graph: CallGraph,
+    /// Bytes of user stack copied per sample with --call-graph dwarf
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(512..=65528))]
+    pub stack_size: u32,
+    /// perf's ring buffer per CPU (perf -m); small buffers lose samples at 32 threads
+    #[arg(long, default_value = "64M")]
+    pub mmap: String,
+    /// Do not record sched:sched_switch (no off-CPU time)
+    #[arg(long)]
+    pub no_offcpu: bool,
+    /// Run directory to write [default: runs/<alloc name>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// hz3-bench to run [default: next to this executable]
+    #[arg(long, value_name = "PATH")]
+    pub bench: Option<PathBuf>,
+    /// Helper mode (used by record itself under perf): count the command, write the counts here
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub exec_counted: Option<PathBuf>,
+    /// Helper mode: KEY=VALUE set on the counted command only
+    #[arg(long, hide = true, value_name = "KEY=VALUE")]
+    pub child_env: Vec<String>,
+    /// hz3-bench arguments [default: remote --preset remote-heavy-small]; --json is added
+    #[arg(last = true, value_name = "BENCH ARGS")]
+    pub bench_args: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`record` is not built yet")
+pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(counts_file) = &args.exec_counted {
+        return exec_counted(counts_file, &args.child_env, &args.bench_args);
+    }
+    let spec = args.alloc.as_deref().context("--alloc is required")?;
+    let perf_version = perf_tool::require_perf()?;
+    perf_tool::check_paranoid()?;
+    let allocator = resolve_allocator(spec)?;
+    let bench = runner::locate_bench(args.bench.as_deref())?;
+    let bench_args = bench_arguments(&args.bench_args);
+    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&allocator.name));
+    prepare_dir(&dir)?;
+
+    let hardware_pmu = perf_tool::hardware_pmu();
+    if !hardware_pmu {
+        eprintln!("record: no hardware PMU here (cycles cannot be counted): sampling the software cpu-clock event");
+    }
+    let offcpu = !args.no_offcpu && perf_tool::sched_switch_available();
+    if !args.no_offcpu && !offcpu {
+        eprintln!("record: the sched:sched_switch tracepoint is not available (tracefs not mounted?): no off-CPU time");
+    }
+    let probes = allocator.name.starts_with("hz3");
+    let data = dir.join(perf_run::PERF_DATA);
+    let mut perf = vec!["perf".to_string(), "record".into(), "-q".into(), "-o".into(), data.display().to_string()];
+    perf.extend(["-e".into(), "cpu-clock".into(), "-F".into(), args.freq.to_string()]);
+    if offcpu {
+        perf.extend(["-e".into(), "sched:sched_switch".into()]);
+    }
+    let cg = match args.call_graph {
+        CallGraph::Dwarf => format!("dwarf,{}", args.stack_size),
+        CallGraph::Fp => "fp".into(),
+    };
+    perf.extend(["--call-graph".into(), cg.clone(), "-m".into(), args.mmap.clone(), "--".into()]);
+    let me = std::env::current_exe().context("locating the running executable")?;
+    perf.extend([me.display().to_string(), "record".into(), "--exec-counted".into()]);
+    perf.push(dir.join(perf_run::COUNTERS_JSON).display().to_string());
+    perf.extend(["--child-env".into(), format!("LD_PRELOAD={}", allocator.preload_env())]);
+    if probes {
+        let probes_out = std::path::absolute(dir.join(perf_run::PROBES_JSON))?;
+        perf.extend(["--child-env".into(), format!("HZ3_PROBES_OUT={}", probes_out.display())]);
+    }
+    perf.push("--".into());
+    perf.push(bench.display().to_string());
+    perf.extend(bench_args.iter().cloned());
+
+    eprintln!("record: {} under perf ({} Hz, {cg}) into {}", allocator.name, args.freq, dir.display());
+    let log_path = dir.join("perf-record.log");
+    let status = Command::new(&perf[0])
+        .args(&perf[1..])
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join(perf_run::BENCH_JSON))?)
+        .stderr(std::fs::File::create(&log_path)?)
+        .status()
+        .context("starting perf record")?;
+    if !status.success() {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!("perf record failed ({status}); {}: {}", log_path.display(), tail.join(" | "));
+    }
+    if probes && !dir.join(perf_run::PROBES_JSON).exists() {
+        eprintln!("record: {} wrote no probes dump (not a probes build): no probes column", allocator.name);
+    }
+
+    let profile = perf_run::fold_perf_data(&data)?;
+    perf_run::save_profile(&dir, &profile)?;
+    let meta = Meta {
+        allocator: allocator.name.clone(),
+        preload: allocator.preload_env(),
+        command: perf,
+        bench_args,
+        kernel: perf_tool::kernel_release(),
+        perf_version,
+        freq: args.freq,
+        call_graph: cg,
+        sample_event: profile.sample_event.clone(),
+        hardware_pmu,
+        offcpu,
+        probes: dir.join(perf_run::PROBES_JSON).exists(),
+    };
+    std::fs::write(dir.join(perf_run::META_JSON), serde_json::to_string_pretty(&meta)? + "\n")?;
+    println!(
+        "{}: {} samples, {} context switches recorded; next: hz3-analyze attribute {}",
+        dir.display(),
+        profile.samples,
+        profile.switches,
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME=a.so:b.so` is a preload list, which the shared resolver (one file per name) does not take.
+fn resolve_allocator(spec: &str) -> Result<Allocator> {
+    if let Some((name, list)) = spec.split_once('=') {
+        if list.contains(':') && !name.is_empty() {
+            for lib in list.split(':') {
+                if !Path::new(lib).is_file() {
+                    bail!("--alloc {name}: {lib} does not exist");
+                }
+            }
+            return Ok(Allocator { name: name.to_string(), preload: Some(PathBuf::from(list)) });
+        }
+    }
+    allocators::resolve(spec, &allocators::default_preload_dir()?)
+}
+
+/// The bench's arguments: the default workload when none, `remote` in front of bare flags, `--json` added.
+pub fn bench_arguments(given: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = if given.is_empty() {
+        ["remote", "--preset", "remote-heavy-small"].iter().map(|s| s.to_string()).collect()
+    } else if given[0].starts_with('-') {
+        std::iter::once("remote".to_string()).chain(given.iter().cloned()).collect()
+    } else {
+        given.to_vec()
+    };
+    if !args.iter().any(|a| a == "--json") {
+        args.push("--json".into());
+    }
+    args
+}
+
+/// Creates the run directory and removes a previous recording's derived files from it.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    for f in [
+        perf_run::CPU_FOLDED,
+        perf_run::OFFCPU_FOLDED,
+        perf_run::PROFILE_JSON,
+        perf_run::PROBES_JSON,
+        perf_run::COUNTERS_JSON,
+        perf_run::META_JSON,
+        perf_run::PERF_SCRIPT,
+    ] {
+        let p = dir.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("{}: cannot remove the old file", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Helper mode: run `command` with `env` under an inherited counting group, write the counts.
+fn exec_counted(counts_file: &Path, env: &[String], command: &[String]) -> Result<ExitCode> {
+    let (program, rest) = command.split_first().context("--exec-counted needs a command after --")?;
+    let mut child = Command::new(program);
+    child.args(rest).env_remove("LD_PRELOAD");
+    for kv in env {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--child-env {kv:?}: expected KEY=VALUE"))?;
+        if !v.is_empty() {
+            child.env(k, v);
+        }
+    }
+    let mut group = CountingGroup::open()?;
+    group.enable()?;
+    let status = child.status().with_context(|| format!("starting {program}"))?;
+    let counters = group.finish()?;
+    std::fs::write(counts_file, serde_json::to_string_pretty(&counters)? + "\n")
+        .with_context(|| format!("{}: cannot write", counts_file.display()))?;
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        eprintln!("record: the bench failed ({status})");
+        return Ok(ExitCode::from(code.clamp(1, 255) as u8));
+    }
+    Ok(ExitCode::SUCCESS)
 }
