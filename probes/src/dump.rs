@@ -67,23 +67,26 @@ impl<'s, S: Sink> Staged<'s, S> {
         self.put(s.as_bytes());
     }
 
+    /// Decimal digits, most significant first; filled from the right of a 20-byte buffer (u64::MAX
+    /// has 20 digits), walking slots with an iterator so no index can go out of bounds.
     fn u64(&mut self, mut n: u64) {
         let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
+        let mut used = 0;
+        for slot in digits.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            used += 1;
             n /= 10;
             if n == 0 {
                 break;
             }
         }
-        self.put(&digits[at..]);
+        let start = digits.len() - used;
+        self.put(digits.get(start..).unwrap_or(&[]));
     }
 
     fn flush(&mut self) {
         if self.len > 0 {
-            self.inner.put(&self.buf[..self.len]);
+            self.inner.put(self.buf.get(..self.len).unwrap_or(&[]));
             self.len = 0;
         }
     }
