@@ -17,7 +17,10 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     if len > isize::MAX as usize {
         return ptr::null_mut();
     }
-    let p = os::map_aligned(len, align.max(RUN_SIZE), false);
+    let mut p = os::map_aligned(len, align.max(RUN_SIZE), false);
+    if p.is_null() && crate::page_source::release_address_space() {
+        p = os::map_aligned(len, align.max(RUN_SIZE), false);
+    }
     if p.is_null() {
         return p;
     }

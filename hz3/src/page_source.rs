@@ -56,7 +56,10 @@ pub fn take_run() -> *mut Run {
         r
     } else {
         if s.bump == s.end {
-            let base = os::map_aligned(RESERVATION, RUN_SIZE, true);
+            let mut base = os::map_aligned(RESERVATION, RUN_SIZE, true);
+            if base.is_null() && unmap_free_runs(&mut s) {
+                base = os::map_aligned(RESERVATION, RUN_SIZE, true);
+            }
             if base.is_null() {
                 return ptr::null_mut();
             }
@@ -117,6 +120,35 @@ pub fn trim() -> usize {
     }
     s.committed_len = 0;
     bytes
+}
+
+/// Unmaps every free run, giving its address space back (not just its pages): called when a
+/// mapping failed, typically under RLIMIT_AS. True if anything was unmapped.
+pub fn release_address_space() -> bool {
+    unmap_free_runs(&mut SOURCE.lock())
+}
+
+fn unmap_free_runs(s: &mut State) -> bool {
+    let mut any = false;
+    for list in [&mut s.committed, &mut s.decommitted] {
+        while !list.is_null() {
+            let r = *list;
+            // SAFETY: listed descriptors are owned by the page source under its lock; their runs
+            // hold no live object, and a cleared tag keeps lookups treating them as foreign.
+            unsafe {
+                *list = (*r).next;
+                os::unmap((*r).base as *mut u8, RUN_SIZE);
+            }
+            any = true;
+        }
+    }
+    s.committed_len = 0;
+    if s.bump < s.end {
+        os::unmap(s.bump as *mut u8, s.end - s.bump);
+        s.bump = s.end;
+        any = true;
+    }
+    any
 }
 
 pub fn fork_acquire() {
