@@ -147,16 +147,18 @@ fn probes_cell(probes: &BTreeMap<String, f64>) -> String {
     top.iter().take(3).map(|(k, v)| format!("{k}={}", num(**v))).collect::<Vec<_>>().join(" ")
 }
 
-pub fn boxes_table(report: &Report) -> Table {
+/// The per-box table. For CSV (`csv`): every box, unrounded numbers, all probe keys; for people:
+/// boxes with samples (and `other`, always), rounded.
+pub fn boxes_table(report: &Report, csv: bool) -> Table {
     let mut t = Table::new(&["box", "lock", "share", "ns/op", "probes (events/op)"]);
-    for b in &report.boxes {
-        t.push(vec![
-            b.name.clone(),
-            b.lock.clone().unwrap_or_default(),
-            pct(b.share),
-            num(b.ns_per_op),
-            probes_cell(&b.probes_per_op),
-        ]);
+    for b in report.boxes.iter().filter(|b| csv || b.share > 0.0 || b.name == flamegraphs::OTHER) {
+        let lock = b.lock.clone().unwrap_or_default();
+        t.push(if csv {
+            let probes = b.probes_per_op.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            vec![b.name.clone(), lock, b.share.to_string(), b.ns_per_op.to_string(), probes]
+        } else {
+            vec![b.name.clone(), lock, pct(b.share), num(b.ns_per_op), probes_cell(&b.probes_per_op)]
+        });
     }
     t
 }
@@ -174,7 +176,7 @@ pub fn render_text(report: &Report) -> String {
         num(report.unsampled_ns_per_op),
         num(report.wall_ns_per_op)
     );
-    out += &boxes_table(report).to_text();
+    out += &boxes_table(report, false).to_text();
     out += &format!(
         "\nlock ns/op: mutex {} (on-CPU)  spin {} (on-CPU)  wait {} (off-CPU futex)\n",
         num(report.lock.mutex),
@@ -197,7 +199,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.format.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.format.csv {
-        print!("{}", boxes_table(&report).to_csv()?);
+        print!("{}", boxes_table(&report, true).to_csv()?);
     } else {
         print!("{}", render_text(&report));
     }

@@ -102,22 +102,35 @@ pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
     })
 }
 
-pub fn gap_table(gap: &Gap) -> Table {
-    let mut t = Table::new(&["box", &format!("A ns/op ({})", gap.allocator_a), &format!("B ns/op ({})", gap.allocator_b), "B-A"]);
-    for r in &gap.boxes {
-        t.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
+/// The gap table, then the sum, the measured difference and the residual. For CSV (`csv`): every
+/// box and unrounded numbers; for people: boxes either run sampled (and `other`, always), rounded.
+pub fn gap_table(gap: &Gap, csv: bool) -> Table {
+    let a_head = format!("A ns/op ({})", gap.allocator_a);
+    let b_head = format!("B ns/op ({})", gap.allocator_b);
+    let mut t = Table::new(&["box", &a_head, &b_head, "B-A"]);
+    let cells = |name: String, a: Option<f64>, b: Option<f64>, d: f64| -> Vec<String> {
+        let fmt = |v: f64| if csv { v.to_string() } else { num(v) };
+        let diff = if csv { d.to_string() } else { signed(d) };
+        vec![name, a.map(fmt).unwrap_or_default(), b.map(fmt).unwrap_or_default(), diff]
+    };
+    for r in gap.boxes.iter().chain(&gap.offcpu).filter(|r| csv || r.a != 0.0 || r.b != 0.0 || r.name == flamegraphs::OTHER) {
+        if !csv && r.name.starts_with("off-cpu.") {
+            continue;
+        }
+        t.push(cells(r.name.clone(), Some(r.a), Some(r.b), r.diff));
     }
-    t.push(vec!["= sum of boxes".into(), String::new(), String::new(), signed(gap.boxes_diff)]);
-    t.push(vec![format!("measured ({})", gap.measured_from), num(gap.measured_a), num(gap.measured_b), signed(gap.measured_diff)]);
-    t.push(vec!["residual (measured - sum)".into(), String::new(), String::new(), signed(gap.residual)]);
+    t.push(cells("sum of boxes".into(), None, None, gap.boxes_diff));
+    t.push(cells(format!("measured ({})", gap.measured_from), Some(gap.measured_a), Some(gap.measured_b), gap.measured_diff));
+    t.push(cells("residual (measured - sum)".into(), None, None, gap.residual));
     t
 }
 
 pub fn render_text(gap: &Gap) -> String {
     let mut out = format!("A = {} ({})\nB = {} ({})\n{}\n\n", gap.a, gap.allocator_a, gap.b, gap.allocator_b, gap.config);
-    out += &gap_table(gap).to_text();
-    let explained = if gap.measured_diff.abs() > f64::EPSILON { gap.boxes_diff / gap.measured_diff } else { f64::NAN };
-    out += &format!("boxes explain {:.0}% of the measured difference\n", explained * 100.0);
+    out += &gap_table(gap, false).to_text();
+    if gap.measured_diff != 0.0 {
+        out += &format!("boxes explain {:.0}% of the measured difference\n", gap.boxes_diff / gap.measured_diff * 100.0);
+    }
     let mut off = Table::new(&["off-CPU (not in the sums)", "A ns/op", "B ns/op", "B-A"]);
     for r in &gap.offcpu {
         off.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
@@ -135,11 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.format.json {
         println!("{}", serde_json::to_string_pretty(&gap)?);
     } else if args.format.csv {
-        let mut t = gap_table(&gap);
-        for r in &gap.offcpu {
-            t.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
-        }
-        print!("{}", t.to_csv()?);
+        print!("{}", gap_table(&gap, true).to_csv()?);
     } else {
         print!("{}", render_text(&gap));
     }

@@ -65,8 +65,10 @@ impl CountingGroup {
         leader.inherit(true);
         let mut group = leader.build_group().context("opening the perf-event counting group")?;
         let mut member = |event| {
+            // Context switches happen in the kernel; without this they count as 0.
             perf_event::Builder::new(event)
                 .inherit(true)
+                .include_kernel()
                 .build_with_group(&mut group)
                 .with_context(|| format!("adding {event:?} to the counting group"))
         };
