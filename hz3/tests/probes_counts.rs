@@ -11,7 +11,7 @@ use common::{assert_success, compile_c, describe, preload_lib, TempDir, LANES};
 use probes::reader::{read, Dump};
 use probes::{flush_batch_event, Event, LockSite, LockStat};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 /// A size class no start-up code of the checker touches (its cache starts empty).
 const SIZE: usize = 720;
@@ -20,20 +20,26 @@ fn probes_lib(lane: &str) -> std::path::PathBuf {
     preload_lib(&format!("{lane}_probes"))
 }
 
-/// Runs `probes_check <lane> <args..> <dump>` under the lane's probes build; returns the dump it wrote.
-fn check(lane: &str, args: &[&str]) -> Dump {
-    let dir = TempDir::new("probes");
-    let exe = compile_c("probes_check", dir.path());
-    let dump = dir.path().join("dump.csv");
-    let out = Command::new(&exe)
-        .arg(lane)
-        .args(args)
-        .arg(&dump)
+/// `probes_check <lane> ...` compiled into `dir`, under the lane's probes build, with no exit dump
+/// unless the caller sets `HZ3_PROBES_OUT` again.
+fn checker(lane: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(compile_c("probes_check", dir));
+    cmd.arg(lane)
         .env("LD_PRELOAD", probes_lib(lane))
-        .env_remove("HZ3_PROBES_OUT")
-        .output()
+        .env_remove("HZ3_PROBES_OUT");
+    cmd
+}
+
+/// Runs a `checker` command to a clean exit that proved hz3 (`lane`) answered; returns its output and pid.
+fn run_checked(lane: &str, mut cmd: Command) -> (Output, u32) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("start probes_check");
-    let what = format!("probes_check {lane} {}", args.join(" "));
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for probes_check");
+    let what = format!("{cmd:?}");
     assert_success(&what, &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -41,12 +47,22 @@ fn check(lane: &str, args: &[&str]) -> Dump {
         "{what}: hz3 not proven\n{}",
         describe(&out)
     );
+    (out, pid)
+}
+
+/// Runs `probes_check <lane> <args..> <dump>`; returns the dump it wrote.
+fn check(lane: &str, args: &[&str]) -> Dump {
+    let dir = TempDir::new("probes");
+    let dump = dir.path().join("dump.csv");
+    let mut cmd = checker(lane, dir.path());
+    cmd.args(args).arg(&dump);
+    let (out, _) = run_checked(lane, cmd);
     assert!(
-        stdout.contains(&format!("ok {}", args[0])),
-        "{what}\n{}",
+        String::from_utf8_lossy(&out.stdout).contains(&format!("ok {}", args[0])),
+        "{}",
         describe(&out)
     );
-    let dump = read(&dump).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let dump = read(&dump).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(dump.lane, lane);
     dump
 }
@@ -245,22 +261,13 @@ fn two_threads_contend_on_the_central_lock() {
     panic!("two threads hammering one central lock never contended");
 }
 
-/// Runs the checker with `HZ3_PROBES_OUT=target`; returns (exit dump path or stderr, child pid).
-fn run_with_probes_out(lane: &str, dir: &Path, target: &str) -> (std::process::Output, u32) {
-    let exe = compile_c("probes_check", dir);
-    let child = Command::new(&exe)
-        .args([lane, "refill", "64", "100"])
+/// Runs the checker's `refill` with `HZ3_PROBES_OUT=target`; returns its output and pid.
+fn run_with_probes_out(lane: &str, dir: &Path, target: &str) -> (Output, u32) {
+    let mut cmd = checker(lane, dir);
+    cmd.args(["refill", "64", "100"])
         .arg(dir.join("on-demand.json"))
-        .env("LD_PRELOAD", probes_lib(lane))
-        .env("HZ3_PROBES_OUT", target)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start probes_check");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait");
-    assert_success("probes_check with HZ3_PROBES_OUT", &out);
-    (out, pid)
+        .env("HZ3_PROBES_OUT", target);
+    run_checked(lane, cmd)
 }
 
 #[test]
@@ -316,15 +323,10 @@ fn probes_out_writes_one_dump_at_exit() {
 #[test]
 fn no_dump_without_probes_out() {
     let dir = TempDir::new("probes-out");
-    let exe = compile_c("probes_check", dir.path());
-    let out = Command::new(&exe)
-        .args(["scale", "refill", "64", "10"])
-        .arg(dir.path().join("on-demand.json"))
-        .env("LD_PRELOAD", probes_lib("scale"))
-        .env_remove("HZ3_PROBES_OUT")
-        .output()
-        .unwrap();
-    assert_success("probes_check", &out);
+    let mut cmd = checker("scale", dir.path());
+    cmd.args(["refill", "64", "10"])
+        .arg(dir.path().join("on-demand.json"));
+    let (out, _) = run_checked("scale", cmd);
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("\"schema\""),
         "dumped without being asked"
@@ -346,17 +348,10 @@ fn no_dump_without_probes_out() {
 /// `budget` mode: K stashed remote frees, then two cache misses (one budgeted flush each), then exit.
 fn budget_run(lane: &str, k: u64) -> [Dump; 4] {
     let dir = TempDir::new("probes-budget");
-    let exe = compile_c("probes_check", dir.path());
-    let prefix = dir.path().join("dump");
-    let out = Command::new(&exe)
-        .args([lane, "budget", &k.to_string()])
-        .arg(&prefix)
-        .env("LD_PRELOAD", probes_lib(lane))
-        .env_remove("HZ3_PROBES_OUT")
-        .output()
-        .expect("start probes_check");
-    assert_success(&format!("probes_check {lane} budget {k}"), &out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ok identity.hz3_lane {lane}")));
+    let mut cmd = checker(lane, dir.path());
+    cmd.args(["budget", &k.to_string()])
+        .arg(dir.path().join("dump"));
+    run_checked(lane, cmd);
     [1, 2, 3, 4].map(|i| {
         let path = dir.path().join(format!("dump-{i}.csv"));
         read(&path).unwrap_or_else(|e| panic!("{e}"))
