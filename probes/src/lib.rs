@@ -5,6 +5,10 @@
 //! allocates, because it runs inside `malloc`.
 #![cfg_attr(not(feature = "reader"), no_std)]
 
+// The unit tests use std collections even when the crate itself is built `no_std`.
+#[cfg(all(test, not(feature = "reader")))]
+extern crate std;
+
 /// Bumped whenever the dump's layout or the meaning of an existing key changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -141,7 +145,7 @@ mod tests {
             assert_eq!(Event::from_key(e.key()), Some(*e));
             assert!(!e.meaning().is_empty());
         }
-        let mut keys: Vec<_> = Event::ALL.iter().map(|e| e.key()).collect();
+        let mut keys: std::vec::Vec<_> = Event::ALL.iter().map(|e| e.key()).collect();
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), Event::COUNT);

@@ -1,4 +1,5 @@
 //! The reader never panics: random bytes, damaged real dumps, and round trips of random snapshots.
+#![cfg(feature = "reader")]
 use probes::reader::{parse, ReadError};
 use probes::{write_csv, write_json, Event, Snapshot, ThreadRow, LOCK_SLOTS};
 use proptest::prelude::*;
