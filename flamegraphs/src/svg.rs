@@ -67,6 +67,45 @@ pub fn render_diff<W: Write>(
     inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
 }
 
+/// Checks that `svg` is well-formed XML with a single `<svg>` root: every tag closed in order,
+/// every attribute well-formed. The error names the byte offset.
+pub fn check_well_formed(svg: &str) -> Result<(), String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(svg);
+    let (mut depth, mut roots, mut first_root) = (0usize, 0usize, None::<String>);
+    loop {
+        let at = reader.buffer_position();
+        let event = reader.read_event().map_err(|e| format!("byte {at}: {e}"))?;
+        let mut open = |name: &[u8], mut attrs: quick_xml::events::attributes::Attributes| -> Result<(), String> {
+            if depth == 0 {
+                roots += 1;
+                first_root.get_or_insert_with(|| String::from_utf8_lossy(name).into_owned());
+            }
+            for a in attrs.with_checks(true) {
+                a.map_err(|e| format!("byte {at}: bad attribute: {e}"))?;
+            }
+            Ok(())
+        };
+        match event {
+            Event::Start(e) => {
+                open(e.name().as_ref(), e.attributes())?;
+                depth += 1;
+            }
+            Event::Empty(e) => open(e.name().as_ref(), e.attributes())?,
+            Event::End(_) => depth = depth.checked_sub(1).ok_or_else(|| format!("byte {at}: closing tag without an opening one"))?,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(format!("{depth} element(s) not closed at the end"));
+    }
+    match (roots, first_root.as_deref()) {
+        (1, Some("svg")) => Ok(()),
+        _ => Err(format!("expected one <svg> root element, found {roots} (first: {first_root:?})")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +118,9 @@ mod tests {
         render(&per_op, &rules, "t", &mut out).unwrap();
         let svg = String::from_utf8(out).unwrap();
         assert!(svg.contains("hz3::central::pop [box:hz3.central]"));
+        check_well_formed(&svg).unwrap();
+        assert!(check_well_formed(&svg[..svg.len() / 2]).is_err());
+        assert!(check_well_formed("<svg><g></svg>").is_err());
         let mut out = Vec::new();
         let after = Folded::from_text("b;hz3::central::pop 3\n").unwrap();
         render_diff(&per_op, &after, &rules, "d", &mut out).unwrap();
