@@ -7,6 +7,8 @@ pub mod attribute;
 pub mod gap;
 pub mod flame;
 pub mod report;
+pub mod allocators;
+pub mod runner;
 pub mod perf_run;
 pub mod perf_tool;
 pub mod perf_table;

@@ -1,9 +1,500 @@
-//! `matrix` subcommand (not built yet).
+//! `matrix`: every allocator on every chosen workload, runs interleaved round by round, reported as
+//! median/min/max Mops/s, ratio to a baseline, peak RSS and crashes (table, CSV, JSON, markdown, SVG),
+//! optionally compared against an earlier JSON as a regression guard.
+use crate::allocators::{self, Allocator};
+use crate::runner::{self, Crash};
+use anyhow::{bail, Context, Result};
+use bench::cli::Preset;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+pub mod chart;
+pub mod compare;
+pub mod output;
+pub mod stats;
+
+/// Exit status when `--compare` finds a regression (1 stays "the command failed").
+pub const EXIT_REGRESSION: u8 = 3;
+pub const SCHEMA: &str = "hz3-matrix/1";
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "Examples:
+  hz3-analyze matrix --quick
+  hz3-analyze matrix --preset all --runs 5 --csv m.csv --json m.json --markdown m.md --svg m.svg
+  hz3-analyze matrix --alloc glibc --alloc mine=/tmp/libmine.so --baseline glibc -- --threads 4 --iters 100000
+  hz3-analyze matrix --preset all --compare baseline.json --tolerance 5%")]
+pub struct Args {
+    /// Allocator to measure: NAME=PATH.so, or a known name (glibc, tcmalloc, jemalloc, mimalloc,
+    /// ceiling, hz3_<build> from target/preload/). Repeatable. Default: the four anchors, every
+    /// libhz3_*.so except *_probes*/*_failfast* builds, and ceiling
+    #[arg(long = "alloc", value_name = "NAME[=PATH]")]
+    pub allocs: Vec<String>,
+    /// Bench preset(s), comma-separated or repeated, or `all` [default: remote-heavy-small]
+    #[arg(long = "preset", value_delimiter = ',', value_name = "PRESET")]
+    pub presets: Vec<String>,
+    /// Rounds: each round runs every (preset, allocator) once, in a rotated order [default: 5, --quick: 2]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: Option<u32>,
+    /// Short smoke run: 2 rounds and a tenth of each workload's iterations (unless --runs/--iters given)
+    #[arg(long)]
+    pub quick: bool,
+    /// Allocator the ratio column divides by (must be in the matrix)
+    #[arg(long, default_value = "tcmalloc")]
+    pub baseline: String,
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Bar chart of the medians with min-max whiskers, one panel per preset
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// The hz3-bench binary [default: next to this executable]
+    #[arg(long, value_name = "PATH")]
+    pub bench: Option<PathBuf>,
+    /// Where hz3_* and ceiling .so files are looked up [default: target/preload of this build]
+    #[arg(long, value_name = "DIR")]
+    pub preload_dir: Option<PathBuf>,
+    /// Kill a run after this many seconds and mark it crashed
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Regression guard: compare against an earlier `--json` output; exits 3 if any row regressed
+    #[arg(long, value_name = "BASELINE.json")]
+    pub compare: Option<PathBuf>,
+    /// Allowed drop of a row's median relative to the anchor, in percent ("5%" or "5")
+    #[arg(long, default_value = "5%", value_parser = compare::parse_tolerance, requires = "compare")]
+    pub tolerance: f64,
+    /// The anchor the guard divides by, measured in the same session [default: --baseline]
+    #[arg(long, value_name = "NAME", requires = "compare")]
+    pub anchor: Option<String>,
+    /// hz3-bench arguments after `--` (applied after the preset, so they override it)
+    #[arg(last = true, value_name = "BENCH ARGS")]
+    pub bench_args: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`matrix` is not built yet")
+/// One workload: a label (the preset's name, or "custom") and the full bench argument list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    pub preset: String,
+    pub args: Vec<String>,
+}
+
+/// One (preset, allocator) row of the result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub preset: String,
+    pub allocator: String,
+    pub preload: Option<String>,
+    /// What the bench reported as the answering allocator.
+    pub identity: Option<String>,
+    pub samples_mops: Vec<f64>,
+    pub median_mops: Option<f64>,
+    pub min_mops: Option<f64>,
+    pub max_mops: Option<f64>,
+    /// median / the baseline's median on the same preset.
+    pub ratio: Option<f64>,
+    /// Largest ru_maxrss over the row's runs, KiB.
+    pub peak_rss_kib: u64,
+    pub runs_ok: usize,
+    pub crashed: usize,
+    /// How each crashed run ended ("SIGSEGV", "exit 1", "timeout 120s").
+    pub crashes: Vec<String>,
+}
+
+/// Everything a matrix run produced; the `--json` file and what `--compare` reads back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatrixReport {
+    pub schema: String,
+    pub baseline: String,
+    pub runs: u32,
+    pub quick: bool,
+    pub workloads: Vec<Workload>,
+    pub rows: Vec<Row>,
+}
+
+impl MatrixReport {
+    pub fn row(&self, preset: &str, allocator: &str) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.preset == preset && r.allocator == allocator)
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let workloads = match workloads(&args.presets, &args.bench_args, args.quick) {
+        Ok(w) => w,
+        Err(WorkloadError::Bench(e)) => {
+            eprintln!("hz3-analyze matrix: bad bench arguments after `--`:");
+            let _ = e.print();
+            return Ok(ExitCode::from(2));
+        }
+        Err(WorkloadError::Other(e)) => return Err(e),
+    };
+    let preload_dir = match &args.preload_dir {
+        Some(d) => d.clone(),
+        None => allocators::default_preload_dir()?,
+    };
+    let allocs = if args.allocs.is_empty() {
+        allocators::default_set(&preload_dir)?
+    } else {
+        args.allocs
+            .iter()
+            .map(|s| allocators::resolve(s, &preload_dir))
+            .collect::<Result<Vec<_>>>()?
+    };
+    check_unique_names(&allocs)?;
+    if !allocs.iter().any(|a| a.name == args.baseline) {
+        bail!("baseline {:?} is not among the allocators measured: add --alloc {0} or pick another --baseline", args.baseline);
+    }
+    let anchor = args.anchor.clone().unwrap_or_else(|| args.baseline.clone());
+    let previous = match &args.compare {
+        Some(path) => Some(compare::load(path)?),
+        None => None,
+    };
+    if !allocs.iter().any(|a| a.name == anchor) && previous.is_some() {
+        bail!("--compare anchor {anchor:?} is not among the allocators measured");
+    }
+    let bench = runner::locate_bench(args.bench.as_deref())?;
+    let rounds = args.runs.unwrap_or(if args.quick { 2 } else { 5 });
+
+    let report = measure(
+        &bench,
+        &workloads,
+        &allocs,
+        rounds,
+        Duration::from_secs(args.timeout),
+        &args,
+    )?;
+    print!("{}", output::table(&report));
+    write_outputs(&report, &args)?;
+
+    if let Some(previous) = previous {
+        let regressions = compare::regressed_rows(&previous, &report, &anchor, args.tolerance)?;
+        if !regressions.is_empty() {
+            eprintln!(
+                "{}",
+                compare::describe(&regressions, &anchor, args.tolerance)
+            );
+            return Ok(ExitCode::from(EXIT_REGRESSION));
+        }
+        eprintln!(
+            "hz3-analyze matrix: no row regressed more than {}% relative to {anchor}",
+            args.tolerance * 100.0
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum WorkloadError {
+    Bench(clap::Error),
+    Other(anyhow::Error),
+}
+
+/// The workloads in order: one per preset (`all` = every preset), or one "custom" workload when
+/// only bench arguments are given. Every argument list is validated by the bench's own parser.
+fn workloads(
+    presets: &[String],
+    bench_args: &[String],
+    quick: bool,
+) -> Result<Vec<Workload>, WorkloadError> {
+    let mut chosen: Vec<Option<Preset>> = Vec::new();
+    for name in presets {
+        if name == "all" {
+            chosen.extend(Preset::ALL.map(Some));
+        } else {
+            let preset = Preset::from_name(name).ok_or_else(|| {
+                let known: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
+                WorkloadError::Other(anyhow::anyhow!(
+                    "unknown preset {name:?}: use one of {}, or all",
+                    known.join(", ")
+                ))
+            })?;
+            chosen.push(Some(preset));
+        }
+    }
+    if chosen.is_empty() {
+        chosen.push(if bench_args.is_empty() {
+            Some(Preset::RemoteHeavySmall)
+        } else {
+            None
+        });
+    }
+    chosen.dedup();
+    let mut out = Vec::new();
+    for preset in chosen {
+        let mut args = vec!["remote".to_owned()];
+        if let Some(p) = preset {
+            args.extend(["--preset".to_owned(), p.name().to_owned()]);
+        }
+        args.extend(bench_args.iter().cloned());
+        let (parsed, cfg) =
+            bench::cli::parse(std::iter::once("hz3-bench".to_owned()).chain(args.iter().cloned()))
+                .map_err(WorkloadError::Bench)?;
+        if quick && parsed.iters.is_none() {
+            args.extend(["--iters".to_owned(), (cfg.iters / 10).max(1).to_string()]);
+        }
+        let label = preset.map_or("custom", Preset::name).to_owned();
+        if out.iter().any(|w: &Workload| w.preset == label) {
+            continue;
+        }
+        out.push(Workload {
+            preset: label,
+            args,
+        });
+    }
+    Ok(out)
+}
+
+fn check_unique_names(allocs: &[Allocator]) -> Result<()> {
+    for (i, a) in allocs.iter().enumerate() {
+        if allocs[..i].iter().any(|b| b.name == a.name) {
+            bail!("allocator {:?} is listed twice", a.name);
+        }
+    }
+    Ok(())
+}
+
+/// Runs every (workload, allocator) `rounds` times, interleaved: round r visits the workloads and,
+/// within each, the allocators in an order rotated by r, so slow drift of a shared machine lands on
+/// every row alike.
+fn measure(
+    bench: &Path,
+    workloads: &[Workload],
+    allocs: &[Allocator],
+    rounds: u32,
+    timeout: Duration,
+    args: &Args,
+) -> Result<MatrixReport> {
+    let mut rows: Vec<Row> = workloads
+        .iter()
+        .flat_map(|w| {
+            allocs.iter().map(move |a| Row {
+                preset: w.preset.clone(),
+                allocator: a.name.clone(),
+                preload: a.preload.as_ref().map(|p| p.display().to_string()),
+                identity: None,
+                samples_mops: Vec::new(),
+                median_mops: None,
+                min_mops: None,
+                max_mops: None,
+                ratio: None,
+                peak_rss_kib: 0,
+                runs_ok: 0,
+                crashed: 0,
+                crashes: Vec::new(),
+            })
+        })
+        .collect();
+    let total = rounds as u64 * rows.len() as u64;
+    let progress = indicatif::ProgressBar::new(total);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} run {pos}/{len} {msg} [{elapsed}<{eta}]")
+            .expect("a valid template"),
+    );
+    let workload_ids: Vec<usize> = (0..workloads.len()).collect();
+    let alloc_ids: Vec<usize> = (0..allocs.len()).collect();
+    for round in 0..rounds as usize {
+        for wi in stats::rotated(&workload_ids, round) {
+            for ai in stats::rotated(&alloc_ids, round) {
+                let (workload, alloc) = (&workloads[wi], &allocs[ai]);
+                progress.set_message(format!(
+                    "{} / {} (round {}/{rounds})",
+                    workload.preset,
+                    alloc.name,
+                    round + 1
+                ));
+                let result = runner::run_bench(bench, alloc, &workload.args, timeout)
+                    .with_context(|| format!("{} under {}", workload.preset, alloc.name))?;
+                let row = &mut rows[wi * allocs.len() + ai];
+                row.peak_rss_kib = row.peak_rss_kib.max(result.peak_rss_kib);
+                match result.outcome {
+                    Ok(report) => {
+                        if alloc.identity_matches(&report.allocator) == Some(false) {
+                            progress.abandon();
+                            bail!(
+                                "row {} / {}: hz3-bench reports {:?} answering malloc, not {} (LD_PRELOAD={}): the preload did not take effect",
+                                workload.preset,
+                                alloc.name,
+                                report.allocator,
+                                alloc.name,
+                                alloc.preload_env()
+                            );
+                        }
+                        row.identity = Some(report.allocator);
+                        row.samples_mops.push(report.mops);
+                        row.runs_ok += 1;
+                    }
+                    Err(crash) => {
+                        let line = crash_line(workload, alloc, &crash, &result.stderr);
+                        progress.suspend(|| eprintln!("{line}"));
+                        row.crashed += 1;
+                        row.crashes.push(crash.to_string());
+                    }
+                }
+                progress.inc(1);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    finish_rows(&mut rows, &args.baseline);
+    Ok(MatrixReport {
+        schema: SCHEMA.into(),
+        baseline: args.baseline.clone(),
+        runs: rounds,
+        quick: args.quick,
+        workloads: workloads.to_vec(),
+        rows,
+    })
+}
+
+fn crash_line(workload: &Workload, alloc: &Allocator, crash: &Crash, stderr: &str) -> String {
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    format!(
+        "hz3-analyze matrix: {} / {} crashed ({crash}): {last}",
+        workload.preset, alloc.name
+    )
+}
+
+/// Fills median/min/max and the ratio to `baseline` on the same preset.
+pub fn finish_rows(rows: &mut [Row], baseline: &str) {
+    for row in rows.iter_mut() {
+        let s = stats::summarize(&row.samples_mops);
+        row.median_mops = s.map(|s| s.median);
+        row.min_mops = s.map(|s| s.min);
+        row.max_mops = s.map(|s| s.max);
+    }
+    let baselines: Vec<(String, Option<f64>)> = rows
+        .iter()
+        .filter(|r| r.allocator == baseline)
+        .map(|r| (r.preset.clone(), r.median_mops))
+        .collect();
+    for row in rows.iter_mut() {
+        let base = baselines
+            .iter()
+            .find(|(p, _)| *p == row.preset)
+            .and_then(|(_, m)| *m);
+        row.ratio = stats::ratio(row.median_mops, base);
+    }
+}
+
+fn write_outputs(report: &MatrixReport, args: &Args) -> Result<()> {
+    let write = |path: &Option<PathBuf>, what: &str, text: String| -> Result<()> {
+        if let Some(p) = path {
+            std::fs::write(p, text)
+                .with_context(|| format!("writing the {what} to {}", p.display()))?;
+        }
+        Ok(())
+    };
+    if args.csv.is_some() {
+        write(&args.csv, "CSV", output::csv(report)?)?;
+    }
+    if args.json.is_some() {
+        write(
+            &args.json,
+            "JSON",
+            serde_json::to_string_pretty(report)? + "\n",
+        )?;
+    }
+    write(&args.markdown, "markdown", output::markdown(report))?;
+    if let Some(p) = &args.svg {
+        chart::draw(report, p).with_context(|| format!("drawing the chart to {}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn workloads_expand_presets_apply_overrides_and_quick() {
+        let w = workloads(&strings(&["all"]), &[], false).ok().unwrap();
+        assert_eq!(
+            w.iter().map(|w| w.preset.as_str()).collect::<Vec<_>>(),
+            Preset::ALL.map(Preset::name)
+        );
+
+        let w = workloads(
+            &strings(&["local-small", "local-small"]),
+            &strings(&["--threads", "3"]),
+            true,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(w.len(), 1);
+        let expected_iters = (Preset::LocalSmall.config().iters / 10).to_string();
+        assert_eq!(
+            w[0].args,
+            strings(&[
+                "remote",
+                "--preset",
+                "local-small",
+                "--threads",
+                "3",
+                "--iters",
+                &expected_iters
+            ])
+        );
+
+        let w = workloads(&[], &strings(&["--iters", "7"]), true)
+            .ok()
+            .unwrap();
+        assert_eq!(
+            (w[0].preset.as_str(), w[0].args.clone()),
+            ("custom", strings(&["remote", "--iters", "7"]))
+        );
+
+        assert!(matches!(
+            workloads(&[], &strings(&["--min", "9", "--max", "1"]), false),
+            Err(WorkloadError::Bench(_))
+        ));
+        assert!(matches!(
+            workloads(&strings(&["nope"]), &[], false),
+            Err(WorkloadError::Other(_))
+        ));
+    }
+
+    #[test]
+    fn ratios_divide_by_the_baseline_of_the_same_preset() {
+        let row = |preset: &str, alloc: &str, samples: &[f64]| Row {
+            preset: preset.into(),
+            allocator: alloc.into(),
+            preload: None,
+            identity: None,
+            samples_mops: samples.to_vec(),
+            median_mops: None,
+            min_mops: None,
+            max_mops: None,
+            ratio: None,
+            peak_rss_kib: 0,
+            runs_ok: samples.len(),
+            crashed: 0,
+            crashes: vec![],
+        };
+        let mut rows = vec![
+            row("a", "base", &[2.0, 4.0, 3.0]),
+            row("a", "x", &[6.0, 9.0, 1.0]),
+            row("b", "base", &[10.0]),
+            row("b", "x", &[5.0, 5.0]),
+            row("b", "dead", &[]),
+        ];
+        finish_rows(&mut rows, "base");
+        assert_eq!(rows[1].median_mops, Some(6.0));
+        assert_eq!((rows[1].min_mops, rows[1].max_mops), (Some(1.0), Some(9.0)));
+        assert_eq!(rows[1].ratio, Some(2.0));
+        assert_eq!(rows[0].ratio, Some(1.0));
+        assert_eq!(rows[3].ratio, Some(0.5));
+        assert_eq!((rows[4].median_mops, rows[4].ratio), (None, None));
+    }
 }

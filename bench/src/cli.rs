@@ -77,7 +77,10 @@ impl Preset {
             seed: DEFAULT_SEED,
         };
         match self {
-            Preset::RemoteHeavySmall => Config { iters: 250_000, ..base },
+            Preset::RemoteHeavySmall => Config {
+                iters: 250_000,
+                ..base
+            },
             Preset::Remote90 => Config {
                 iters: 200_000,
                 remote_pct: 90,
@@ -164,10 +167,16 @@ impl RemoteArgs {
             seed: self.seed.unwrap_or(base.seed),
         };
         if cfg.min > cfg.max {
-            return Err(format!("--min ({}) must not exceed --max ({})", cfg.min, cfg.max));
+            return Err(format!(
+                "--min ({}) must not exceed --max ({})",
+                cfg.min, cfg.max
+            ));
         }
         if cfg.ring < 2 || !cfg.ring.is_power_of_two() {
-            return Err(format!("--ring ({}) must be a power of two, at least 2", cfg.ring));
+            return Err(format!(
+                "--ring ({}) must be a power of two, at least 2",
+                cfg.ring
+            ));
         }
         Ok(cfg)
     }
@@ -210,7 +219,10 @@ mod tests {
             (32, 50, 16, 2048, true)
         );
         let c = parse_ok(&["--preset", "remote-90"]);
-        assert_eq!((c.threads, c.remote_pct, c.max, c.matched), (32, 90, 2048, true));
+        assert_eq!(
+            (c.threads, c.remote_pct, c.max, c.matched),
+            (32, 90, 2048, true)
+        );
         let c = parse_ok(&["--preset", "local-small"]);
         assert_eq!((c.threads, c.remote_pct), (2, 0));
         let c = parse_ok(&["--preset", "mixed-large"]);
@@ -223,7 +235,10 @@ mod tests {
             "--matched=false",
             "--touch",
         ]);
-        assert_eq!((c.threads, c.max, c.matched, c.touch), (3, 32768, false, true));
+        assert_eq!(
+            (c.threads, c.max, c.matched, c.touch),
+            (3, 32768, false, true)
+        );
         assert!(
             !parse_ok(&[]).matched,
             "without a preset, matched is off unless asked for"
@@ -237,7 +252,10 @@ mod tests {
     #[test]
     fn bad_arguments_are_clap_errors_with_exit_code_2() {
         let cases: [(&[&str], &str); 6] = [
-            (&["--min", "64", "--max", "16"], "--min (64) must not exceed --max (16)"),
+            (
+                &["--min", "64", "--max", "16"],
+                "--min (64) must not exceed --max (16)",
+            ),
             (&["--ws", "0"], "--ws"),
             (&["--threads", "0"], "--threads"),
             (&["--remote-pct", "101"], "--remote-pct"),

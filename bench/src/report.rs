@@ -34,7 +34,12 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    pub fn new(preset: Option<&str>, allocator: String, cfg: &Config, out: &Outcome) -> BenchReport {
+    pub fn new(
+        preset: Option<&str>,
+        allocator: String,
+        cfg: &Config,
+        out: &Outcome,
+    ) -> BenchReport {
         BenchReport {
             bench: "remote".into(),
             preset: preset.map(str::to_owned),
@@ -63,7 +68,13 @@ impl BenchReport {
     pub fn human_line(&self) -> String {
         format!(
             "threads={} ops={} secs={:.3} mops={:.2} remote={} fallback={} allocator={}",
-            self.threads, self.ops, self.secs, self.mops, self.remote, self.fallback, self.allocator
+            self.threads,
+            self.ops,
+            self.secs,
+            self.mops,
+            self.remote,
+            self.fallback,
+            self.allocator
         )
     }
 }

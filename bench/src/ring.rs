@@ -40,7 +40,9 @@ impl Ring {
             "ring capacity {capacity} is not a power of two"
         );
         Ring {
-            slots: (0..capacity).map(|_| UnsafeCell::new(std::ptr::null_mut())).collect(),
+            slots: (0..capacity)
+                .map(|_| UnsafeCell::new(std::ptr::null_mut()))
+                .collect(),
             mask: capacity - 1,
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
@@ -114,7 +116,10 @@ mod tests {
         for i in 1..=4usize {
             assert!(producer.push(i as *mut u8));
         }
-        assert!(!producer.push(5 as *mut u8), "a 4-slot ring accepted a 5th object");
+        assert!(
+            !producer.push(5 as *mut u8),
+            "a 4-slot ring accepted a 5th object"
+        );
         let mut got = Vec::new();
         assert_eq!(ring.drain(|p| got.push(p as usize)), 4);
         assert_eq!(got, vec![1, 2, 3, 4]);

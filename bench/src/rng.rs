@@ -49,12 +49,17 @@ mod tests {
             assert!(v < 10);
             seen[v as usize] = true;
         }
-        assert!(seen.iter().all(|&s| s), "some value in 0..10 never drawn: {seen:?}");
+        assert!(
+            seen.iter().all(|&s| s),
+            "some value in 0..10 never drawn: {seen:?}"
+        );
     }
 
     #[test]
     fn threads_and_seeds_get_different_streams() {
-        let a: Vec<u64> = (0..4).map(|_| SplitMix64::for_thread(1, 0).next_u64()).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| SplitMix64::for_thread(1, 0).next_u64())
+            .collect();
         assert!(
             a.windows(2).all(|w| w[0] == w[1]),
             "same seed and thread must reproduce"

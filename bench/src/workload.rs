@@ -112,8 +112,16 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             .map(|h| h.join().expect("a bench thread panicked"))
             .collect()
     });
-    let start = results.iter().map(|r| r.0).min().expect("at least one thread");
-    let end = results.iter().map(|r| r.1).max().expect("at least one thread");
+    let start = results
+        .iter()
+        .map(|r| r.0)
+        .min()
+        .expect("at least one thread");
+    let end = results
+        .iter()
+        .map(|r| r.1)
+        .max()
+        .expect("at least one thread");
     let mut outcome = Outcome {
         secs: end.duration_since(start).as_secs_f64(),
         ..Outcome::default()
@@ -282,7 +290,11 @@ mod tests {
             let out = run(&cfg, &alloc);
             check_balanced(&alloc);
             // Every step is one malloc or one free, and matched mode drains every remote free.
-            assert_eq!(out.ops(), threads as u64 * cfg.iters, "threads={threads} ring={ring}");
+            assert_eq!(
+                out.ops(),
+                threads as u64 * cfg.iters,
+                "threads={threads} ring={ring}"
+            );
             assert_eq!(out.sent, out.remote_frees);
             assert!(out.sent > 0, "50% remote produced no remote frees");
             assert_eq!(out.mallocs, alloc.mallocs.load(Ordering::Relaxed));
@@ -296,7 +308,10 @@ mod tests {
         cfg.iters = 100_000;
         let out = run(&cfg, &alloc);
         check_balanced(&alloc);
-        assert!(out.fallbacks > 0, "a 2-slot ring never filled in 100k steps: {out:?}");
+        assert!(
+            out.fallbacks > 0,
+            "a 2-slot ring never filled in 100k steps: {out:?}"
+        );
         assert_eq!(out.ops(), 2 * cfg.iters);
     }
 
@@ -333,7 +348,10 @@ mod tests {
         (cfg.min, cfg.max) = (100, 103);
         run(&cfg, &check);
         assert_eq!(
-            (check.0.load(Ordering::Relaxed), check.1.load(Ordering::Relaxed)),
+            (
+                check.0.load(Ordering::Relaxed),
+                check.1.load(Ordering::Relaxed)
+            ),
             (100, 103)
         );
     }

@@ -62,7 +62,11 @@ fn bad_arguments_exit_2_with_a_message() {
 fn plain_run_reports_glibc_and_matched_op_count() {
     let v = run_json(None, &[]);
     assert_eq!(v["allocator"], "glibc");
-    assert_eq!(v["ops"], 4 * 20000, "matched mode: one op per step per thread");
+    assert_eq!(
+        v["ops"],
+        4 * 20000,
+        "matched mode: one op per step per thread"
+    );
     assert_eq!(v["remote"], v["sent"]);
     assert!(v["mops"].as_f64().unwrap() > 0.0);
 }

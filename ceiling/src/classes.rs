@@ -42,7 +42,11 @@ mod tests {
                 class_size(c)
             );
             if c > 0 {
-                assert!(class_size(c - 1) < size, "size {size} fits the smaller class {}", c - 1);
+                assert!(
+                    class_size(c - 1) < size,
+                    "size {size} fits the smaller class {}",
+                    c - 1
+                );
             }
             assert_eq!(class_size(c) % 16, 0);
         }

@@ -22,11 +22,11 @@ use classes::{class_of, class_size, CLASSES, MAX_SMALL};
 #[used]
 pub static ceiling_marker: [u8; 8] = *b"ceiling\0";
 
-const SPAN_SHIFT: u32 = 28; // 256 MiB of address space per (thread, class)
+const SPAN_SHIFT: u32 = 30; // 1 GiB of address space per (thread, class)
 const SPAN: usize = 1 << SPAN_SHIFT;
 const SPANS_PER_THREAD: usize = 64; // >= CLASSES, a power of two so the class is a mask
-const MAX_THREADS: usize = 1024;
-const REGION_LEN: usize = MAX_THREADS * SPANS_PER_THREAD * SPAN; // 16 TiB, reserved, never committed
+const MAX_THREADS: usize = 512;
+const REGION_LEN: usize = MAX_THREADS * SPANS_PER_THREAD * SPAN; // 32 TiB, reserved, never committed
 const LARGE_MAGIC: usize = 0xce11_1a26_e0b1_0c4a;
 const LARGE_HEADER: usize = 32;
 const MIN_ALIGN: usize = 16;
@@ -40,7 +40,11 @@ static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 struct ThreadHeap {
     free: [*mut FreeBlock; CLASSES],
     bump: [usize; CLASSES],
+    /// Where the fast path must stop bumping: the span's end, or with `populate` the end of the
+    /// part already faulted in.
     end: [usize; CLASSES],
+    /// The end of the thread's span for the class.
+    limit: [usize; CLASSES],
     /// This thread's grid row; usize::MAX until its first malloc.
     row: usize,
 }
@@ -52,7 +56,13 @@ struct FreeBlock {
 thread_local! {
     // Const-initialized and without Drop: a plain TLS slot, usable during thread exit, never allocating.
     static HEAP: UnsafeCell<ThreadHeap> = const {
-        UnsafeCell::new(ThreadHeap { free: [null_mut(); CLASSES], bump: [0; CLASSES], end: [0; CLASSES], row: usize::MAX })
+        UnsafeCell::new(ThreadHeap {
+            free: [null_mut(); CLASSES],
+            bump: [0; CLASSES],
+            end: [0; CLASSES],
+            limit: [0; CLASSES],
+            row: usize::MAX,
+        })
     };
 }
 
@@ -98,7 +108,8 @@ fn alloc_class(class: usize) -> *mut c_void {
         }
         let size = class_size(class);
         let bump = unsafe { *heap.bump.get_unchecked(class) };
-        if bump != 0 && bump + size <= unsafe { *heap.end.get_unchecked(class) } {
+        // An untouched class has bump == end == 0, so it falls through to refill.
+        if bump + size <= unsafe { *heap.end.get_unchecked(class) } {
             unsafe { *heap.bump.get_unchecked_mut(class) = bump + size };
             return bump as *mut c_void;
         }
@@ -108,19 +119,48 @@ fn alloc_class(class: usize) -> *mut c_void {
 
 #[cold]
 fn refill(heap: &mut ThreadHeap, class: usize) -> *mut c_void {
-    if heap.bump[class] != 0 {
-        fail("ceiling: a thread's size-class span (256 MiB) is exhausted\n");
-    }
-    if heap.row == usize::MAX {
-        heap.row = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-        if heap.row >= MAX_THREADS {
-            fail("ceiling: more than 1024 threads have allocated\n");
+    let size = class_size(class);
+    if heap.bump[class] == 0 {
+        if heap.row == usize::MAX {
+            heap.row = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+            if heap.row >= MAX_THREADS {
+                fail("ceiling: more than 512 threads have allocated\n");
+            }
         }
+        let start = region() + (heap.row * SPANS_PER_THREAD + class) * SPAN;
+        heap.bump[class] = start;
+        heap.end[class] = start;
+        heap.limit[class] = start + SPAN;
     }
-    let start = region() + (heap.row * SPANS_PER_THREAD + class) * SPAN;
-    heap.bump[class] = start + class_size(class);
-    heap.end[class] = start + SPAN;
-    start as *mut c_void
+    let block = heap.bump[class];
+    if block + size > heap.limit[class] {
+        fail("ceiling: a thread's size-class span (1 GiB) is exhausted\n");
+    }
+    heap.end[class] = extend_end(heap.end[class], block + size, heap.limit[class]);
+    heap.bump[class] = block + size;
+    block as *mut c_void
+}
+
+/// Without `populate`: the fast path may bump to the span's end, pages fault one by one.
+#[cfg(not(feature = "populate"))]
+fn extend_end(_end: usize, _needed: usize, limit: usize) -> usize {
+    limit
+}
+
+/// With `populate`: fault in the next chunk with one madvise, so thousands of 4 KiB faults become a
+/// few calls (the T32 presets keep ~2 GB in flight in the rings).
+#[cfg(feature = "populate")]
+const MADV_POPULATE_WRITE: libc::c_int = 23; // Linux 5.14+, not yet in the libc crate
+
+#[cfg(feature = "populate")]
+fn extend_end(end: usize, needed: usize, limit: usize) -> usize {
+    const CHUNK: usize = 256 * 1024;
+    let new_end = (needed.max(end + CHUNK) + 4095) & !4095;
+    let new_end = new_end.min(limit);
+    // SAFETY: [end, new_end) is inside our reservation and page-aligned (spans are, and every end
+    // is rounded to a page); a kernel without MADV_POPULATE_WRITE just leaves the pages to fault.
+    unsafe { libc::madvise(end as *mut c_void, new_end - end, MADV_POPULATE_WRITE) };
+    new_end
 }
 
 /// The reservation, made by the first thread that needs it (a racing loser unmaps its copy).
@@ -143,7 +183,7 @@ fn region() -> usize {
         )
     };
     if raw == libc::MAP_FAILED {
-        fail("ceiling: cannot reserve 16 TiB of address space\n");
+        fail("ceiling: cannot reserve 32 TiB of address space\n");
     }
     // Span-aligned so blocks of a power-of-two class are aligned to their size (memalign needs it).
     let aligned = (raw as usize + SPAN - 1) & !(SPAN - 1);
@@ -167,7 +207,10 @@ fn region() -> usize {
 #[cold]
 fn alloc_large(size: usize, align: usize) -> *mut c_void {
     let align = align.max(64);
-    let Some(len) = size.checked_add(align + LARGE_HEADER + 4095).map(|n| n & !4095) else {
+    let Some(len) = size
+        .checked_add(align + LARGE_HEADER + 4095)
+        .map(|n| n & !4095)
+    else {
         set_enomem();
         return null_mut();
     };
@@ -190,9 +233,12 @@ fn alloc_large(size: usize, align: usize) -> *mut c_void {
     let header = (user - LARGE_HEADER) as *mut usize;
     // SAFETY: user - LARGE_HEADER >= raw, and the header lies inside the fresh mapping.
     unsafe {
-        header
-            .cast::<[usize; 4]>()
-            .write([LARGE_MAGIC, raw as usize, len, raw as usize + len - user])
+        header.cast::<[usize; 4]>().write([
+            LARGE_MAGIC,
+            raw as usize,
+            len,
+            raw as usize + len - user,
+        ])
     };
     user as *mut c_void
 }
@@ -299,7 +345,9 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         return null_mut();
     }
     let old = usable_size(p);
-    if size <= old && (size > MAX_SMALL || class_of(size) == small_class(p as usize).unwrap_or(usize::MAX)) {
+    if size <= old
+        && (size > MAX_SMALL || class_of(size) == small_class(p as usize).unwrap_or(usize::MAX))
+    {
         return p;
     }
     let q = alloc(size);
@@ -330,7 +378,11 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize)
 /// # Safety
 /// C `posix_memalign`: `out` is writable.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> libc::c_int {
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> libc::c_int {
     if !align.is_power_of_two() || align % std::mem::size_of::<usize>() != 0 {
         return libc::EINVAL;
     }
@@ -359,7 +411,10 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 /// C `memalign` (glibc rounds a non-power-of-two alignment up).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    alloc_aligned(align.checked_next_power_of_two().unwrap_or(usize::MAX), size)
+    alloc_aligned(
+        align.checked_next_power_of_two().unwrap_or(usize::MAX),
+        size,
+    )
 }
 
 /// # Safety

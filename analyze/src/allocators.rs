@@ -1,0 +1,264 @@
+//! Allocator names → the `.so` to preload: the four Debian anchors, the bench's `ceiling`, every hz3
+//! build under `target/preload/`, and explicit `NAME=PATH` specs. Shared by every subcommand that
+//! runs the bench under an allocator.
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// An allocator the anchors ship as a Debian package (glibc is the one with nothing to preload).
+#[derive(Clone, Copy, Debug)]
+pub struct Anchor {
+    pub name: &'static str,
+    pub path: Option<&'static str>,
+    pub package: &'static str,
+}
+
+pub const ANCHORS: [Anchor; 4] = [
+    Anchor {
+        name: "glibc",
+        path: None,
+        package: "libc6",
+    },
+    Anchor {
+        name: "tcmalloc",
+        path: Some("/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4"),
+        package: "libgoogle-perftools4",
+    },
+    Anchor {
+        name: "jemalloc",
+        path: Some("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+        package: "libjemalloc2",
+    },
+    Anchor {
+        name: "mimalloc",
+        path: Some("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"),
+        package: "libmimalloc2.0",
+    },
+];
+
+pub const CEILING: &str = "ceiling";
+const CEILING_FILE: &str = "libceiling.so";
+
+/// One allocator to measure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocator {
+    pub name: String,
+    /// What to put in `LD_PRELOAD`; None runs the process's own malloc (glibc).
+    pub preload: Option<PathBuf>,
+}
+
+impl Allocator {
+    /// The `allocator` field `hz3-bench` must report when this allocator answers, as a predicate
+    /// (hz3 reports "hz3-<lane>"); None when the name says nothing checkable (a custom NAME=PATH).
+    pub fn identity_matches(&self, reported: &str) -> Option<bool> {
+        let family = expected_family(&self.name)?;
+        Some(if family == "hz3" {
+            reported.starts_with("hz3-")
+        } else {
+            reported == family
+        })
+    }
+
+    /// The `.so` as `LD_PRELOAD` should see it, or an empty string for none.
+    pub fn preload_env(&self) -> String {
+        self.preload
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+}
+
+fn expected_family(name: &str) -> Option<&'static str> {
+    if name.starts_with("hz3") {
+        return Some("hz3");
+    }
+    ["glibc", "tcmalloc", "jemalloc", "mimalloc", CEILING]
+        .into_iter()
+        .find(|f| name == *f)
+}
+
+/// `target/preload/` of the build that produced the running executable: the executable lives in
+/// `target/<profile>/` (or `target/<profile>/deps/` for a test binary).
+pub fn default_preload_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let mut dir = exe
+        .parent()
+        .context("the executable has no parent directory")?;
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().context("deps/ has no parent")?;
+    }
+    let target = dir
+        .parent()
+        .context("the profile directory has no parent")?;
+    Ok(target.join("preload"))
+}
+
+/// Every `libhz3_*.so` under `dir` as `hz3_*`, sorted; the probes and fail-fast builds are left out
+/// (their instrumentation is not what a comparison should measure) unless `with_instrumented`.
+pub fn hz3_builds(dir: &Path, with_instrumented: bool) -> Result<Vec<Allocator>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+            continue;
+        };
+        let Some(name) = file.strip_prefix("lib").and_then(|f| f.strip_suffix(".so")) else {
+            continue;
+        };
+        if !name.starts_with("hz3_") {
+            continue;
+        }
+        if !with_instrumented && (name.contains("_probes") || name.contains("_failfast")) {
+            continue;
+        }
+        found.push(Allocator {
+            name: name.to_owned(),
+            preload: Some(path),
+        });
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// The default set: the four anchors, every (uninstrumented) hz3 build, then the ceiling.
+pub fn default_set(preload_dir: &Path) -> Result<Vec<Allocator>> {
+    let mut set = ANCHORS
+        .iter()
+        .map(|a| resolve(a.name, preload_dir))
+        .collect::<Result<Vec<_>>>()?;
+    set.extend(hz3_builds(preload_dir, false)?);
+    set.push(resolve(CEILING, preload_dir)?);
+    Ok(set)
+}
+
+/// One `--alloc` value: `NAME=PATH`, or a bare name (an anchor, `ceiling`, or `hz3_X` meaning
+/// `<preload_dir>/libhz3_X.so`). Every path is checked to exist, with the fix in the error.
+pub fn resolve(spec: &str, preload_dir: &Path) -> Result<Allocator> {
+    if let Some((name, path)) = spec.split_once('=') {
+        if name.is_empty() || path.is_empty() {
+            bail!("--alloc {spec:?}: expected NAME=PATH.so with both parts non-empty");
+        }
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("--alloc {name}: {} does not exist", path.display());
+        }
+        return Ok(Allocator {
+            name: name.to_owned(),
+            preload: Some(path),
+        });
+    }
+    if let Some(anchor) = ANCHORS.iter().find(|a| a.name == spec) {
+        let preload = anchor.path.map(PathBuf::from);
+        if let Some(path) = &preload {
+            if !path.is_file() {
+                bail!(
+                    "{}: {} is missing (apt-get install {})",
+                    anchor.name,
+                    path.display(),
+                    anchor.package
+                );
+            }
+        }
+        return Ok(Allocator {
+            name: spec.to_owned(),
+            preload,
+        });
+    }
+    let (file, fix) = if spec == CEILING {
+        (CEILING_FILE.to_owned(), "scripts/build-ceiling")
+    } else if spec.starts_with("hz3_") {
+        (format!("lib{spec}.so"), "scripts/build-preload")
+    } else {
+        bail!(
+            "unknown allocator {spec:?}: use glibc, tcmalloc, jemalloc, mimalloc, ceiling, hz3_<build>, or NAME=PATH.so"
+        );
+    };
+    let path = preload_dir.join(file);
+    if !path.is_file() {
+        bail!("{spec}: {} is missing (run {fix})", path.display());
+    }
+    Ok(Allocator {
+        name: spec.to_owned(),
+        preload: Some(path),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_resolve_or_name_the_missing_path_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "libhz3_scale.so",
+            "libhz3_fast.so",
+            "libhz3_scale_probes.so",
+            "libhz3_fast_failfast.so",
+            "libceiling.so",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let names: Vec<_> = hz3_builds(dir.path(), false)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["hz3_fast", "hz3_scale"]);
+        assert_eq!(hz3_builds(dir.path(), true).unwrap().len(), 4);
+
+        let probes = resolve("hz3_scale_probes", dir.path()).unwrap();
+        assert_eq!(
+            probes.preload.unwrap(),
+            dir.path().join("libhz3_scale_probes.so")
+        );
+        assert_eq!(resolve("glibc", dir.path()).unwrap().preload, None);
+
+        let err = resolve("hz3_nope", dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("libhz3_nope.so is missing (run scripts/build-preload)"),
+            "{err}"
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let err = resolve("ceiling", empty.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("libceiling.so is missing (run scripts/build-ceiling)"),
+            "{err}"
+        );
+        let err = resolve("x=/no/such.so", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/no/such.so does not exist"), "{err}");
+        assert!(resolve("=a.so", dir.path()).is_err());
+        assert!(resolve("bogus", dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("unknown allocator"));
+
+        let custom = resolve(
+            &format!("mine={}", dir.path().join("notes.txt").display()),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(custom.name, "mine");
+        assert_eq!(custom.identity_matches("glibc"), None);
+    }
+
+    #[test]
+    fn identity_checks_follow_the_family() {
+        let a = |n: &str| Allocator {
+            name: n.into(),
+            preload: None,
+        };
+        assert_eq!(a("hz3_scale").identity_matches("hz3-scale"), Some(true));
+        assert_eq!(a("hz3_scale-adopt").identity_matches("glibc"), Some(false));
+        assert_eq!(a("tcmalloc").identity_matches("tcmalloc"), Some(true));
+        assert_eq!(a("jemalloc").identity_matches("glibc"), Some(false));
+        assert_eq!(a("ceiling").identity_matches("ceiling"), Some(true));
+    }
+}

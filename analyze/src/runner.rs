@@ -1,0 +1,272 @@
+//! Runs `hz3-bench` once under one allocator: `LD_PRELOAD`, the bench's JSON, the peak RSS from
+//! `wait4`'s rusage, and a crash (signal, non-zero exit, timeout) as a value instead of an error.
+use crate::allocators::Allocator;
+use anyhow::{bail, Context, Result};
+use bench::BenchReport;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `hz3-bench` from the same target directory as the running executable, or `explicit`.
+pub fn locate_bench(explicit: Option<&Path>) -> Result<PathBuf> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let exe = std::env::current_exe().context("locating the running executable")?;
+            let mut dir = exe
+                .parent()
+                .context("the executable has no parent directory")?;
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dir = dir.parent().context("deps/ has no parent")?;
+            }
+            dir.join("hz3-bench")
+        }
+    };
+    if !path.is_file() {
+        bail!(
+            "hz3-bench not found at {}: build it with `cargo build --release -p bench` (same profile as hz3-analyze) or pass --bench PATH",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The bench command for `allocator`, with `LD_PRELOAD` set exactly (an inherited one removed), so
+/// other subcommands (perf record) can wrap the same invocation.
+pub fn bench_command(bench: &Path, allocator: &Allocator, args: &[String]) -> Command {
+    let mut cmd = Command::new(bench);
+    cmd.args(args).env_remove("LD_PRELOAD");
+    if let Some(lib) = &allocator.preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    cmd
+}
+
+/// How a run ended when it produced no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Crash {
+    Signal(i32),
+    Exit(i32),
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for Crash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Crash::Signal(sig) => f.write_str(&signal_name(*sig)),
+            Crash::Exit(code) => write!(f, "exit {code}"),
+            Crash::Timeout(limit) => write!(f, "timeout {}s", limit.as_secs()),
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGTRAP => "SIGTRAP",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_owned()
+}
+
+#[derive(Debug)]
+pub struct RunResult {
+    pub outcome: Result<BenchReport, Crash>,
+    /// ru_maxrss of the bench process (Linux reports KiB).
+    pub peak_rss_kib: u64,
+    pub wall: Duration,
+    /// The bench's stderr (the human line, or the crash message).
+    pub stderr: String,
+}
+
+/// Runs the bench with `--json` under `allocator`. Err only for failures of the harness itself
+/// (cannot spawn, a successful bench printing no JSON); the allocator crashing is an Ok result.
+pub fn run_bench(
+    bench: &Path,
+    allocator: &Allocator,
+    args: &[String],
+    timeout: Duration,
+) -> Result<RunResult> {
+    let mut args = args.to_vec();
+    if !args.iter().any(|a| a == "--json") {
+        args.push("--json".into());
+    }
+    let mut child = bench_command(bench, allocator, &args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {}", bench.display()))?;
+    let started = Instant::now();
+    // Drain both pipes on their own threads so a chatty child can never block on a full pipe.
+    let stdout = read_to_end_async(child.stdout.take());
+    let stderr = read_to_end_async(child.stderr.take());
+    let pid = child.id() as libc::pid_t;
+    let (status, rusage) = wait_with_timeout(pid, timeout)?;
+    let wall = started.elapsed();
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+
+    let outcome = match status {
+        WaitStatus::Exited(0) => {
+            let line = stdout
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            let report: BenchReport = serde_json::from_str(line).with_context(|| {
+                format!(
+                    "{} under {} exited 0 but printed no JSON result: {stdout:?}",
+                    bench.display(),
+                    allocator.name
+                )
+            })?;
+            Ok(report)
+        }
+        WaitStatus::Exited(code) => Err(Crash::Exit(code)),
+        WaitStatus::Signaled(sig) => Err(Crash::Signal(sig)),
+        WaitStatus::TimedOut => Err(Crash::Timeout(timeout)),
+    };
+    Ok(RunResult {
+        outcome,
+        peak_rss_kib: rusage.ru_maxrss.max(0) as u64,
+        wall,
+        stderr,
+    })
+}
+
+fn read_to_end_async(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+enum WaitStatus {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+}
+
+/// Reaps `pid` with wait4 (for its own rusage, not the sum over all children), killing it after
+/// `timeout`.
+fn wait_with_timeout(pid: libc::pid_t, timeout: Duration) -> Result<(WaitStatus, libc::rusage)> {
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: all-zero is a valid rusage; wait4 fills it in.
+        let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = if timed_out { 0 } else { libc::WNOHANG };
+        // SAFETY: pid is our own unreaped child; status and rusage are valid out-pointers.
+        let reaped = unsafe { libc::wait4(pid, &mut status, flags, &mut rusage) };
+        if reaped == pid {
+            let ws = if timed_out {
+                WaitStatus::TimedOut
+            } else if libc::WIFSIGNALED(status) {
+                WaitStatus::Signaled(libc::WTERMSIG(status))
+            } else {
+                WaitStatus::Exited(libc::WEXITSTATUS(status))
+            };
+            return Ok((ws, rusage));
+        }
+        if reaped < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err).context("wait4 on the bench process");
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: pid is our unreaped child, so it cannot have been recycled.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            timed_out = true;
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> (PathBuf, Vec<String>) {
+        (PathBuf::from("/bin/sh"), vec!["-c".into(), script.into()])
+    }
+
+    fn glibc() -> Allocator {
+        Allocator {
+            name: "glibc".into(),
+            preload: None,
+        }
+    }
+
+    #[test]
+    fn a_signal_is_a_crash_value_not_an_error() {
+        let (bin, args) = sh("kill -SEGV $$");
+        let r = run_bench(&bin, &glibc(), &args, Duration::from_secs(10)).unwrap();
+        assert_eq!(r.outcome.unwrap_err(), Crash::Signal(libc::SIGSEGV));
+        assert_eq!(Crash::Signal(libc::SIGSEGV).to_string(), "SIGSEGV");
+    }
+
+    #[test]
+    fn exit_codes_timeouts_and_missing_json() {
+        let (bin, args) = sh("echo oops >&2; exit 3");
+        let r = run_bench(&bin, &glibc(), &args, Duration::from_secs(10)).unwrap();
+        assert_eq!(r.outcome.unwrap_err(), Crash::Exit(3));
+        assert!(r.stderr.contains("oops"));
+
+        let (bin, args) = sh("sleep 5");
+        let r = run_bench(&bin, &glibc(), &args, Duration::from_millis(100)).unwrap();
+        assert!(matches!(r.outcome, Err(Crash::Timeout(_))));
+        assert!(
+            r.wall < Duration::from_secs(4),
+            "the child was not killed at the deadline"
+        );
+
+        let (bin, args) = sh("echo not-json");
+        let err = run_bench(&bin, &glibc(), &args, Duration::from_secs(10)).unwrap_err();
+        assert!(format!("{err:#}").contains("printed no JSON"), "{err:#}");
+    }
+
+    #[test]
+    fn preload_is_set_exactly_and_rss_is_the_childs() {
+        let lib = Allocator {
+            name: "x".into(),
+            preload: Some("/nonexistent/libx.so".into()),
+        };
+        let cmd = bench_command(Path::new("/bin/true"), &lib, &[]);
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(env.contains(&(
+            std::ffi::OsStr::new("LD_PRELOAD"),
+            Some(std::ffi::OsStr::new("/nonexistent/libx.so"))
+        )));
+        let cmd = bench_command(Path::new("/bin/true"), &glibc(), &[]);
+        assert!(
+            cmd.get_envs()
+                .any(|(k, v)| k == "LD_PRELOAD" && v.is_none()),
+            "an inherited LD_PRELOAD must be removed"
+        );
+
+        // A child that touches 80 MiB must report at least that much, whatever the parent's RSS.
+        let (bin, args) = sh("exec python3 -c 'import sys; b = bytearray(80 << 20); sys.exit(9)'");
+        let r = run_bench(&bin, &glibc(), &args, Duration::from_secs(30)).unwrap();
+        assert_eq!(r.outcome.unwrap_err(), Crash::Exit(9));
+        assert!(
+            r.peak_rss_kib >= 80 * 1024,
+            "peak RSS {} KiB",
+            r.peak_rss_kib
+        );
+    }
+}

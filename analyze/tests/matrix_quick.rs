@@ -1,0 +1,275 @@
+//! The real `hz3-analyze matrix --quick` over glibc + jemalloc (+ the ceiling): every output file
+//! parses, every row has a positive median, and a crash or bad argument is reported, not panicked.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ANALYZE: &str = env!("CARGO_BIN_EXE_hz3-analyze");
+const SMALL_BENCH: &[&str] = &["--", "--threads", "4", "--iters", "20000", "--ws", "64"];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("analyze/ has a parent")
+        .to_path_buf()
+}
+
+fn bench_exists() {
+    let bench = Path::new(ANALYZE).with_file_name("hz3-bench");
+    assert!(
+        bench.is_file(),
+        "{} is missing: run `cargo build --release -p bench` (scripts/test does)",
+        bench.display()
+    );
+}
+
+fn matrix(args: &[&str]) -> Output {
+    bench_exists();
+    Command::new(ANALYZE)
+        .arg("matrix")
+        .args(args)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .expect("spawning hz3-analyze")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn quick_matrix_writes_csv_json_markdown_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (csv_path, json_path, md_path, svg_path) =
+        (path("m.csv"), path("m.json"), path("m.md"), path("m.svg"));
+    let mut args = vec![
+        "--quick",
+        "--alloc",
+        "glibc",
+        "--alloc",
+        "jemalloc",
+        "--baseline",
+        "glibc",
+        "--preset",
+        "remote-heavy-small,local-small",
+        "--csv",
+        &csv_path,
+        "--json",
+        &json_path,
+        "--markdown",
+        &md_path,
+        "--svg",
+        &svg_path,
+    ];
+    args.extend(SMALL_BENCH);
+    let out = matrix(&args);
+    assert!(out.status.success(), "matrix failed: {}", stderr(&out));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "2 presets x 2 allocators");
+    for row in rows {
+        assert!(row["median_mops"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(
+            row["samples_mops"].as_array().unwrap().len(),
+            2,
+            "--quick runs 2 rounds: {row}"
+        );
+        assert!(row["peak_rss_kib"].as_u64().unwrap() > 0);
+        assert_eq!(
+            row["identity"], row["allocator"],
+            "the bench must report the allocator the row claims"
+        );
+    }
+    let glibc = rows.iter().find(|r| r["allocator"] == "glibc").unwrap();
+    assert_eq!(glibc["ratio"].as_f64(), Some(1.0));
+
+    let mut csv = csv::Reader::from_path(&csv_path).unwrap();
+    let records: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        assert!(r[2].parse::<f64>().unwrap() > 0.0, "{r:?}");
+    }
+
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 2 + 4, "header, separator, 4 rows:\n{md}");
+    assert!(table.iter().all(|l| l.matches('|').count() == 10), "{md}");
+
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("\njemalloc\n</text>") && svg.contains("local-small"));
+    assert_eq!(svg.matches("<svg").count(), 1);
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("local-small") && l.contains("jemalloc")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("base.json").display().to_string();
+    let mut args = vec![
+        "--quick",
+        "--alloc",
+        "glibc",
+        "--alloc",
+        "jemalloc",
+        "--baseline",
+        "glibc",
+        "--json",
+        &json_path,
+    ];
+    args.extend(SMALL_BENCH);
+    let out = matrix(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A baseline claiming jemalloc used to be 100x glibc cannot be met: exit 3, the row is named.
+    let mut base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    for row in base["rows"].as_array_mut().unwrap() {
+        if row["allocator"] == "jemalloc" {
+            let m = row["median_mops"].as_f64().unwrap();
+            row["median_mops"] = (m * 100.0).into();
+        }
+    }
+    let doctored = dir.path().join("doctored.json").display().to_string();
+    std::fs::write(&doctored, base.to_string()).unwrap();
+    let mut args = vec![
+        "--quick",
+        "--alloc",
+        "glibc",
+        "--alloc",
+        "jemalloc",
+        "--baseline",
+        "glibc",
+        "--compare",
+        &doctored,
+    ];
+    args.extend(SMALL_BENCH);
+    let out = matrix(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("custom / jemalloc"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn ceiling_row_is_measured_under_its_preload() {
+    let ceiling = repo_root().join("target/preload/libceiling.so");
+    assert!(
+        ceiling.exists(),
+        "{} is missing: run scripts/build-ceiling",
+        ceiling.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("c.json").display().to_string();
+    let preload_dir = repo_root().join("target/preload").display().to_string();
+    let mut args = vec![
+        "--quick",
+        "--runs",
+        "1",
+        "--alloc",
+        "ceiling",
+        "--baseline",
+        "ceiling",
+        "--preload-dir",
+        &preload_dir,
+        "--json",
+        &json_path,
+    ];
+    args.extend(SMALL_BENCH);
+    let out = matrix(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["rows"][0]["identity"], "ceiling");
+}
+
+#[test]
+fn crashes_are_rows_and_mislabelled_preloads_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // A "bench" that dies of SIGSEGV: the matrix finishes, the row is marked crashed.
+    let fake = dir.path().join("fake-bench");
+    std::fs::write(&fake, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
+    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&fake, executable).unwrap();
+    let json_path = dir.path().join("crash.json").display().to_string();
+    let fake_s = fake.display().to_string();
+    let out = matrix(&[
+        "--quick",
+        "--alloc",
+        "glibc",
+        "--baseline",
+        "glibc",
+        "--bench",
+        &fake_s,
+        "--json",
+        &json_path,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("crashed (SIGSEGV)"),
+        "{}",
+        stderr(&out)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["rows"][0]["crashed"], 2);
+    assert_eq!(json["rows"][0]["median_mops"], serde_json::Value::Null);
+
+    // Claiming jemalloc while preloading something that is not jemalloc is refused.
+    let mimalloc = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
+    let spec = format!("jemalloc={mimalloc}");
+    let mut args = vec![
+        "--quick",
+        "--runs",
+        "1",
+        "--alloc",
+        &spec,
+        "--baseline",
+        "jemalloc",
+    ];
+    args.extend(SMALL_BENCH);
+    let out = matrix(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("reports \"mimalloc\" answering malloc, not jemalloc"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Bad bench arguments: exit 2 before anything runs; a missing .so names the path.
+    let out = matrix(&[
+        "--alloc",
+        "glibc",
+        "--baseline",
+        "glibc",
+        "--",
+        "--min",
+        "100",
+        "--max",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("must not exceed --max"),
+        "{}",
+        stderr(&out)
+    );
+    let out = matrix(&["--alloc", "x=/no/such/lib.so", "--baseline", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/no/such/lib.so does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
