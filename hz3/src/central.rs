@@ -50,8 +50,12 @@ pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
     let size = size_class::size_of(class);
     let tag = page_map::tag_small(owner, class);
     let mut out = Chain::EMPTY;
+    // Bump ranges (first object address, count) are linked after the lock is dropped: writing
+    // the links faults in fresh pages, and a page fault must not lengthen the lock hold.
+    let mut ranges = [(0usize, 0u32); MAX_RANGES];
+    let mut nranges = 0;
     let mut pool = POOLS[class].lock();
-    while out.count < want {
+    while out.count < want && nranges < MAX_RANGES {
         let mut run = pool.partial;
         if run.is_null() {
             run = page_source::take_run();
@@ -80,13 +84,13 @@ pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
                 out.count += 1;
                 (*run).used += 1;
             }
-            while out.count < want && (*run).carved < (*run).capacity {
-                let obj = ((*run).base + (*run).carved as usize * size) as *mut Node;
-                (*run).carved += 1;
-                (*obj).next = out.head;
-                out.head = obj;
-                out.count += 1;
-                (*run).used += 1;
+            let n = (want - out.count).min((*run).capacity - (*run).carved);
+            if n > 0 {
+                ranges[nranges] = ((*run).base + (*run).carved as usize * size, n);
+                nranges += 1;
+                (*run).carved += n;
+                (*run).used += n;
+                out.count += n;
             }
             if (*run).free.is_null() && (*run).carved == (*run).capacity {
                 unlink(&mut pool, run);
@@ -94,12 +98,23 @@ pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
         }
     }
     drop(pool);
+    for &(first, n) in &ranges[..nranges] {
+        for i in 0..n as usize {
+            let obj = (first + i * size) as *mut Node;
+            // SAFETY: freshly carved objects are ours alone; the first word becomes the link.
+            unsafe { (*obj).next = out.head };
+            out.head = obj;
+        }
+    }
     probes::here(|c| {
         c.add(Event::CentralPopCalls, 1);
         c.add(Event::CentralPopObjects, out.count as u64);
     });
     out
 }
+
+/// Bump ranges one pop may take (a pop crosses at most a few runs).
+const MAX_RANGES: usize = 4;
 
 /// Files every object of `chain` (all of `class`) back under its run; runs that become entirely
 /// free go back to the page source.
