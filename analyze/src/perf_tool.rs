@@ -24,12 +24,20 @@ pub fn paranoid_level() -> Option<i32> {
 pub fn check_paranoid() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    match paranoid_level() {
-        Some(level) if !root && level > -1 => bail!(
+    match paranoid_problem(paranoid_level(), root) {
+        Some(problem) => bail!(problem),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with this `perf_event_paranoid` level for this user, with the command that fixes it.
+pub fn paranoid_problem(level: Option<i32>, root: bool) -> Option<String> {
+    match level {
+        Some(level) if !root && level > -1 => Some(format!(
             "kernel.perf_event_paranoid is {level}, too high to record kernel stacks and sched_switch as a non-root user: \
              run `sudo sysctl -w kernel.perf_event_paranoid=-1` (or record as root)"
-        ),
-        _ => Ok(()),
+        )),
+        _ => None,
     }
 }
 

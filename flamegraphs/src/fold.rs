@@ -117,9 +117,10 @@ impl StackFolder {
             comm.insert_str(0, "comm-");
         }
         let _ = writeln!(self.text, "{comm} 1/1 0.000000: {weight} folded:");
-        for f in frames {
-            let key = (f.sym.clone(), f.dso.clone());
-            let name = self.names.entry(key).or_insert_with(|| clean_name(&symbols::frame_name(&f.sym, &f.dso)));
+        for (i, f) in frames.iter().enumerate() {
+            let lib = library_of(frames, i);
+            let key = (f.sym.clone(), lib.to_string());
+            let name = self.names.entry(key).or_insert_with(|| clean_name(&symbols::frame_name(&f.sym, lib)));
             let dso = if f.dso.is_empty() { "unknown".to_string() } else { f.dso.replace(char::is_whitespace, "_") };
             let _ = writeln!(self.text, "\t{:x} {} ({})", f.ip, name, dso);
         }
@@ -143,6 +144,22 @@ impl StackFolder {
         let text = String::from_utf8_lossy(&out);
         Folded::from_text(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
+}
+
+/// perf prints an inlined call as `ADDR name (inlined)`, followed by the function it was inlined
+/// into at the same address, which names the real library; a frame takes that library when there
+/// is one.
+fn library_of(frames: &[Frame], i: usize) -> &str {
+    let f = &frames[i];
+    if f.dso != "inlined" {
+        return &f.dso;
+    }
+    frames[i + 1..]
+        .iter()
+        .take_while(|g| g.ip == f.ip)
+        .find(|g| g.dso != "inlined")
+        .map(|g| g.dso.as_str())
+        .unwrap_or(&f.dso)
 }
 
 /// inferno drops frames that start with `(` and splits names at `->`; neither is meant here.
@@ -176,6 +193,20 @@ mod tests {
         let folded = f.fold().unwrap();
         assert_eq!(folded.stacks.len(), 1);
         assert_eq!(folded.stacks["hz3_bench;worker;hz3::central::pop"], 500.0);
+    }
+
+    #[test]
+    fn inlined_entry_points_take_the_library_of_their_address() {
+        let mut f = StackFolder::new();
+        let frames = [
+            Frame { ip: 0x20, sym: "malloc".into(), dso: "inlined".into() },
+            Frame { ip: 0x20, sym: "tc_malloc".into(), dso: "/l/libtcmalloc.so.4".into() },
+            Frame { ip: 0x30, sym: "free".into(), dso: "inlined".into() },
+            Frame { ip: 0x40, sym: "worker".into(), dso: "/b/x".into() },
+        ];
+        f.push("b", 1, &frames);
+        let folded = f.fold().unwrap();
+        assert_eq!(folded.stacks.keys().next().unwrap(), "b;worker;free [inlined];tc_malloc;malloc [libtcmalloc.so.4]");
     }
 
     #[test]
