@@ -78,11 +78,11 @@ pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
     })?;
     if samples == 0 {
         return Err(ScriptError {
-            line: summary.lines,
+            line: summary.lines.max(1),
             message: "no samples: perf recorded no on-CPU sample of the workload (did it run at all?)".into(),
         });
     }
-    let io = |e: std::io::Error| ScriptError { line: summary.lines, message: format!("folding failed: {e}") };
+    let io = |e: std::io::Error| ScriptError { line: summary.lines.max(1), message: format!("folding failed: {e}") };
     Ok(Profile {
         cpu: cpu.fold().map_err(io)?,
         offcpu: offcpu.fold().map_err(io)?,

@@ -1,0 +1,128 @@
+//! `record` for real: a short hz3-bench run under perf, then `attribute` on what it wrote. Skipped
+//! (with the reason printed) only where perf itself cannot record on this machine.
+mod perf_common;
+use perf_common::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// hz3-bench next to this test's hz3-analyze, built on demand with the same profile.
+fn bench_binary() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_hz3-analyze"));
+    let bench = exe.with_file_name("hz3-bench");
+    if !bench.is_file() {
+        let release = exe.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "release");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "-p", "bench", "--bin", "hz3-bench"]);
+        if release {
+            cargo.arg("--release");
+        }
+        assert!(cargo.status().unwrap().success(), "building hz3-bench");
+    }
+    bench
+}
+
+/// Why perf cannot record here, if it cannot.
+fn perf_cannot_record() -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("perf")
+        .args(["record", "-q", "-e", "cpu-clock", "-o"])
+        .arg(dir.path().join("probe.data"))
+        .args(["--", "true"])
+        .output();
+    match out {
+        Err(e) => Some(format!("perf is not runnable: {e}")),
+        Ok(o) if !o.status.success() => Some(format!("perf record fails: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(_) => None,
+    }
+}
+
+#[test]
+fn records_a_short_run_and_attributes_it() {
+    if let Some(reason) = perf_cannot_record() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let bench = bench_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("glibc");
+    let out = analyze(&[
+        "record",
+        "--alloc",
+        "glibc",
+        "--freq",
+        "999",
+        "--bench",
+        bench.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--",
+        "--preset",
+        "remote-heavy-small",
+        "--threads",
+        "4",
+        "--iters",
+        "20000",
+    ]);
+    assert!(out.status.success(), "record failed: {}", stderr(&out));
+    for f in ["perf.data", "bench.json", "counters.json", "meta.json", "cpu.folded", "offcpu.folded", "profile.json"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["allocator"], "glibc");
+    assert!(meta["perf_version"].as_str().unwrap().starts_with("perf version"));
+    assert!(!meta["kernel"].as_str().unwrap().is_empty());
+    let counters: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("counters.json")).unwrap()).unwrap();
+    assert!(counters["task_clock_ns"].as_u64().unwrap() > 0, "the counting group saw the bench");
+
+    let out = analyze(&["attribute", run.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ops"].as_u64().unwrap(), 4 * 20000);
+    assert!(report["samples"].as_u64().unwrap() > 0);
+    assert_eq!(report["measured_from"], "task-clock");
+    let boxes = report["boxes"].as_array().unwrap();
+    let glibc = boxes.iter().find(|b| b["name"] == "glibc.malloc").unwrap();
+    let tc: f64 = boxes.iter().filter(|b| b["name"].as_str().unwrap().starts_with("tcmalloc.")).map(|b| b["ns_per_op"].as_f64().unwrap()).sum();
+    assert!(glibc["ns_per_op"].as_f64().unwrap() > 0.0, "glibc answered malloc: {report:#}");
+    assert_eq!(tc, 0.0);
+}
+
+#[test]
+fn missing_perf_names_the_package() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hz3-analyze"))
+        .args(["record", "--alloc", "glibc"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("apt-get install -y linux-perf"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1);
+}
+
+#[test]
+fn paranoid_levels_and_usage_errors() {
+    use analyze::perf_tool::paranoid_problem;
+    let problem = paranoid_problem(Some(2), false).unwrap();
+    assert!(problem.contains("sysctl -w kernel.perf_event_paranoid=-1"), "{problem}");
+    assert_eq!(paranoid_problem(Some(2), true), None, "root records at any level");
+    assert_eq!(paranoid_problem(Some(-1), false), None);
+
+    let out = analyze(&["record"]);
+    assert_eq!(out.status.code(), Some(2), "--alloc is required");
+    let out = analyze(&["record", "--alloc", "glibc", "--call-graph", "lbr"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(analyze(&["record", "--help"]).status.code(), Some(0));
+    assert!(stdout(&analyze(&["record", "--help"])).contains("Examples:"));
+}
+
+#[test]
+fn bench_arguments_default_and_get_json() {
+    use analyze::record::bench_arguments;
+    assert_eq!(bench_arguments(&[]), ["remote", "--preset", "remote-heavy-small", "--json"]);
+    let given = ["--preset".to_string(), "local-small".to_string()];
+    assert_eq!(bench_arguments(&given), ["remote", "--preset", "local-small", "--json"]);
+    let given = ["remote".to_string(), "--json".to_string()];
+    assert_eq!(bench_arguments(&given), ["remote", "--json"]);
+}
