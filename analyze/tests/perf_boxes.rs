@@ -1,0 +1,73 @@
+//! The built-in box rules on the frame names the allocators really produce (from the recordings
+//! this project made): each default box is reachable, and the stack rules hold.
+use flamegraphs::{Classifier, Rules};
+
+fn box_of(rules: &Rules, stack: &str) -> String {
+    let mut c = Classifier::new(rules);
+    let b = c.box_of_stack(stack);
+    c.names()[b].clone()
+}
+
+#[test]
+fn real_frame_names_map_to_their_boxes() {
+    let rules = analyze::boxes::defaults();
+    let bench = "hz3-bench;start_thread;bench::workload::worker";
+    let cases = [
+        ("hz3::heap::Heap::pop", "hz3.thread_cache"),
+        ("hz3::remote::flush_stash", "hz3.remote"),
+        ("<hz3::transfer::TransferCache>::take", "hz3.transfer"),
+        ("hz3::central::Central::pop_batch", "hz3.central"),
+        ("hz3::slow_alloc::refill", "hz3.slow_alloc"),
+        ("hz3::page_source::PageSource::fresh_run", "hz3.page_source"),
+        ("hz3::large::alloc", "hz3.large"),
+        ("hz3::lock::SpinMutex::lock_slow", "hz3.lock.spin"),
+        ("hz3::probes::Counters::bump", "hz3.probes"),
+        ("malloc [libhz3_scale.so]", "hz3.api"),
+        ("__GI___libc_malloc;_int_malloc", "glibc.malloc"),
+        ("malloc [libc.so.6]", "glibc.malloc"),
+        ("__GI___lll_lock_wait_private", "mutex"),
+        ("pthread_mutex_lock", "mutex"),
+        ("tcmalloc::ThreadCache::FetchFromCentralCache", "tcmalloc.thread_cache"),
+        ("tcmalloc::CentralFreeList::RemoveRange", "tcmalloc.transfer_cache"),
+        ("tcmalloc::CentralFreeList::Populate", "tcmalloc.central_freelist"),
+        ("tcmalloc::PageHeap::New", "tcmalloc.page_heap"),
+        ("tc_malloc", "tcmalloc.api"),
+        ("base::internal::SpinLockDelay", "spin"),
+        ("SpinLock::SpinLoop", "spin"),
+        ("je_tcache_alloc_small_hard", "jemalloc.tcache"),
+        ("je_arena_ralloc", "jemalloc.arena"),
+        ("je_extent_alloc_wrapper", "jemalloc.extent"),
+        ("[libjemalloc.so.2]", "jemalloc.api"),
+        ("mi_free", "mimalloc.free"),
+        ("_mi_segment_page_alloc", "mimalloc.segment"),
+        ("_mi_malloc_generic", "mimalloc.page"),
+        ("mi_malloc", "mimalloc.api"),
+        ("malloc [inlined]", "alloc.entry"),
+        ("asm_exc_page_fault;exc_page_fault;handle_mm_fault;clear_page_erms", "kernel.page_fault"),
+        ("entry_SYSCALL_64;__x64_sys_munmap;unmap_region", "kernel.mm"),
+        ("__GI_sched_yield;entry_SYSCALL_64;__x64_sys_sched_yield;do_sched_yield", "kernel.sched"),
+        ("core::ptr::write", "bench"),
+    ];
+    for (frames, expected) in cases {
+        assert_eq!(box_of(&rules, &format!("{bench};{frames}")), expected, "{frames}");
+    }
+    let named: std::collections::BTreeSet<&str> = cases.iter().map(|(_, b)| *b).collect();
+    for name in rules.box_names() {
+        assert!(named.contains(name.as_str()) || name == "other" || name == "futex", "no example for {name}");
+    }
+}
+
+#[test]
+fn lock_paths_innermost_wins_and_futex_keeps_its_scheduler_time() {
+    let rules = analyze::boxes::defaults();
+    let s = "b;bench::workload::worker;malloc [libhz3_scale.so];hz3::central::Central::pop_batch;hz3::lock::SpinMutex::lock_slow";
+    assert_eq!(box_of(&rules, s), "hz3.lock.spin");
+    let s = "b;__GI___libc_malloc;__GI___lll_lock_wait_private;entry_SYSCALL_64;__x64_sys_futex;do_futex;futex_wait;schedule;__schedule;finish_task_switch";
+    assert_eq!(box_of(&rules, s), "futex");
+    let s = "b;hz3::page_source::PageSource::fresh_run;asm_exc_page_fault;exc_page_fault;schedule";
+    assert_eq!(box_of(&rules, s), "kernel.page_fault");
+    assert_eq!(box_of(&rules, "b;_start;main;memcpy"), "other");
+    assert_eq!(rules.lock_kind("futex"), Some(flamegraphs::LockKind::Mutex));
+    assert_eq!(rules.lock_kind("hz3.lock.spin"), Some(flamegraphs::LockKind::Spin));
+    assert_eq!(rules.lock_kind("hz3.central"), None);
+}
