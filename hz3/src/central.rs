@@ -116,16 +116,18 @@ pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
 /// Bump ranges one pop may take (a pop crosses at most a few runs).
 const MAX_RANGES: usize = 4;
 
-/// Files every object of `chain` (all of `class`) back under its run; runs that become entirely
+/// Files every object of `chain` (all of `class`, counted or not) back under its run; runs that become entirely
 /// free go back to the page source.
 pub fn push(class: usize, chain: Chain) {
     if chain.head.is_null() {
         return;
     }
     let mut empty: *mut Run = ptr::null_mut();
+    let mut pushed = 0u64;
     let mut pool = POOLS[class].lock();
     let mut obj = chain.head;
     while !obj.is_null() {
+        pushed += 1;
         // SAFETY: chain objects are hz3 objects of `class` that nobody else references; their
         // runs belong to this class's pool, whose lock we hold.
         unsafe {
@@ -161,7 +163,7 @@ pub fn push(class: usize, chain: Chain) {
     drop(pool);
     probes::here(|c| {
         c.add(Event::CentralPushCalls, 1);
-        c.add(Event::CentralPushObjects, chain.count as u64);
+        c.add(Event::CentralPushObjects, pushed);
     });
     while !empty.is_null() {
         // SAFETY: runs on `empty` were unlinked under the lock and hold no live object.

@@ -20,8 +20,11 @@ const CLASS_BYTES: usize = 32 * 1024;
 #[repr(C)]
 pub struct Bin {
     pub head: *mut Node,
-    pub count: u32,
-    pub cap: u32,
+    /// Objects pushed minus objects popped since the bin was last filled. Chains drained from the
+    /// inbox are installed uncounted (counting them means walking cold objects), so this may go
+    /// negative; it only decides when to spill.
+    pub count: i32,
+    pub cap: i32,
 }
 
 #[repr(C, align(4096))]
@@ -43,7 +46,7 @@ impl Heap {
         for (class, bin) in self.bins.iter_mut().enumerate() {
             let batch = size_class::batch_of(class) as usize;
             let by_bytes = CLASS_BYTES / size_class::size_of(class);
-            bin.cap = (4 * batch).min(by_bytes).max(batch) as u32;
+            bin.cap = (4 * batch).min(by_bytes).max(batch) as i32;
         }
     }
 
@@ -82,11 +85,20 @@ impl Heap {
         over
     }
 
-    /// Installs `chain` as the (empty) bin's content.
+    /// Installs `chain` as the (empty) bin's content; `chain.count` may be 0 for an uncounted chain.
     pub fn fill(&mut self, class: usize, chain: Chain) {
         let bin = self.bin(class);
         bin.head = chain.head;
-        bin.count = chain.count;
+        bin.count = chain.count as i32;
+    }
+
+    /// Detaches the whole bin (uncounted chain).
+    pub fn take_all(&mut self, class: usize) -> Chain {
+        let bin = self.bin(class);
+        let head = bin.head;
+        bin.head = ptr::null_mut();
+        bin.count = 0;
+        Chain { head, count: 0 }
     }
 
     /// Detaches up to `n` objects from the top of the bin.
@@ -108,7 +120,7 @@ impl Heap {
         // SAFETY: `last` is the n-th object of the list; cutting after it ends the chain.
         unsafe { (*last).next = ptr::null_mut() };
         bin.head = cur;
-        bin.count -= taken;
+        bin.count -= taken as i32;
         Chain { head, count: taken }
     }
 }

@@ -37,10 +37,11 @@ pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.counters.add(Event::MallocCacheMiss, 1);
     remote::flush_some(heap);
     let mut chain = heap.inbox.drain(class);
-    if chain.count > 0 {
+    if !chain.head.is_null() {
         heap.counters.add(Event::RemoteDrainCalls, 1);
+        #[cfg(feature = "probes")]
         heap.counters
-            .add(Event::RemoteDrainObjects, chain.count as u64);
+            .add(Event::RemoteDrainObjects, remote::counted(chain.head));
     } else {
         chain = pool_pop(
             class,
@@ -71,13 +72,12 @@ pub fn spill(heap: &mut Heap, class: usize) {
 pub fn flush_heap(heap: &mut Heap) {
     remote::flush_all(heap);
     for class in 0..size_class::NUM_CLASSES {
-        let cap = u32::MAX;
-        let chain = heap.take(class, cap);
-        if chain.count > 0 {
+        let chain = heap.take_all(class);
+        if !chain.head.is_null() {
             central::push(class, chain);
         }
         let inbox = heap.inbox.drain(class);
-        if inbox.count > 0 {
+        if !inbox.head.is_null() {
             central::push(class, inbox);
         }
     }
