@@ -115,6 +115,57 @@ pub struct MatrixReport {
     pub rows: Vec<Row>,
 }
 
+impl Row {
+    /// A row before its first run.
+    pub fn empty(preset: &str, allocator: &Allocator) -> Row {
+        Row {
+            preset: preset.to_owned(),
+            allocator: allocator.name.clone(),
+            preload: allocator.preload.as_ref().map(|p| p.display().to_string()),
+            identity: None,
+            samples_mops: Vec::new(),
+            median_mops: None,
+            min_mops: None,
+            max_mops: None,
+            ratio: None,
+            peak_rss_kib: 0,
+            runs_ok: 0,
+            crashed: 0,
+            crashes: Vec::new(),
+        }
+    }
+
+    pub fn record_run(&mut self, identity: &str, mops: f64) {
+        self.identity = Some(identity.to_owned());
+        self.samples_mops.push(mops);
+        self.runs_ok += 1;
+    }
+
+    pub fn record_crash(&mut self, how: String) {
+        self.crashed += 1;
+        self.crashes.push(how);
+    }
+}
+
+/// A row with these runs and crashes, for the tests of every output.
+#[cfg(test)]
+pub(crate) fn test_row(preset: &str, allocator: &str, samples: &[f64], crashes: &[&str]) -> Row {
+    let mut row = Row::empty(
+        preset,
+        &Allocator {
+            name: allocator.into(),
+            preload: None,
+        },
+    );
+    for &m in samples {
+        row.record_run(allocator, m);
+    }
+    for c in crashes {
+        row.record_crash(c.to_string());
+    }
+    row
+}
+
 impl MatrixReport {
     pub fn row(&self, preset: &str, allocator: &str) -> Option<&Row> {
         self.rows
@@ -270,23 +321,7 @@ fn measure(
 ) -> Result<MatrixReport> {
     let mut rows: Vec<Row> = workloads
         .iter()
-        .flat_map(|w| {
-            allocs.iter().map(move |a| Row {
-                preset: w.preset.clone(),
-                allocator: a.name.clone(),
-                preload: a.preload.as_ref().map(|p| p.display().to_string()),
-                identity: None,
-                samples_mops: Vec::new(),
-                median_mops: None,
-                min_mops: None,
-                max_mops: None,
-                ratio: None,
-                peak_rss_kib: 0,
-                runs_ok: 0,
-                crashed: 0,
-                crashes: Vec::new(),
-            })
-        })
+        .flat_map(|w| allocs.iter().map(move |a| Row::empty(&w.preset, a)))
         .collect();
     let total = rounds as u64 * rows.len() as u64;
     let progress = indicatif::ProgressBar::new(total);
@@ -323,15 +358,12 @@ fn measure(
                                 alloc.preload_env()
                             );
                         }
-                        row.identity = Some(report.allocator);
-                        row.samples_mops.push(report.mops);
-                        row.runs_ok += 1;
+                        row.record_run(&report.allocator, report.mops);
                     }
                     Err(crash) => {
                         let line = crash_line(workload, alloc, &crash, &result.stderr);
                         progress.suspend(|| eprintln!("{line}"));
-                        row.crashed += 1;
-                        row.crashes.push(crash.to_string());
+                        row.record_crash(crash.to_string());
                     }
                 }
                 progress.inc(1);
@@ -467,21 +499,8 @@ mod tests {
 
     #[test]
     fn ratios_divide_by_the_baseline_of_the_same_preset() {
-        let row = |preset: &str, alloc: &str, samples: &[f64]| Row {
-            preset: preset.into(),
-            allocator: alloc.into(),
-            preload: None,
-            identity: None,
-            samples_mops: samples.to_vec(),
-            median_mops: None,
-            min_mops: None,
-            max_mops: None,
-            ratio: None,
-            peak_rss_kib: 0,
-            runs_ok: samples.len(),
-            crashed: 0,
-            crashes: vec![],
-        };
+        let row =
+            |preset: &str, alloc: &str, samples: &[f64]| test_row(preset, alloc, samples, &[]);
         let mut rows = vec![
             row("a", "base", &[2.0, 4.0, 3.0]),
             row("a", "x", &[6.0, 9.0, 1.0]),

@@ -12,16 +12,7 @@ use std::time::{Duration, Instant};
 pub fn locate_bench(explicit: Option<&Path>) -> Result<PathBuf> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
-        None => {
-            let exe = std::env::current_exe().context("locating the running executable")?;
-            let mut dir = exe
-                .parent()
-                .context("the executable has no parent directory")?;
-            if dir.file_name().is_some_and(|n| n == "deps") {
-                dir = dir.parent().context("deps/ has no parent")?;
-            }
-            dir.join("hz3-bench")
-        }
+        None => crate::allocators::own_profile_dir()?.join("hz3-bench"),
     };
     if !path.is_file() {
         bail!(

@@ -32,6 +32,22 @@ fn matrix(args: &[&str]) -> Output {
         .expect("spawning hz3-analyze")
 }
 
+/// The matrix over the small bench arguments; it must succeed.
+fn matrix_small_ok(args: &[&str]) -> Output {
+    let all: Vec<&str> = args.iter().chain(SMALL_BENCH).copied().collect();
+    let out = matrix(&all);
+    assert!(
+        out.status.success(),
+        "matrix {all:?} failed: {}",
+        stderr(&out)
+    );
+    out
+}
+
+fn read_json(path: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -42,7 +58,7 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     let path = |name: &str| dir.path().join(name).display().to_string();
     let (csv_path, json_path, md_path, svg_path) =
         (path("m.csv"), path("m.json"), path("m.md"), path("m.svg"));
-    let mut args = vec![
+    let args = vec![
         "--quick",
         "--alloc",
         "glibc",
@@ -61,12 +77,9 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
         "--svg",
         &svg_path,
     ];
-    args.extend(SMALL_BENCH);
-    let out = matrix(&args);
-    assert!(out.status.success(), "matrix failed: {}", stderr(&out));
+    let out = matrix_small_ok(&args);
 
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let json: serde_json::Value = read_json(&json_path);
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "2 presets x 2 allocators");
     for row in rows {
@@ -115,7 +128,7 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
 fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("base.json").display().to_string();
-    let mut args = vec![
+    let args = vec![
         "--quick",
         "--alloc",
         "glibc",
@@ -126,13 +139,10 @@ fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
         "--json",
         &json_path,
     ];
-    args.extend(SMALL_BENCH);
-    let out = matrix(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    matrix_small_ok(&args);
 
     // A baseline claiming jemalloc used to be 100x glibc cannot be met: exit 3, the row is named.
-    let mut base: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let mut base: serde_json::Value = read_json(&json_path);
     for row in base["rows"].as_array_mut().unwrap() {
         if row["allocator"] == "jemalloc" {
             let m = row["median_mops"].as_f64().unwrap();
@@ -141,7 +151,7 @@ fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
     }
     let doctored = dir.path().join("doctored.json").display().to_string();
     std::fs::write(&doctored, base.to_string()).unwrap();
-    let mut args = vec![
+    let args = vec![
         "--quick",
         "--alloc",
         "glibc",
@@ -152,8 +162,7 @@ fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
         "--compare",
         &doctored,
     ];
-    args.extend(SMALL_BENCH);
-    let out = matrix(&args);
+    let out = matrix(&[&args[..], SMALL_BENCH].concat());
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("custom / jemalloc"),
@@ -173,7 +182,7 @@ fn ceiling_row_is_measured_under_its_preload() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("c.json").display().to_string();
     let preload_dir = repo_root().join("target/preload").display().to_string();
-    let mut args = vec![
+    let args = vec![
         "--quick",
         "--runs",
         "1",
@@ -186,11 +195,8 @@ fn ceiling_row_is_measured_under_its_preload() {
         "--json",
         &json_path,
     ];
-    args.extend(SMALL_BENCH);
-    let out = matrix(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    matrix_small_ok(&args);
+    let json: serde_json::Value = read_json(&json_path);
     assert_eq!(json["rows"][0]["identity"], "ceiling");
 }
 
@@ -221,15 +227,14 @@ fn crashes_are_rows_and_mislabelled_preloads_are_errors() {
         "{}",
         stderr(&out)
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let json: serde_json::Value = read_json(&json_path);
     assert_eq!(json["rows"][0]["crashed"], 2);
     assert_eq!(json["rows"][0]["median_mops"], serde_json::Value::Null);
 
     // Claiming jemalloc while preloading something that is not jemalloc is refused.
     let mimalloc = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
     let spec = format!("jemalloc={mimalloc}");
-    let mut args = vec![
+    let args = vec![
         "--quick",
         "--runs",
         "1",
@@ -238,8 +243,7 @@ fn crashes_are_rows_and_mislabelled_preloads_are_errors() {
         "--baseline",
         "jemalloc",
     ];
-    args.extend(SMALL_BENCH);
-    let out = matrix(&args);
+    let out = matrix(&[&args[..], SMALL_BENCH].concat());
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("reports \"mimalloc\" answering malloc, not jemalloc"),

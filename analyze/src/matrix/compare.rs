@@ -153,26 +153,19 @@ pub fn describe(regressions: &[Regression], anchor: &str, tolerance: f64) -> Str
 
 #[cfg(test)]
 mod tests {
-    use super::super::{finish_rows, Row, Workload};
+    use super::super::{finish_rows, test_row, Row, Workload};
     use super::*;
 
     fn report(rows: &[(&str, &str, &[f64])]) -> MatrixReport {
         let mut rows: Vec<Row> = rows
             .iter()
-            .map(|(preset, alloc, samples)| Row {
-                preset: preset.to_string(),
-                allocator: alloc.to_string(),
-                preload: None,
-                identity: None,
-                samples_mops: samples.to_vec(),
-                median_mops: None,
-                min_mops: None,
-                max_mops: None,
-                ratio: None,
-                peak_rss_kib: 0,
-                runs_ok: samples.len(),
-                crashed: usize::from(samples.is_empty()),
-                crashes: vec![],
+            .map(|(preset, alloc, samples)| {
+                let crashes: &[&str] = if samples.is_empty() {
+                    &["SIGSEGV"]
+                } else {
+                    &[]
+                };
+                test_row(preset, alloc, samples, crashes)
             })
             .collect();
         finish_rows(&mut rows, "tc");

@@ -145,24 +145,14 @@ pub fn markdown(report: &MatrixReport) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::{finish_rows, Workload};
+    use super::super::{finish_rows, test_row, Workload};
     use super::*;
 
     pub(crate) fn sample_report() -> MatrixReport {
-        let row = |alloc: &str, samples: &[f64], crashes: &[&str]| Row {
-            preset: "remote-heavy-small".into(),
-            allocator: alloc.into(),
-            preload: None,
-            identity: Some(alloc.into()),
-            samples_mops: samples.to_vec(),
-            median_mops: None,
-            min_mops: None,
-            max_mops: None,
-            ratio: None,
-            peak_rss_kib: 2048,
-            runs_ok: samples.len(),
-            crashed: crashes.len(),
-            crashes: crashes.iter().map(|s| s.to_string()).collect(),
+        let row = |alloc: &str, samples: &[f64], crashes: &[&str]| {
+            let mut r = test_row("remote-heavy-small", alloc, samples, crashes);
+            r.peak_rss_kib = 2048;
+            r
         };
         let mut rows = vec![
             row("glibc", &[10.0, 12.0, 11.0], &[]),
