@@ -120,7 +120,11 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
             spin: a.lock_cpu(LockKind::Spin) / ops,
             wait: a.wait / ops,
         },
-        offcpu: OffCpu { wait: a.wait / ops, blocked_other: a.blocked_other / ops, preempted: a.preempted / ops },
+        offcpu: OffCpu {
+            wait: a.wait / ops,
+            blocked_other: a.blocked_other / ops,
+            preempted: a.preempted / ops,
+        },
     }
 }
 
@@ -131,8 +135,14 @@ pub fn lock_name(kind: LockKind) -> &'static str {
     }
 }
 
-fn probes_for(counts: &Option<BTreeMap<String, u64>>, prefixes: &[String], ops: f64) -> BTreeMap<String, f64> {
-    let Some(counts) = counts else { return BTreeMap::new() };
+fn probes_for(
+    counts: &Option<BTreeMap<String, u64>>,
+    prefixes: &[String],
+    ops: f64,
+) -> BTreeMap<String, f64> {
+    let Some(counts) = counts else {
+        return BTreeMap::new();
+    };
     counts
         .iter()
         .filter(|(k, v)| **v > 0 && prefixes.iter().any(|p| k.starts_with(p.as_str())))
@@ -144,20 +154,45 @@ fn probes_for(counts: &Option<BTreeMap<String, u64>>, prefixes: &[String], ops: 
 fn probes_cell(probes: &BTreeMap<String, f64>) -> String {
     let mut top: Vec<_> = probes.iter().collect();
     top.sort_by(|a, b| b.1.total_cmp(a.1));
-    top.iter().take(3).map(|(k, v)| format!("{k}={}", num(**v))).collect::<Vec<_>>().join(" ")
+    top.iter()
+        .take(3)
+        .map(|(k, v)| format!("{k}={}", num(**v)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The per-box table. For CSV (`csv`): every box, unrounded numbers, all probe keys; for people:
 /// boxes with samples (and `other`, always), rounded.
 pub fn boxes_table(report: &Report, csv: bool) -> Table {
     let mut t = Table::new(&["box", "lock", "share", "ns/op", "probes (events/op)"]);
-    for b in report.boxes.iter().filter(|b| csv || b.share > 0.0 || b.name == flamegraphs::OTHER) {
+    for b in report
+        .boxes
+        .iter()
+        .filter(|b| csv || b.share > 0.0 || b.name == flamegraphs::OTHER)
+    {
         let lock = b.lock.clone().unwrap_or_default();
         t.push(if csv {
-            let probes = b.probes_per_op.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-            vec![b.name.clone(), lock, b.share.to_string(), b.ns_per_op.to_string(), probes]
+            let probes = b
+                .probes_per_op
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            vec![
+                b.name.clone(),
+                lock,
+                b.share.to_string(),
+                b.ns_per_op.to_string(),
+                probes,
+            ]
         } else {
-            vec![b.name.clone(), lock, pct(b.share), num(b.ns_per_op), probes_cell(&b.probes_per_op)]
+            vec![
+                b.name.clone(),
+                lock,
+                pct(b.share),
+                num(b.ns_per_op),
+                probes_cell(&b.probes_per_op),
+            ]
         });
     }
     t
@@ -166,7 +201,12 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
 pub fn render_text(report: &Report) -> String {
     let mut out = format!(
         "run {}  allocator {}  ops {}  {} {} samples  {} switches\n",
-        report.run, report.allocator, report.ops, report.samples, report.sample_event, report.switches
+        report.run,
+        report.allocator,
+        report.ops,
+        report.samples,
+        report.sample_event,
+        report.switches
     );
     out += &format!(
         "CPU ns/op: measured {} ({})  in boxes {}  unsampled {}   wall ns/op {}\n\n",
@@ -196,12 +236,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let rules = boxes::load(args.boxes.as_deref())?;
     let run = Run::load(&args.run)?;
     let report = build_report(&run, &rules);
-    if args.format.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if args.format.csv {
-        print!("{}", boxes_table(&report, true).to_csv()?);
-    } else {
-        print!("{}", render_text(&report));
-    }
+    args.format.print(
+        &report,
+        || boxes_table(&report, true).to_csv(),
+        || render_text(&report),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

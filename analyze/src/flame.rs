@@ -33,7 +33,11 @@ pub struct Args {
 }
 
 fn per_op(run: &Run, offcpu: bool) -> flamegraphs::Folded {
-    let folded = if offcpu { &run.profile.offcpu } else { &run.profile.cpu };
+    let folded = if offcpu {
+        &run.profile.offcpu
+    } else {
+        &run.profile.cpu
+    };
     folded.scaled(1.0 / run.ops())
 }
 
@@ -43,7 +47,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (out, result) = match (args.diff, args.runs.as_slice()) {
         (false, [dir]) => {
             let run = Run::load(dir)?;
-            let out = args.out.clone().unwrap_or_else(|| dir.join(if args.offcpu { "flame-offcpu.svg" } else { "flame.svg" }));
+            let out = args.out.clone().unwrap_or_else(|| {
+                dir.join(if args.offcpu {
+                    "flame-offcpu.svg"
+                } else {
+                    "flame.svg"
+                })
+            });
             let title = format!("{} — {what} ns/op", run.allocator());
             let mut svg = Vec::new();
             let r = flamegraphs::svg::render(&per_op(&run, args.offcpu), &rules, &title, &mut svg);
@@ -52,12 +62,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (true, [a_dir, b_dir]) => {
             let (a, b) = (Run::load(a_dir)?, Run::load(b_dir)?);
             if a.config_key() != b.config_key() {
-                bail!("--diff needs two runs of the same bench configuration:\n  A: {}\n  B: {}", a.config_key(), b.config_key());
+                bail!(
+                    "--diff needs two runs of the same bench configuration:\n  A: {}\n  B: {}",
+                    a.config_key(),
+                    b.config_key()
+                );
             }
-            let out = args.out.clone().unwrap_or_else(|| b_dir.join("flame-diff.svg"));
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| b_dir.join("flame-diff.svg"));
             let title = format!("{} vs {} — {what} ns/op", b.allocator(), a.allocator());
             let mut svg = Vec::new();
-            let r = flamegraphs::svg::render_diff(&per_op(&a, args.offcpu), &per_op(&b, args.offcpu), &rules, &title, &mut svg);
+            let r = flamegraphs::svg::render_diff(
+                &per_op(&a, args.offcpu),
+                &per_op(&b, args.offcpu),
+                &rules,
+                &title,
+                &mut svg,
+            );
             (out, r.map(|_| svg))
         }
         (false, _) => bail!("flame takes one RUN (or --diff A B)"),
@@ -66,8 +89,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let svg = result.with_context(|| format!("{}: drawing the flamegraph", out.display()))?;
     // inferno writes the SVG by hand; a malformed one is caught here rather than in a browser.
     let text = String::from_utf8(svg).context("the flamegraph is not UTF-8")?;
-    flamegraphs::svg::check_well_formed(&text)
-        .map_err(|e| anyhow::anyhow!("{}: the drawn flamegraph is not well-formed XML: {e}", out.display()))?;
+    flamegraphs::svg::check_well_formed(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the drawn flamegraph is not well-formed XML: {e}",
+            out.display()
+        )
+    })?;
     std::fs::write(&out, text).with_context(|| format!("{}: cannot write", out.display()))?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)

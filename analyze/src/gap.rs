@@ -64,18 +64,37 @@ pub struct Gap {
 
 pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
     if a.config != b.config {
-        bail!("gap needs two runs of the same bench configuration:\n  A: {}\n  B: {}", a.config, b.config);
+        bail!(
+            "gap needs two runs of the same bench configuration:\n  A: {}\n  B: {}",
+            a.config,
+            b.config
+        );
     }
     let mut boxes: Vec<GapRow> = a
         .boxes
         .iter()
         .zip(&b.boxes)
-        .map(|(x, y)| GapRow { name: x.name.clone(), a: x.ns_per_op, b: y.ns_per_op, diff: y.ns_per_op - x.ns_per_op })
+        .map(|(x, y)| GapRow {
+            name: x.name.clone(),
+            a: x.ns_per_op,
+            b: y.ns_per_op,
+            diff: y.ns_per_op - x.ns_per_op,
+        })
         .collect();
-    boxes.sort_by(|x, y| y.diff.abs().total_cmp(&x.diff.abs()).then_with(|| x.name.cmp(&y.name)));
+    boxes.sort_by(|x, y| {
+        y.diff
+            .abs()
+            .total_cmp(&x.diff.abs())
+            .then_with(|| x.name.cmp(&y.name))
+    });
     let boxes_diff: f64 = boxes.iter().map(|r| r.diff).sum();
     let measured_diff = b.measured_ns_per_op - a.measured_ns_per_op;
-    let row = |name: &str, x: f64, y: f64| GapRow { name: name.to_string(), a: x, b: y, diff: y - x };
+    let row = |name: &str, x: f64, y: f64| GapRow {
+        name: name.to_string(),
+        a: x,
+        b: y,
+        diff: y - x,
+    };
     let measured_from = if a.measured_from == b.measured_from {
         a.measured_from.clone()
     } else {
@@ -96,7 +115,11 @@ pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
         residual: measured_diff - boxes_diff,
         offcpu: vec![
             row("off-cpu.futex_wait", a.offcpu.wait, b.offcpu.wait),
-            row("off-cpu.other_sleep", a.offcpu.blocked_other, b.offcpu.blocked_other),
+            row(
+                "off-cpu.other_sleep",
+                a.offcpu.blocked_other,
+                b.offcpu.blocked_other,
+            ),
             row("off-cpu.preempted", a.offcpu.preempted, b.offcpu.preempted),
         ],
     })
@@ -111,25 +134,51 @@ pub fn gap_table(gap: &Gap, csv: bool) -> Table {
     let cells = |name: String, a: Option<f64>, b: Option<f64>, d: f64| -> Vec<String> {
         let fmt = |v: f64| if csv { v.to_string() } else { num(v) };
         let diff = if csv { d.to_string() } else { signed(d) };
-        vec![name, a.map(fmt).unwrap_or_default(), b.map(fmt).unwrap_or_default(), diff]
+        vec![
+            name,
+            a.map(fmt).unwrap_or_default(),
+            b.map(fmt).unwrap_or_default(),
+            diff,
+        ]
     };
-    for r in gap.boxes.iter().chain(&gap.offcpu).filter(|r| csv || r.a != 0.0 || r.b != 0.0 || r.name == flamegraphs::OTHER) {
+    for r in gap
+        .boxes
+        .iter()
+        .chain(&gap.offcpu)
+        .filter(|r| csv || r.a != 0.0 || r.b != 0.0 || r.name == flamegraphs::OTHER)
+    {
         if !csv && r.name.starts_with("off-cpu.") {
             continue;
         }
         t.push(cells(r.name.clone(), Some(r.a), Some(r.b), r.diff));
     }
     t.push(cells("sum of boxes".into(), None, None, gap.boxes_diff));
-    t.push(cells(format!("measured ({})", gap.measured_from), Some(gap.measured_a), Some(gap.measured_b), gap.measured_diff));
-    t.push(cells("residual (measured - sum)".into(), None, None, gap.residual));
+    t.push(cells(
+        format!("measured ({})", gap.measured_from),
+        Some(gap.measured_a),
+        Some(gap.measured_b),
+        gap.measured_diff,
+    ));
+    t.push(cells(
+        "residual (measured - sum)".into(),
+        None,
+        None,
+        gap.residual,
+    ));
     t
 }
 
 pub fn render_text(gap: &Gap) -> String {
-    let mut out = format!("A = {} ({})\nB = {} ({})\n{}\n\n", gap.a, gap.allocator_a, gap.b, gap.allocator_b, gap.config);
+    let mut out = format!(
+        "A = {} ({})\nB = {} ({})\n{}\n\n",
+        gap.a, gap.allocator_a, gap.b, gap.allocator_b, gap.config
+    );
     out += &gap_table(gap, false).to_text();
     if gap.measured_diff != 0.0 {
-        out += &format!("boxes explain {:.0}% of the measured difference\n", gap.boxes_diff / gap.measured_diff * 100.0);
+        out += &format!(
+            "boxes explain {:.0}% of the measured difference\n",
+            gap.boxes_diff / gap.measured_diff * 100.0
+        );
     }
     let mut off = Table::new(&["off-CPU (not in the sums)", "A ns/op", "B ns/op", "B-A"]);
     for r in &gap.offcpu {
@@ -145,12 +194,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let a = build_report(&Run::load(&args.a)?, &rules);
     let b = build_report(&Run::load(&args.b)?, &rules);
     let gap = build_gap(&a, &b)?;
-    if args.format.json {
-        println!("{}", serde_json::to_string_pretty(&gap)?);
-    } else if args.format.csv {
-        print!("{}", gap_table(&gap, true).to_csv()?);
-    } else {
-        print!("{}", render_text(&gap));
-    }
+    args.format.print(
+        &gap,
+        || gap_table(&gap, true).to_csv(),
+        || render_text(&gap),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

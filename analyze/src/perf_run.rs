@@ -80,18 +80,35 @@ impl Run {
     /// Loads a run directory, folding `perf.script` / `perf.data` if no folded stacks are there.
     pub fn load(dir: &Path) -> Result<Run> {
         if !dir.is_dir() {
-            bail!("{}: not a run directory (make one with `hz3-analyze record`)", dir.display());
+            bail!(
+                "{}: not a run directory (make one with `hz3-analyze record`)",
+                dir.display()
+            );
         }
         let bench: BenchReport = read_json(&dir.join(BENCH_JSON))?;
         if bench.ops == 0 {
-            bail!("{}: the bench reports 0 ops; nothing can be expressed per op", dir.join(BENCH_JSON).display());
+            bail!(
+                "{}: the bench reports 0 ops; nothing can be expressed per op",
+                dir.join(BENCH_JSON).display()
+            );
         }
         let meta = read_optional_json(&dir.join(META_JSON))?;
         let counters = read_optional_json(&dir.join(COUNTERS_JSON))?;
         let probes_path = dir.join(PROBES_JSON);
-        let probes = if probes_path.exists() { Some(probes::reader::read(&probes_path)?) } else { None };
+        let probes = if probes_path.exists() {
+            Some(probes::reader::read(&probes_path)?)
+        } else {
+            None
+        };
         let profile = load_profile(dir)?;
-        Ok(Run { dir: dir.to_path_buf(), meta, bench, counters, probes, profile })
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            meta,
+            bench,
+            counters,
+            probes,
+            profile,
+        })
     }
 
     pub fn ops(&self) -> f64 {
@@ -99,7 +116,10 @@ impl Run {
     }
 
     pub fn allocator(&self) -> &str {
-        self.meta.as_ref().map(|m| m.allocator.as_str()).unwrap_or(&self.bench.allocator)
+        self.meta
+            .as_ref()
+            .map(|m| m.allocator.as_str())
+            .unwrap_or(&self.bench.allocator)
     }
 
     /// Sampled on-CPU nanoseconds (sum of sample periods). Only time-based sampling events
@@ -125,7 +145,10 @@ impl Run {
         }
         for site in probes::LockSite::ALL {
             for stat in probes::LockStat::ALL {
-                out.insert(format!("lock.{}.{}", site.key(), stat.key()), dump.lock(*site, *stat));
+                out.insert(
+                    format!("lock.{}.{}", site.key(), stat.key()),
+                    dump.lock(*site, *stat),
+                );
             }
         }
         Some(out)
@@ -142,11 +165,17 @@ impl Run {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     // The bench may print its human line after the JSON object; only the first line is JSON.
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let body = if path.ends_with(BENCH_JSON) { first } else { text.as_str() };
-    serde_json::from_str(body).map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), e.line()))
+    let body = if path.ends_with(BENCH_JSON) {
+        first
+    } else {
+        text.as_str()
+    };
+    serde_json::from_str(body)
+        .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), e.line()))
 }
 
 fn read_optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
@@ -165,7 +194,8 @@ fn load_profile(dir: &Path) -> Result<Profile> {
             if !p.exists() {
                 return Ok(Folded::default());
             }
-            let text = std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
             Folded::from_text(&text).with_context(|| p.display().to_string())
         };
         let cpu = folded(cpu_path)?;
@@ -183,8 +213,10 @@ fn load_profile(dir: &Path) -> Result<Profile> {
     }
     let script = dir.join(PERF_SCRIPT);
     if script.exists() {
-        let file = std::fs::File::open(&script).with_context(|| format!("{}: cannot read", script.display()))?;
-        return flamegraphs::from_script(std::io::BufReader::new(file)).with_context(|| script.display().to_string());
+        let file = std::fs::File::open(&script)
+            .with_context(|| format!("{}: cannot read", script.display()))?;
+        return flamegraphs::from_script(std::io::BufReader::new(file))
+            .with_context(|| script.display().to_string());
     }
     let data = dir.join(PERF_DATA);
     if data.exists() {
@@ -192,7 +224,10 @@ fn load_profile(dir: &Path) -> Result<Profile> {
         save_profile(dir, &profile)?;
         return Ok(profile);
     }
-    bail!("{}: no samples to read: none of {CPU_FOLDED}, {PERF_SCRIPT}, {PERF_DATA} is there", dir.display())
+    bail!(
+        "{}: no samples to read: none of {CPU_FOLDED}, {PERF_SCRIPT}, {PERF_DATA} is there",
+        dir.display()
+    )
 }
 
 /// Runs `perf script` on a perf.data and folds its output as it streams.

@@ -12,6 +12,25 @@ pub struct Format {
     pub csv: bool,
 }
 
+impl Format {
+    /// Prints `value` as JSON, or the CSV `csv` makes, or the text `text` makes.
+    pub fn print<T: serde::Serialize>(
+        &self,
+        value: &T,
+        csv: impl FnOnce() -> Result<String>,
+        text: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else if self.csv {
+            print!("{}", csv()?);
+        } else {
+            print!("{}", text());
+        }
+        Ok(())
+    }
+}
+
 /// A header row and data rows; the first column is left-aligned, the rest right-aligned.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
@@ -21,7 +40,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Table {
-        Table { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, row: Vec<String>) {

@@ -32,7 +32,11 @@ pub enum CallGraph {
 pub struct Args {
     /// Allocator: glibc, tcmalloc, jemalloc, mimalloc, ceiling, hz3_<build>, or NAME=PATH
     /// (PATH goes to LD_PRELOAD as given, so `a.so:b.so` works)
-    #[arg(long, value_name = "NAME|NAME=PATH", required_unless_present = "exec_counted")]
+    #[arg(
+        long,
+        value_name = "NAME|NAME=PATH",
+        required_unless_present = "exec_counted"
+    )]
     pub alloc: Option<String>,
     /// Sampling frequency of cpu-clock, Hz
     #[arg(long, default_value_t = 4999, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -76,7 +80,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let allocator = resolve_allocator(spec)?;
     let bench = runner::locate_bench(args.bench.as_deref())?;
     let bench_args = bench_arguments(&args.bench_args);
-    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&allocator.name));
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&allocator.name));
     prepare_dir(&dir)?;
 
     let hardware_pmu = perf_tool::hardware_pmu();
@@ -89,8 +96,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let probes = allocator.name.starts_with("hz3");
     let data = dir.join(perf_run::PERF_DATA);
-    let mut perf = vec!["perf".to_string(), "record".into(), "-q".into(), "-o".into(), data.display().to_string()];
-    perf.extend(["-e".into(), "cpu-clock".into(), "-F".into(), args.freq.to_string()]);
+    let mut perf = vec![
+        "perf".to_string(),
+        "record".into(),
+        "-q".into(),
+        "-o".into(),
+        data.display().to_string(),
+    ];
+    perf.extend([
+        "-e".into(),
+        "cpu-clock".into(),
+        "-F".into(),
+        args.freq.to_string(),
+    ]);
     if offcpu {
         perf.extend(["-e".into(), "sched:sched_switch".into()]);
     }
@@ -98,20 +116,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
         CallGraph::Dwarf => format!("dwarf,{}", args.stack_size),
         CallGraph::Fp => "fp".into(),
     };
-    perf.extend(["--call-graph".into(), cg.clone(), "-m".into(), args.mmap.clone(), "--".into()]);
+    perf.extend([
+        "--call-graph".into(),
+        cg.clone(),
+        "-m".into(),
+        args.mmap.clone(),
+        "--".into(),
+    ]);
     let me = std::env::current_exe().context("locating the running executable")?;
-    perf.extend([me.display().to_string(), "record".into(), "--exec-counted".into()]);
+    perf.extend([
+        me.display().to_string(),
+        "record".into(),
+        "--exec-counted".into(),
+    ]);
     perf.push(dir.join(perf_run::COUNTERS_JSON).display().to_string());
-    perf.extend(["--child-env".into(), format!("LD_PRELOAD={}", allocator.preload_env())]);
+    perf.extend([
+        "--child-env".into(),
+        format!("LD_PRELOAD={}", allocator.preload_env()),
+    ]);
     if probes {
         let probes_out = std::path::absolute(dir.join(perf_run::PROBES_JSON))?;
-        perf.extend(["--child-env".into(), format!("HZ3_PROBES_OUT={}", probes_out.display())]);
+        perf.extend([
+            "--child-env".into(),
+            format!("HZ3_PROBES_OUT={}", probes_out.display()),
+        ]);
     }
     perf.push("--".into());
     perf.push(bench.display().to_string());
     perf.extend(bench_args.iter().cloned());
 
-    eprintln!("record: {} under perf ({} Hz, {cg}) into {}", allocator.name, args.freq, dir.display());
+    eprintln!(
+        "record: {} under perf ({} Hz, {cg}) into {}",
+        allocator.name,
+        args.freq,
+        dir.display()
+    );
     let log_path = dir.join("perf-record.log");
     let status = Command::new(&perf[0])
         .args(&perf[1..])
@@ -123,11 +162,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .context("starting perf record")?;
     if !status.success() {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-        bail!("perf record failed ({status}); {}: {}", log_path.display(), tail.join(" | "));
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        bail!(
+            "perf record failed ({status}); {}: {}",
+            log_path.display(),
+            tail.join(" | ")
+        );
     }
     if probes && !dir.join(perf_run::PROBES_JSON).exists() {
-        eprintln!("record: {} wrote no probes dump (not a probes build): no probes column", allocator.name);
+        eprintln!(
+            "record: {} wrote no probes dump (not a probes build): no probes column",
+            allocator.name
+        );
     }
 
     let profile = perf_run::fold_perf_data(&data)?;
@@ -146,7 +199,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         offcpu,
         probes: dir.join(perf_run::PROBES_JSON).exists(),
     };
-    std::fs::write(dir.join(perf_run::META_JSON), serde_json::to_string_pretty(&meta)? + "\n")?;
+    std::fs::write(
+        dir.join(perf_run::META_JSON),
+        serde_json::to_string_pretty(&meta)? + "\n",
+    )?;
     println!(
         "{}: {} samples, {} context switches recorded; next: hz3-analyze attribute {}",
         dir.display(),
@@ -166,7 +222,10 @@ fn resolve_allocator(spec: &str) -> Result<Allocator> {
                     bail!("--alloc {name}: {lib} does not exist");
                 }
             }
-            return Ok(Allocator { name: name.to_string(), preload: Some(PathBuf::from(list)) });
+            return Ok(Allocator {
+                name: name.to_string(),
+                preload: Some(PathBuf::from(list)),
+            });
         }
     }
     allocators::resolve(spec, &allocators::default_preload_dir()?)
@@ -175,9 +234,14 @@ fn resolve_allocator(spec: &str) -> Result<Allocator> {
 /// The bench's arguments: the default workload when none, `remote` in front of bare flags, `--json` added.
 pub fn bench_arguments(given: &[String]) -> Vec<String> {
     let mut args: Vec<String> = if given.is_empty() {
-        ["remote", "--preset", "remote-heavy-small"].iter().map(|s| s.to_string()).collect()
+        ["remote", "--preset", "remote-heavy-small"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else if given[0].starts_with('-') {
-        std::iter::once("remote".to_string()).chain(given.iter().cloned()).collect()
+        std::iter::once("remote".to_string())
+            .chain(given.iter().cloned())
+            .collect()
     } else {
         given.to_vec()
     };
@@ -201,7 +265,8 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     ] {
         let p = dir.join(f);
         if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("{}: cannot remove the old file", p.display()))?;
+            std::fs::remove_file(&p)
+                .with_context(|| format!("{}: cannot remove the old file", p.display()))?;
         }
     }
     Ok(())
@@ -209,24 +274,32 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 
 /// Helper mode: run `command` with `env` under an inherited counting group, write the counts.
 fn exec_counted(counts_file: &Path, env: &[String], command: &[String]) -> Result<ExitCode> {
-    let (program, rest) = command.split_first().context("--exec-counted needs a command after --")?;
+    let (program, rest) = command
+        .split_first()
+        .context("--exec-counted needs a command after --")?;
     let mut child = Command::new(program);
     child.args(rest).env_remove("LD_PRELOAD");
     for kv in env {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--child-env {kv:?}: expected KEY=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--child-env {kv:?}: expected KEY=VALUE"))?;
         if !v.is_empty() {
             child.env(k, v);
         }
     }
     let mut group = CountingGroup::open()?;
     group.enable()?;
-    let status = child.status().with_context(|| format!("starting {program}"))?;
+    let status = child
+        .status()
+        .with_context(|| format!("starting {program}"))?;
     let counters = group.finish()?;
     std::fs::write(counts_file, serde_json::to_string_pretty(&counters)? + "\n")
         .with_context(|| format!("{}: cannot write", counts_file.display()))?;
     if !status.success() {
         use std::os::unix::process::ExitStatusExt;
-        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         eprintln!("record: the bench failed ({status})");
         return Ok(ExitCode::from(code.clamp(1, 255) as u8));
     }

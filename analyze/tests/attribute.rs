@@ -6,25 +6,41 @@ use analyze::perf_run::Run;
 use perf_common::*;
 
 fn report(name: &str) -> analyze::attribute::Report {
-    build_report(&Run::load(&fixture(name)).unwrap(), &analyze::boxes::defaults())
+    build_report(
+        &Run::load(&fixture(name)).unwrap(),
+        &analyze::boxes::defaults(),
+    )
 }
 
 fn ns(report: &analyze::attribute::Report, name: &str) -> f64 {
-    report.boxes.iter().find(|b| b.name == name).unwrap_or_else(|| panic!("no box {name}")).ns_per_op
+    report
+        .boxes
+        .iter()
+        .find(|b| b.name == name)
+        .unwrap_or_else(|| panic!("no box {name}"))
+        .ns_per_op
 }
 
 #[test]
 fn every_sampled_nanosecond_lands_in_exactly_one_box() {
     for name in ["glibc", "tcmalloc"] {
         let r = report(name);
-        let (samples, period_sum) = script_period_sum(&fixture(name).join("perf.script"), "cpu-clock");
+        let (samples, period_sum) =
+            script_period_sum(&fixture(name).join("perf.script"), "cpu-clock");
         assert_eq!(r.samples, samples, "{name}");
         let boxes_total: f64 = r.boxes.iter().map(|b| b.ns_per_op).sum();
         let expected = period_sum as f64 / r.ops as f64;
-        assert!((boxes_total - expected).abs() < 1e-9, "{name}: {boxes_total} vs {expected}");
+        assert!(
+            (boxes_total - expected).abs() < 1e-9,
+            "{name}: {boxes_total} vs {expected}"
+        );
         let shares: f64 = r.boxes.iter().map(|b| b.share).sum();
         assert!((shares - 1.0).abs() < 1e-9);
-        assert_eq!(r.boxes.last().unwrap().name, "other", "other is always reported, last");
+        assert_eq!(
+            r.boxes.last().unwrap().name,
+            "other",
+            "other is always reported, last"
+        );
         // measured comes from the counting group, not from the samples.
         assert_eq!(r.measured_from, "task-clock");
         assert!((r.unsampled_ns_per_op - (r.measured_ns_per_op - r.boxes_ns_per_op)).abs() < 1e-9);
@@ -36,16 +52,27 @@ fn each_allocator_s_time_goes_to_its_own_boxes() {
     let glibc = report("glibc");
     let tc = report("tcmalloc");
     // glibc's malloc internals (libc6-dbg names) land in glibc.malloc, and nothing in tcmalloc's.
-    assert!(ns(&glibc, "glibc.malloc") > 0.25 * glibc.boxes_ns_per_op, "{glibc:#?}");
+    assert!(
+        ns(&glibc, "glibc.malloc") > 0.25 * glibc.boxes_ns_per_op,
+        "{glibc:#?}"
+    );
     let tc_boxes = |r: &analyze::attribute::Report| -> f64 {
-        r.boxes.iter().filter(|b| b.name.starts_with("tcmalloc.")).map(|b| b.ns_per_op).sum()
+        r.boxes
+            .iter()
+            .filter(|b| b.name.starts_with("tcmalloc."))
+            .map(|b| b.ns_per_op)
+            .sum()
     };
     assert_eq!(tc_boxes(&glibc), 0.0);
     assert!(tc_boxes(&tc) > 0.1 * tc.boxes_ns_per_op, "{tc:#?}");
     assert_eq!(ns(&tc, "glibc.malloc"), 0.0);
     for r in [&glibc, &tc] {
         assert!(ns(r, "kernel.page_fault") > 0.0, "both runs fault pages in");
-        assert!(r.boxes.iter().filter(|b| b.name.starts_with("hz3.")).all(|b| b.ns_per_op == 0.0));
+        assert!(r
+            .boxes
+            .iter()
+            .filter(|b| b.name.starts_with("hz3."))
+            .all(|b| b.ns_per_op == 0.0));
     }
 }
 
@@ -74,41 +101,80 @@ fn table_json_and_csv_outputs() {
     let out = analyze(&["attribute", run]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("glibc.malloc") && text.contains("\nother "), "{text}");
+    assert!(
+        text.contains("glibc.malloc") && text.contains("\nother "),
+        "{text}"
+    );
     assert!(text.contains("lock ns/op: mutex"));
-    assert!(!text.contains("mimalloc.page"), "boxes without samples are left out of the table");
+    assert!(
+        !text.contains("mimalloc.page"),
+        "boxes without samples are left out of the table"
+    );
 
     let out = analyze(&["attribute", run, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["samples"], 91);
-    assert!(json["boxes"].as_array().unwrap().iter().any(|b| b["name"] == "mimalloc.page"));
+    assert!(json["boxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["name"] == "mimalloc.page"));
 
     let out = analyze(&["attribute", run, "--csv"]);
     let csv = stdout(&out);
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap(), "box,lock,share,ns/op,probes (events/op)");
+    assert_eq!(
+        lines.next().unwrap(),
+        "box,lock,share,ns/op,probes (events/op)"
+    );
     assert_eq!(lines.count(), json["boxes"].as_array().unwrap().len());
 
     let out = analyze(&["attribute", run, "--json", "--csv"]);
-    assert_eq!(out.status.code(), Some(2), "conflicting flags are a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "conflicting flags are a usage error"
+    );
 }
 
 #[test]
 fn user_rules_go_in_front_of_the_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("r.toml");
-    std::fs::write(&rules, "[[box]]\nname = \"mine.int_malloc\"\nframes = [\"_int_malloc\"]\n").unwrap();
-    let out = analyze(&["attribute", fixture("glibc").to_str().unwrap(), "--boxes", rules.to_str().unwrap(), "--json"]);
+    std::fs::write(
+        &rules,
+        "[[box]]\nname = \"mine.int_malloc\"\nframes = [\"_int_malloc\"]\n",
+    )
+    .unwrap();
+    let out = analyze(&[
+        "attribute",
+        fixture("glibc").to_str().unwrap(),
+        "--boxes",
+        rules.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let boxes = json["boxes"].as_array().unwrap();
-    let mine = boxes.iter().find(|b| b["name"] == "mine.int_malloc").unwrap();
+    let mine = boxes
+        .iter()
+        .find(|b| b["name"] == "mine.int_malloc")
+        .unwrap();
     assert!(mine["ns_per_op"].as_f64().unwrap() > 0.0);
     let glibc = boxes.iter().find(|b| b["name"] == "glibc.malloc").unwrap();
     assert!(glibc["ns_per_op"].as_f64().unwrap() < ns(&report("glibc"), "glibc.malloc"));
 
-    std::fs::write(&rules, "[[box]]\nname = \"x\"\nframes = [\"a\"]\nabsorb = \"yes\"\n").unwrap();
-    let out = analyze(&["attribute", fixture("glibc").to_str().unwrap(), "--boxes", rules.to_str().unwrap()]);
+    std::fs::write(
+        &rules,
+        "[[box]]\nname = \"x\"\nframes = [\"a\"]\nabsorb = \"yes\"\n",
+    )
+    .unwrap();
+    let out = analyze(&[
+        "attribute",
+        fixture("glibc").to_str().unwrap(),
+        "--boxes",
+        rules.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("r.toml line 4"), "{err}");
@@ -131,10 +197,20 @@ fn truncated_and_malformed_scripts_name_the_line() {
     let text = std::fs::read_to_string(&script).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // Cut inside the 3rd event's call chain.
-    let cut = lines.iter().enumerate().filter(|(_, l)| l.is_empty()).nth(2).unwrap().0 - 1;
+    let cut = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_empty())
+        .nth(2)
+        .unwrap()
+        .0
+        - 1;
     std::fs::write(&script, lines[..cut].join("\n") + "\n").unwrap();
     let err = attribute_error(dir.path());
-    assert!(err.contains(&format!("perf script line {cut}: truncated")), "{err}");
+    assert!(
+        err.contains(&format!("perf script line {cut}: truncated")),
+        "{err}"
+    );
 
     let mut broken: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
     broken[5] = "\tnot-hex frame (x)".into();

@@ -6,11 +6,19 @@ use perf_common::*;
 fn plain_flamegraph_is_xml_with_box_names() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("g.svg");
-    let out = analyze(&["flame", fixture("glibc").to_str().unwrap(), "--out", svg.to_str().unwrap()]);
+    let out = analyze(&[
+        "flame",
+        fixture("glibc").to_str().unwrap(),
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&svg).unwrap();
     flamegraphs::svg::check_well_formed(&text).unwrap();
-    assert!(text.contains("_int_malloc [box:glibc.malloc]"), "frames carry their box");
+    assert!(
+        text.contains("_int_malloc [box:glibc.malloc]"),
+        "frames carry their box"
+    );
     assert!(text.contains("[box:kernel.page_fault]"));
     assert!(text.contains("ps/op"));
 }
@@ -19,7 +27,13 @@ fn plain_flamegraph_is_xml_with_box_names() {
 fn offcpu_and_differential_flamegraphs() {
     let dir = tempfile::tempdir().unwrap();
     let off = dir.path().join("off.svg");
-    let out = analyze(&["flame", fixture("glibc").to_str().unwrap(), "--offcpu", "--out", off.to_str().unwrap()]);
+    let out = analyze(&[
+        "flame",
+        fixture("glibc").to_str().unwrap(),
+        "--offcpu",
+        "--out",
+        off.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&off).unwrap();
     flamegraphs::svg::check_well_formed(&text).unwrap();
@@ -27,11 +41,21 @@ fn offcpu_and_differential_flamegraphs() {
 
     let diff = dir.path().join("d.svg");
     let (a, b) = (fixture("glibc"), fixture("tcmalloc"));
-    let out = analyze(&["flame", "--diff", a.to_str().unwrap(), b.to_str().unwrap(), "--out", diff.to_str().unwrap()]);
+    let out = analyze(&[
+        "flame",
+        "--diff",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        diff.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&diff).unwrap();
     flamegraphs::svg::check_well_formed(&text).unwrap();
-    assert!(text.contains("[box:tcmalloc.central_freelist]"), "the second run draws the widths");
+    assert!(
+        text.contains("[box:tcmalloc.central_freelist]"),
+        "the second run draws the widths"
+    );
 
     let out = analyze(&["flame", "--diff", a.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

@@ -17,14 +17,32 @@ fn per_box_differences_sum_and_residual_are_consistent() {
     let (a, b) = reports();
     let gap = build_gap(&a, &b).unwrap();
     for row in &gap.boxes {
-        let x = a.boxes.iter().find(|r| r.name == row.name).unwrap().ns_per_op;
-        let y = b.boxes.iter().find(|r| r.name == row.name).unwrap().ns_per_op;
+        let x = a
+            .boxes
+            .iter()
+            .find(|r| r.name == row.name)
+            .unwrap()
+            .ns_per_op;
+        let y = b
+            .boxes
+            .iter()
+            .find(|r| r.name == row.name)
+            .unwrap()
+            .ns_per_op;
         assert_eq!((row.a, row.b, row.diff), (x, y, y - x));
     }
-    assert!(gap.boxes.windows(2).all(|w| w[0].diff.abs() >= w[1].diff.abs()), "sorted by size");
+    assert!(
+        gap.boxes
+            .windows(2)
+            .all(|w| w[0].diff.abs() >= w[1].diff.abs()),
+        "sorted by size"
+    );
     let sum: f64 = gap.boxes.iter().map(|r| r.diff).sum();
     assert!((gap.boxes_diff - sum).abs() < 1e-9);
-    assert_eq!(gap.measured_diff, b.measured_ns_per_op - a.measured_ns_per_op);
+    assert_eq!(
+        gap.measured_diff,
+        b.measured_ns_per_op - a.measured_ns_per_op
+    );
     assert!((gap.residual - (gap.measured_diff - gap.boxes_diff)).abs() < 1e-9);
     // glibc's malloc is where tcmalloc wins most on this recording.
     assert_eq!(gap.boxes[0].name, "glibc.malloc");
@@ -37,16 +55,28 @@ fn table_shows_sum_measured_and_residual_and_csv_has_every_box() {
     let out = analyze(&["gap", a.to_str().unwrap(), b.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for needle in ["sum of boxes", "measured (task-clock)", "residual (measured - sum)", "off-cpu.futex_wait", "glibc.malloc"] {
+    for needle in [
+        "sum of boxes",
+        "measured (task-clock)",
+        "residual (measured - sum)",
+        "off-cpu.futex_wait",
+        "glibc.malloc",
+    ] {
         assert!(text.contains(needle), "missing {needle}:\n{text}");
     }
     let out = analyze(&["gap", a.to_str().unwrap(), b.to_str().unwrap(), "--csv"]);
     let csv = stdout(&out);
     let rows = csv.lines().count() - 1;
-    let json: serde_json::Value =
-        serde_json::from_slice(&analyze(&["gap", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]).stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &analyze(&["gap", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]).stdout,
+    )
+    .unwrap();
     let boxes = json["boxes"].as_array().unwrap().len();
-    assert_eq!(rows, boxes + 3 + 3, "every box, 3 off-CPU rows, sum, measured, residual");
+    assert_eq!(
+        rows,
+        boxes + 3 + 3,
+        "every box, 3 off-CPU rows, sum, measured, residual"
+    );
     assert!(json["residual"].as_f64().is_some());
 }
 
@@ -54,12 +84,21 @@ fn table_shows_sum_measured_and_residual_and_csv_has_every_box() {
 fn different_bench_configurations_are_refused() {
     let dir = copy_fixture("tcmalloc");
     let bench = dir.path().join("bench.json");
-    let text = std::fs::read_to_string(&bench).unwrap().replace("\"threads\":32", "\"threads\":16");
+    let text = std::fs::read_to_string(&bench)
+        .unwrap()
+        .replace("\"threads\":32", "\"threads\":16");
     std::fs::write(&bench, text).unwrap();
-    let out = analyze(&["gap", fixture("glibc").to_str().unwrap(), dir.path().to_str().unwrap()]);
+    let out = analyze(&[
+        "gap",
+        fixture("glibc").to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("same bench configuration") && err.contains("threads=16"), "{err}");
+    assert!(
+        err.contains("same bench configuration") && err.contains("threads=16"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 
     let out = analyze(&["gap", fixture("glibc").to_str().unwrap()]);

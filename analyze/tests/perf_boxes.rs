@@ -27,9 +27,18 @@ fn real_frame_names_map_to_their_boxes() {
         ("malloc [libc.so.6]", "glibc.malloc"),
         ("__GI___lll_lock_wait_private", "mutex"),
         ("pthread_mutex_lock", "mutex"),
-        ("tcmalloc::ThreadCache::FetchFromCentralCache", "tcmalloc.thread_cache"),
-        ("tcmalloc::CentralFreeList::RemoveRange", "tcmalloc.transfer_cache"),
-        ("tcmalloc::CentralFreeList::Populate", "tcmalloc.central_freelist"),
+        (
+            "tcmalloc::ThreadCache::FetchFromCentralCache",
+            "tcmalloc.thread_cache",
+        ),
+        (
+            "tcmalloc::CentralFreeList::RemoveRange",
+            "tcmalloc.transfer_cache",
+        ),
+        (
+            "tcmalloc::CentralFreeList::Populate",
+            "tcmalloc.central_freelist",
+        ),
         ("tcmalloc::PageHeap::New", "tcmalloc.page_heap"),
         ("tc_malloc", "tcmalloc.api"),
         ("base::internal::SpinLockDelay", "spin"),
@@ -43,17 +52,33 @@ fn real_frame_names_map_to_their_boxes() {
         ("_mi_malloc_generic", "mimalloc.page"),
         ("mi_malloc", "mimalloc.api"),
         ("malloc [inlined]", "alloc.entry"),
-        ("asm_exc_page_fault;exc_page_fault;handle_mm_fault;clear_page_erms", "kernel.page_fault"),
-        ("entry_SYSCALL_64;__x64_sys_munmap;unmap_region", "kernel.mm"),
-        ("__GI_sched_yield;entry_SYSCALL_64;__x64_sys_sched_yield;do_sched_yield", "kernel.sched"),
+        (
+            "asm_exc_page_fault;exc_page_fault;handle_mm_fault;clear_page_erms",
+            "kernel.page_fault",
+        ),
+        (
+            "entry_SYSCALL_64;__x64_sys_munmap;unmap_region",
+            "kernel.mm",
+        ),
+        (
+            "__GI_sched_yield;entry_SYSCALL_64;__x64_sys_sched_yield;do_sched_yield",
+            "kernel.sched",
+        ),
         ("core::ptr::write", "bench"),
     ];
     for (frames, expected) in cases {
-        assert_eq!(box_of(&rules, &format!("{bench};{frames}")), expected, "{frames}");
+        assert_eq!(
+            box_of(&rules, &format!("{bench};{frames}")),
+            expected,
+            "{frames}"
+        );
     }
     let named: std::collections::BTreeSet<&str> = cases.iter().map(|(_, b)| *b).collect();
     for name in rules.box_names() {
-        assert!(named.contains(name.as_str()) || name == "other" || name == "futex", "no example for {name}");
+        assert!(
+            named.contains(name.as_str()) || name == "other" || name == "futex",
+            "no example for {name}"
+        );
     }
 }
 
@@ -68,6 +93,9 @@ fn lock_paths_innermost_wins_and_futex_keeps_its_scheduler_time() {
     assert_eq!(box_of(&rules, s), "kernel.page_fault");
     assert_eq!(box_of(&rules, "b;_start;main;memcpy"), "other");
     assert_eq!(rules.lock_kind("futex"), Some(flamegraphs::LockKind::Mutex));
-    assert_eq!(rules.lock_kind("hz3.lock.spin"), Some(flamegraphs::LockKind::Spin));
+    assert_eq!(
+        rules.lock_kind("hz3.lock.spin"),
+        Some(flamegraphs::LockKind::Spin)
+    );
     assert_eq!(rules.lock_kind("hz3.central"), None);
 }

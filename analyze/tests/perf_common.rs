@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/perf").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/perf")
+        .join(name)
 }
 
 /// A scratch copy of a fixture run directory, to break or extend without touching the original.
@@ -18,7 +20,10 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
 }
 
 pub fn analyze(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hz3-analyze")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_hz3-analyze"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -34,11 +39,18 @@ pub fn stdout(out: &Output) -> String {
 pub fn script_period_sum(script: &Path, event: &str) -> (u64, u64) {
     let text = std::fs::read_to_string(script).unwrap();
     let (mut n, mut sum) = (0, 0);
-    for line in text.lines().filter(|l| !l.starts_with(char::is_whitespace) && l.contains(&format!(" {event}:"))) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace) && l.contains(&format!(" {event}:")))
+    {
         let before = line.split(&format!(" {event}:")).next().unwrap();
-        sum += before.split_whitespace().last().unwrap().parse::<u64>().unwrap();
+        sum += before
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
         n += 1;
     }
     (n, sum)
 }
-

@@ -10,7 +10,10 @@ fn bench_binary() -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_hz3-analyze"));
     let bench = exe.with_file_name("hz3-bench");
     if !bench.is_file() {
-        let release = exe.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "release");
+        let release = exe
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n == "release");
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args(["build", "--quiet", "-p", "bench", "--bin", "hz3-bench"]);
         if release {
@@ -31,7 +34,10 @@ fn perf_cannot_record() -> Option<String> {
         .output();
     match out {
         Err(e) => Some(format!("perf is not runnable: {e}")),
-        Ok(o) if !o.status.success() => Some(format!("perf record fails: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(o) if !o.status.success() => Some(format!(
+            "perf record fails: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
         Ok(_) => None,
     }
 }
@@ -64,15 +70,31 @@ fn records_a_short_run_and_attributes_it() {
         "20000",
     ]);
     assert!(out.status.success(), "record failed: {}", stderr(&out));
-    for f in ["perf.data", "bench.json", "counters.json", "meta.json", "cpu.folded", "offcpu.folded", "profile.json"] {
+    for f in [
+        "perf.data",
+        "bench.json",
+        "counters.json",
+        "meta.json",
+        "cpu.folded",
+        "offcpu.folded",
+        "profile.json",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["allocator"], "glibc");
-    assert!(meta["perf_version"].as_str().unwrap().starts_with("perf version"));
+    assert!(meta["perf_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("perf version"));
     assert!(!meta["kernel"].as_str().unwrap().is_empty());
-    let counters: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("counters.json")).unwrap()).unwrap();
-    assert!(counters["task_clock_ns"].as_u64().unwrap() > 0, "the counting group saw the bench");
+    let counters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("counters.json")).unwrap()).unwrap();
+    assert!(
+        counters["task_clock_ns"].as_u64().unwrap() > 0,
+        "the counting group saw the bench"
+    );
 
     let out = analyze(&["attribute", run.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -82,8 +104,15 @@ fn records_a_short_run_and_attributes_it() {
     assert_eq!(report["measured_from"], "task-clock");
     let boxes = report["boxes"].as_array().unwrap();
     let glibc = boxes.iter().find(|b| b["name"] == "glibc.malloc").unwrap();
-    let tc: f64 = boxes.iter().filter(|b| b["name"].as_str().unwrap().starts_with("tcmalloc.")).map(|b| b["ns_per_op"].as_f64().unwrap()).sum();
-    assert!(glibc["ns_per_op"].as_f64().unwrap() > 0.0, "glibc answered malloc: {report:#}");
+    let tc: f64 = boxes
+        .iter()
+        .filter(|b| b["name"].as_str().unwrap().starts_with("tcmalloc."))
+        .map(|b| b["ns_per_op"].as_f64().unwrap())
+        .sum();
+    assert!(
+        glibc["ns_per_op"].as_f64().unwrap() > 0.0,
+        "glibc answered malloc: {report:#}"
+    );
     assert_eq!(tc, 0.0);
 }
 
@@ -105,8 +134,15 @@ fn missing_perf_names_the_package() {
 fn paranoid_levels_and_usage_errors() {
     use analyze::perf_tool::paranoid_problem;
     let problem = paranoid_problem(Some(2), false).unwrap();
-    assert!(problem.contains("sysctl -w kernel.perf_event_paranoid=-1"), "{problem}");
-    assert_eq!(paranoid_problem(Some(2), true), None, "root records at any level");
+    assert!(
+        problem.contains("sysctl -w kernel.perf_event_paranoid=-1"),
+        "{problem}"
+    );
+    assert_eq!(
+        paranoid_problem(Some(2), true),
+        None,
+        "root records at any level"
+    );
     assert_eq!(paranoid_problem(Some(-1), false), None);
 
     let out = analyze(&["record"]);
@@ -120,9 +156,15 @@ fn paranoid_levels_and_usage_errors() {
 #[test]
 fn bench_arguments_default_and_get_json() {
     use analyze::record::bench_arguments;
-    assert_eq!(bench_arguments(&[]), ["remote", "--preset", "remote-heavy-small", "--json"]);
+    assert_eq!(
+        bench_arguments(&[]),
+        ["remote", "--preset", "remote-heavy-small", "--json"]
+    );
     let given = ["--preset".to_string(), "local-small".to_string()];
-    assert_eq!(bench_arguments(&given), ["remote", "--preset", "local-small", "--json"]);
+    assert_eq!(
+        bench_arguments(&given),
+        ["remote", "--preset", "local-small", "--json"]
+    );
     let given = ["remote".to_string(), "--json".to_string()];
     assert_eq!(bench_arguments(&given), ["remote", "--json"]);
 }

@@ -31,11 +31,19 @@ impl Attribution {
 
     /// On-CPU time of the boxes of one lock kind.
     pub fn lock_cpu(&self, kind: LockKind) -> f64 {
-        self.boxes.iter().filter(|b| b.lock == Some(kind)).map(|b| b.cpu).sum()
+        self.boxes
+            .iter()
+            .filter(|b| b.lock == Some(kind))
+            .map(|b| b.cpu)
+            .sum()
     }
 
     pub fn cpu_of(&self, name: &str) -> f64 {
-        self.boxes.iter().filter(|b| b.name == name).map(|b| b.cpu).sum()
+        self.boxes
+            .iter()
+            .filter(|b| b.name == name)
+            .map(|b| b.cpu)
+            .sum()
     }
 }
 
@@ -54,7 +62,8 @@ pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
             continue;
         }
         let b = classifier.box_of_stack(stack);
-        if stack.starts_with(OFFCPU_BLOCKED) && rules.lock_kind(&names[b]) == Some(LockKind::Mutex) {
+        if stack.starts_with(OFFCPU_BLOCKED) && rules.lock_kind(&names[b]) == Some(LockKind::Mutex)
+        {
             wait += w;
         } else {
             blocked_other += w;
@@ -63,9 +72,18 @@ pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
     let boxes = names
         .iter()
         .zip(weights)
-        .map(|(name, cpu)| BoxTotal { name: name.clone(), lock: rules.lock_kind(name), cpu })
+        .map(|(name, cpu)| BoxTotal {
+            name: name.clone(),
+            lock: rules.lock_kind(name),
+            cpu,
+        })
         .collect();
-    Attribution { boxes, wait, blocked_other, preempted }
+    Attribution {
+        boxes,
+        wait,
+        blocked_other,
+        preempted,
+    }
 }
 
 #[cfg(test)]
@@ -80,7 +98,10 @@ mod tests {
             "t",
         )
         .unwrap();
-        let cpu = Folded::from_text("b;work 10\nb;work;SpinLock::SpinLoop 5\nb;work;futex_wait;schedule 2\n").unwrap();
+        let cpu = Folded::from_text(
+            "b;work 10\nb;work;SpinLock::SpinLoop 5\nb;work;futex_wait;schedule 2\n",
+        )
+        .unwrap();
         let off = Folded::from_text(
             "off-cpu-blocked;work;futex_wait;schedule 7\noff-cpu-blocked;work;read 3\noff-cpu-preempted;work 4\n",
         )
@@ -90,7 +111,10 @@ mod tests {
         assert_eq!(a.cpu_of("spin"), 5.0);
         assert_eq!(a.cpu_of("other"), 10.0);
         assert_eq!(a.cpu_total(), 17.0);
-        assert_eq!((a.lock_cpu(LockKind::Mutex), a.lock_cpu(LockKind::Spin)), (2.0, 5.0));
+        assert_eq!(
+            (a.lock_cpu(LockKind::Mutex), a.lock_cpu(LockKind::Spin)),
+            (2.0, 5.0)
+        );
         assert_eq!((a.wait, a.blocked_other, a.preempted), (7.0, 3.0, 4.0));
     }
 }

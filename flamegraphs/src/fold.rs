@@ -32,7 +32,13 @@ impl Folded {
 
     /// Every weight multiplied by `factor` (e.g. `1 / ops` for per-op figures).
     pub fn scaled(&self, factor: f64) -> Folded {
-        Folded { stacks: self.stacks.iter().map(|(s, w)| (s.clone(), w * factor)).collect() }
+        Folded {
+            stacks: self
+                .stacks
+                .iter()
+                .map(|(s, w)| (s.clone(), w * factor))
+                .collect(),
+        }
     }
 
     /// `stack weight` lines, sorted by stack.
@@ -49,12 +55,19 @@ impl Folded {
     pub fn from_text(text: &str) -> Result<Folded, FoldedError> {
         let mut folded = Folded::default();
         for (i, line) in text.lines().enumerate() {
-            let err = |message: &str| FoldedError { line: i + 1, message: message.to_string() };
+            let err = |message: &str| FoldedError {
+                line: i + 1,
+                message: message.to_string(),
+            };
             if line.trim().is_empty() {
                 continue;
             }
-            let (stack, weight) = line.rsplit_once(' ').ok_or_else(|| err("expected `STACK WEIGHT`"))?;
-            let weight: f64 = weight.parse().map_err(|_| err("the weight is not a number"))?;
+            let (stack, weight) = line
+                .rsplit_once(' ')
+                .ok_or_else(|| err("expected `STACK WEIGHT`"))?;
+            let weight: f64 = weight
+                .parse()
+                .map_err(|_| err("the weight is not a number"))?;
             if !weight.is_finite() || weight < 0.0 {
                 return Err(err("the weight must be a finite number >= 0"));
             }
@@ -84,7 +97,13 @@ pub fn diff(before: &Folded, after: &Folded) -> Vec<DiffRow> {
     for (s, w) in &after.stacks {
         rows.entry(s).or_default().1 += w;
     }
-    rows.into_iter().map(|(s, (b, a))| DiffRow { stack: s.to_string(), before: b, after: a }).collect()
+    rows.into_iter()
+        .map(|(s, (b, a))| DiffRow {
+            stack: s.to_string(),
+            before: b,
+            after: a,
+        })
+        .collect()
 }
 
 /// Collects events as canonical perf-script text, then folds them all at once with inferno.
@@ -112,7 +131,10 @@ impl StackFolder {
         self.events += 1;
         // inferno reads `COMM TID TIME: PERIOD EVENT:`; a COMM with spaces or made only of digits
         // would be misread as the TID, so it is made one non-numeric word.
-        let mut comm: String = comm.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+        let mut comm: String = comm
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .collect();
         if comm.is_empty() || comm.bytes().all(|b| b.is_ascii_digit()) {
             comm.insert_str(0, "comm-");
         }
@@ -120,8 +142,15 @@ impl StackFolder {
         for (i, f) in frames.iter().enumerate() {
             let lib = library_of(frames, i);
             let key = (f.sym.clone(), lib.to_string());
-            let name = self.names.entry(key).or_insert_with(|| clean_name(&symbols::frame_name(&f.sym, lib)));
-            let dso = if f.dso.is_empty() { "unknown".to_string() } else { f.dso.replace(char::is_whitespace, "_") };
+            let name = self
+                .names
+                .entry(key)
+                .or_insert_with(|| clean_name(&symbols::frame_name(&f.sym, lib)));
+            let dso = if f.dso.is_empty() {
+                "unknown".to_string()
+            } else {
+                f.dso.replace(char::is_whitespace, "_")
+            };
             let _ = writeln!(self.text, "\t{:x} {} ({})", f.ip, name, dso);
         }
         if frames.is_empty() {
@@ -142,7 +171,8 @@ impl StackFolder {
         let mut out = Vec::new();
         folder.collapse(self.text.as_bytes(), &mut out)?;
         let text = String::from_utf8_lossy(&out);
-        Folded::from_text(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        Folded::from_text(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 
@@ -179,7 +209,11 @@ mod tests {
     use super::*;
 
     fn frame(sym: &str, dso: &str) -> Frame {
-        Frame { ip: 0x10, sym: sym.to_string(), dso: dso.to_string() }
+        Frame {
+            ip: 0x10,
+            sym: sym.to_string(),
+            dso: dso.to_string(),
+        }
     }
 
     #[test]
@@ -199,14 +233,33 @@ mod tests {
     fn inlined_entry_points_take_the_library_of_their_address() {
         let mut f = StackFolder::new();
         let frames = [
-            Frame { ip: 0x20, sym: "malloc".into(), dso: "inlined".into() },
-            Frame { ip: 0x20, sym: "tc_malloc".into(), dso: "/l/libtcmalloc.so.4".into() },
-            Frame { ip: 0x30, sym: "free".into(), dso: "inlined".into() },
-            Frame { ip: 0x40, sym: "worker".into(), dso: "/b/x".into() },
+            Frame {
+                ip: 0x20,
+                sym: "malloc".into(),
+                dso: "inlined".into(),
+            },
+            Frame {
+                ip: 0x20,
+                sym: "tc_malloc".into(),
+                dso: "/l/libtcmalloc.so.4".into(),
+            },
+            Frame {
+                ip: 0x30,
+                sym: "free".into(),
+                dso: "inlined".into(),
+            },
+            Frame {
+                ip: 0x40,
+                sym: "worker".into(),
+                dso: "/b/x".into(),
+            },
         ];
         f.push("b", 1, &frames);
         let folded = f.fold().unwrap();
-        assert_eq!(folded.stacks.keys().next().unwrap(), "b;worker;free [inlined];tc_malloc;malloc [libtcmalloc.so.4]");
+        assert_eq!(
+            folded.stacks.keys().next().unwrap(),
+            "b;worker;free [inlined];tc_malloc;malloc [libtcmalloc.so.4]"
+        );
     }
 
     #[test]
@@ -225,6 +278,13 @@ mod tests {
         let b = Folded::from_text("y 5\nz 1\n").unwrap();
         let d = diff(&a, &b);
         assert_eq!(d.len(), 3);
-        assert_eq!(d[1], DiffRow { stack: "y".into(), before: 2.0, after: 5.0 });
+        assert_eq!(
+            d[1],
+            DiffRow {
+                stack: "y".into(),
+                before: 2.0,
+                after: 5.0
+            }
+        );
     }
 }

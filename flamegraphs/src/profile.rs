@@ -47,7 +47,10 @@ pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
     let (mut samples, mut switches, mut period_sum) = (0u64, 0u64, 0u128);
     let summary = script::parse(reader, |e: &Event| {
         if e.name == SCHED_SWITCH {
-            let sw = SwitchFields::parse(&e.trace).map_err(|m| ScriptError { line: e.line, message: m })?;
+            let sw = SwitchFields::parse(&e.trace).map_err(|m| ScriptError {
+                line: e.line,
+                message: m,
+            })?;
             // perf may reorder by a few ns across CPUs; the switch-in is what matters here.
             if sw.next_pid != 0 {
                 come_back(sw.next_pid, e.time_ns, &mut away, &mut offcpu);
@@ -56,7 +59,11 @@ pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
             switches += 1;
             away.insert(
                 sw.prev_pid,
-                Away { since_ns: e.time_ns, preempted: sw.prev_state_runnable, frames: e.frames.clone() },
+                Away {
+                    since_ns: e.time_ns,
+                    preempted: sw.prev_state_runnable,
+                    frames: e.frames.clone(),
+                },
             );
             return Ok(());
         }
@@ -66,7 +73,10 @@ pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
             Some(name) if *name != e.name => {
                 return Err(ScriptError {
                     line: e.line,
-                    message: format!("a second sampling event `{}` besides `{name}`; record one at a time", e.name),
+                    message: format!(
+                        "a second sampling event `{}` besides `{name}`; record one at a time",
+                        e.name
+                    ),
                 })
             }
             Some(_) => {}
@@ -79,10 +89,15 @@ pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
     if samples == 0 {
         return Err(ScriptError {
             line: summary.lines.max(1),
-            message: "no samples: perf recorded no on-CPU sample of the workload (did it run at all?)".into(),
+            message:
+                "no samples: perf recorded no on-CPU sample of the workload (did it run at all?)"
+                    .into(),
         });
     }
-    let io = |e: std::io::Error| ScriptError { line: summary.lines.max(1), message: format!("folding failed: {e}") };
+    let io = |e: std::io::Error| ScriptError {
+        line: summary.lines.max(1),
+        message: format!("folding failed: {e}"),
+    };
     Ok(Profile {
         cpu: cpu.fold().map_err(io)?,
         offcpu: offcpu.fold().map_err(io)?,
@@ -96,7 +111,11 @@ pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
 /// Closes `tid`'s off-CPU interval, if it has one open, at `at_ns`.
 fn come_back(tid: u32, at_ns: u64, away: &mut HashMap<u32, Away>, offcpu: &mut StackFolder) {
     if let Some(a) = away.remove(&tid) {
-        let root = if a.preempted { OFFCPU_PREEMPTED } else { OFFCPU_BLOCKED };
+        let root = if a.preempted {
+            OFFCPU_PREEMPTED
+        } else {
+            OFFCPU_BLOCKED
+        };
         offcpu.push(root, at_ns.saturating_sub(a.since_ns), &a.frames);
     }
 }
@@ -118,13 +137,16 @@ impl SwitchFields {
             .split_once(" ==> ")
             .ok_or_else(|| format!("sched_switch payload without ` ==> `: `{trace}`"))?;
         let field = |half: &str, key: &str| -> Result<String, String> {
-            let at = half.rfind(&format!(" {key}=")).ok_or_else(|| format!("sched_switch payload without `{key}=`"))?;
+            let at = half
+                .rfind(&format!(" {key}="))
+                .ok_or_else(|| format!("sched_switch payload without `{key}=`"))?;
             let value = &half[at + key.len() + 2..];
             Ok(value.split_whitespace().next().unwrap_or("").to_string())
         };
         let pid = |half: &str, key: &str| -> Result<u32, String> {
             let v = field(half, key)?;
-            v.parse().map_err(|_| format!("sched_switch `{key}={v}` is not a number"))
+            v.parse()
+                .map_err(|_| format!("sched_switch `{key}={v}` is not a number"))
         };
         let state = field(prev, "prev_state")?;
         if state.is_empty() {
@@ -181,7 +203,8 @@ b 1/3 10.000009000: 100 cpu-clock:
         assert!(err.message.contains("no samples"), "{err}");
         let bad = "b 1/2 1.0: 1 sched:sched_switch: prev_comm=b prev_pid=x prev_state=S ==> next_pid=0\n\t1 f (a)\n\n";
         assert_eq!(from_script(bad.as_bytes()).unwrap_err().line, 1);
-        let two_events = "b 1/2 1.0: 1 cpu-clock:\n\t1 f (a)\n\nb 1/2 1.0: 1 page-faults:\n\t1 f (a)\n\n";
+        let two_events =
+            "b 1/2 1.0: 1 cpu-clock:\n\t1 f (a)\n\nb 1/2 1.0: 1 page-faults:\n\t1 f (a)\n\n";
         assert_eq!(from_script(two_events.as_bytes()).unwrap_err().line, 4);
     }
 }

@@ -84,12 +84,22 @@ impl Rules {
         })?;
         let mut rules = Vec::with_capacity(file.boxes.len());
         for (i, entry) in file.boxes.into_iter().enumerate() {
-            let bad = |message: String| RulesError { origin: origin.to_string(), line: nth_box_line(text, i), message };
+            let bad = |message: String| RulesError {
+                origin: origin.to_string(),
+                line: nth_box_line(text, i),
+                message,
+            };
             if entry.name.trim().is_empty() || entry.name == OTHER {
-                return Err(bad(format!("box name `{}` is empty or reserved", entry.name)));
+                return Err(bad(format!(
+                    "box name `{}` is empty or reserved",
+                    entry.name
+                )));
             }
             if entry.frames.is_empty() || entry.frames.iter().any(|g| g.is_empty()) {
-                return Err(bad(format!("box `{}` needs at least one non-empty frame glob", entry.name)));
+                return Err(bad(format!(
+                    "box `{}` needs at least one non-empty frame glob",
+                    entry.name
+                )));
             }
             rules.push(BoxRule {
                 name: entry.name,
@@ -128,12 +138,19 @@ impl Rules {
 
     /// The lock kind of a box (the first rule with that name that says one).
     pub fn lock_kind(&self, name: &str) -> Option<LockKind> {
-        self.rules.iter().filter(|r| r.name == name).find_map(|r| r.lock)
+        self.rules
+            .iter()
+            .filter(|r| r.name == name)
+            .find_map(|r| r.lock)
     }
 
     /// Probe-key prefixes for a box, from every rule with that name.
     pub fn probe_prefixes(&self, name: &str) -> Vec<String> {
-        self.rules.iter().filter(|r| r.name == name).flat_map(|r| r.probes.iter().cloned()).collect()
+        self.rules
+            .iter()
+            .filter(|r| r.name == name)
+            .flat_map(|r| r.probes.iter().cloned())
+            .collect()
     }
 }
 
@@ -185,8 +202,17 @@ pub struct Classifier<'r> {
 impl<'r> Classifier<'r> {
     pub fn new(rules: &'r Rules) -> Self {
         let names = rules.box_names();
-        let index_of_name = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        Classifier { rules, names, index_of_name, frame_cache: HashMap::new() }
+        let index_of_name = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Classifier {
+            rules,
+            names,
+            index_of_name,
+            frame_cache: HashMap::new(),
+        }
     }
 
     pub fn names(&self) -> &[String] {
@@ -202,7 +228,11 @@ impl<'r> Classifier<'r> {
         if let Some(hit) = self.frame_cache.get(frame) {
             return *hit;
         }
-        let hit = self.rules.rules.iter().position(|r| r.frames.iter().any(|g| glob_match(g, frame)));
+        let hit = self
+            .rules
+            .rules
+            .iter()
+            .position(|r| r.frames.iter().any(|g| glob_match(g, frame)));
         self.frame_cache.insert(frame.to_string(), hit);
         hit
     }
@@ -230,7 +260,10 @@ impl<'r> Classifier<'r> {
 
     /// Box index of a whole stack (root first, `;`-separated).
     pub fn box_of_stack(&mut self, stack: &str) -> usize {
-        self.prefix_boxes(stack).last().copied().unwrap_or(self.other())
+        self.prefix_boxes(stack)
+            .last()
+            .copied()
+            .unwrap_or(self.other())
     }
 
     /// The stack with ` [box:NAME]` after every frame, for flamegraph tooltips and search.
@@ -257,7 +290,10 @@ mod tests {
     #[test]
     fn glob_matches_stars_anywhere() {
         assert!(glob_match("hz3::central::*", "hz3::central::Central::pop"));
-        assert!(glob_match("*SpinLock::SpinLoop*", "base::internal::SpinLock::SpinLoop"));
+        assert!(glob_match(
+            "*SpinLock::SpinLoop*",
+            "base::internal::SpinLock::SpinLoop"
+        ));
         assert!(glob_match("malloc [libc.so*]", "malloc [libc.so.6]"));
         assert!(!glob_match("malloc", "malloc [libc.so.6]"));
         assert!(glob_match("a*b*c", "aXbYbZc"));
@@ -295,9 +331,15 @@ frames = ["schedule"]
             let b = c.box_of_stack(s);
             c.names()[b].clone()
         };
-        assert_eq!(name(&mut c, "main;hz3::central::pop;hz3::lock::spin;pause"), "hz3.lock.spin");
+        assert_eq!(
+            name(&mut c, "main;hz3::central::pop;hz3::lock::spin;pause"),
+            "hz3.lock.spin"
+        );
         assert_eq!(name(&mut c, "main;hz3::central::pop;memcpy"), "hz3.central");
-        assert_eq!(name(&mut c, "main;hz3::central::pop;do_futex;schedule"), "futex");
+        assert_eq!(
+            name(&mut c, "main;hz3::central::pop;do_futex;schedule"),
+            "futex"
+        );
         assert_eq!(name(&mut c, "main;schedule"), "kernel.sched");
         assert_eq!(name(&mut c, "main;memcpy"), OTHER);
         assert_eq!(c.names().last().unwrap(), OTHER);
@@ -314,6 +356,10 @@ frames = ["schedule"]
         let err = Rules::parse("[[box]]\nname = \"a\"\nframes = [\"a\"]\n[[box]]\nname = \"other\"\nframes = [\"b\"]\n", "f.toml")
             .unwrap_err();
         assert_eq!(err.line, 4, "{err}");
-        assert!(Rules::parse("[[box]]\nname = \"a\"\nframes = [\"a\"]\nlock = \"rw\"\n", "f").is_err());
+        assert!(Rules::parse(
+            "[[box]]\nname = \"a\"\nframes = [\"a\"]\nlock = \"rw\"\n",
+            "f"
+        )
+        .is_err());
     }
 }

@@ -27,7 +27,10 @@ pub struct ScriptError {
 
 impl ScriptError {
     fn at(line: usize, message: impl Into<String>) -> Self {
-        ScriptError { line, message: message.into() }
+        ScriptError {
+            line,
+            message: message.into(),
+        }
     }
 }
 
@@ -86,7 +89,10 @@ where
         }
         line_no += 1;
         if buf.last() != Some(&b'\n') {
-            return Err(ScriptError::at(line_no, "truncated: the last line has no newline"));
+            return Err(ScriptError::at(
+                line_no,
+                "truncated: the last line has no newline",
+            ));
         }
         let text = std::str::from_utf8(&buf)
             .map_err(|_| ScriptError::at(line_no, "not UTF-8 text"))?
@@ -103,7 +109,9 @@ where
             continue;
         }
         if in_event && text.starts_with([' ', '\t']) {
-            event.frames.push(parse_frame(text).map_err(|m| ScriptError::at(line_no, m))?);
+            event
+                .frames
+                .push(parse_frame(text).map_err(|m| ScriptError::at(line_no, m))?);
         } else if in_event {
             return Err(ScriptError::at(
                 line_no,
@@ -129,20 +137,26 @@ where
 fn parse_header(text: &str, event: &mut Event) -> Result<(), String> {
     const SHAPE: &str = "expected an event header `COMM PID/TID SECONDS.FRACTION: PERIOD EVENT:`";
     // COMM may contain spaces; the first all-digit `PID/TID` word after it ends it.
-    let (comm_end, ids, ids_end) = find_pid_tid(text).ok_or_else(|| format!("{SHAPE}: no PID/TID"))?;
+    let (comm_end, ids, ids_end) =
+        find_pid_tid(text).ok_or_else(|| format!("{SHAPE}: no PID/TID"))?;
     let comm = text[..comm_end].trim();
     if comm.is_empty() {
         return Err(format!("{SHAPE}: empty COMM"));
     }
     let (pid, tid) = ids;
     let rest = text[ids_end..].trim_start();
-    let (time_text, rest) = rest.split_once(':').ok_or_else(|| format!("{SHAPE}: no time"))?;
-    let time_ns = parse_seconds(time_text.trim()).ok_or_else(|| format!("{SHAPE}: bad time `{}`", time_text.trim()))?;
+    let (time_text, rest) = rest
+        .split_once(':')
+        .ok_or_else(|| format!("{SHAPE}: no time"))?;
+    let time_ns = parse_seconds(time_text.trim())
+        .ok_or_else(|| format!("{SHAPE}: bad time `{}`", time_text.trim()))?;
     let rest = rest.trim_start();
     let (period_text, rest) = rest
         .split_once(char::is_whitespace)
         .ok_or_else(|| format!("{SHAPE}: no period before the event name"))?;
-    let period: u64 = period_text.parse().map_err(|_| format!("{SHAPE}: bad period `{period_text}`"))?;
+    let period: u64 = period_text
+        .parse()
+        .map_err(|_| format!("{SHAPE}: bad period `{period_text}`"))?;
     let rest = rest.trim_start();
     // Tracepoint names contain one colon (`sched:sched_switch`); the name ends at `: ` or at the
     // end of the line, after its final colon.
@@ -176,7 +190,10 @@ fn find_pid_tid(text: &str) -> Option<(usize, (u32, u32), usize)> {
     while i < bytes.len() {
         // A word starts after whitespace, never at position 0 (that is COMM).
         if i > 0 && !bytes[i].is_ascii_whitespace() && bytes[i - 1].is_ascii_whitespace() {
-            let end = text[i..].find(char::is_whitespace).map(|e| i + e).unwrap_or(text.len());
+            let end = text[i..]
+                .find(char::is_whitespace)
+                .map(|e| i + e)
+                .unwrap_or(text.len());
             let word = &text[i..end];
             if let Some(ids) = parse_ids(word) {
                 return Some((i, ids, end));
@@ -219,19 +236,31 @@ fn parse_seconds(text: &str) -> Option<u64> {
 fn parse_frame(text: &str) -> Result<Frame, String> {
     const SHAPE: &str = "expected a call-chain frame `ADDR SYMBOL (DSO)`";
     let text = text.trim();
-    let (ip_text, rest) = text.split_once(char::is_whitespace).ok_or_else(|| format!("{SHAPE}: no symbol"))?;
-    let ip = u64::from_str_radix(ip_text, 16).map_err(|_| format!("{SHAPE}: bad address `{ip_text}`"))?;
+    let (ip_text, rest) = text
+        .split_once(char::is_whitespace)
+        .ok_or_else(|| format!("{SHAPE}: no symbol"))?;
+    let ip = u64::from_str_radix(ip_text, 16)
+        .map_err(|_| format!("{SHAPE}: bad address `{ip_text}`"))?;
     let rest = rest.trim();
     if !rest.ends_with(')') {
-        return Err(format!("{SHAPE}: the DSO in parentheses is missing (line cut short?)"));
+        return Err(format!(
+            "{SHAPE}: the DSO in parentheses is missing (line cut short?)"
+        ));
     }
-    let open = rest.rfind(" (").map(|i| i + 1).or_else(|| rest.starts_with('(').then_some(0));
+    let open = rest
+        .rfind(" (")
+        .map(|i| i + 1)
+        .or_else(|| rest.starts_with('(').then_some(0));
     let open = open.ok_or_else(|| format!("{SHAPE}: no `(` before the DSO"))?;
     let dso = &rest[open + 1..rest.len() - 1];
     let sym = rest[..open].trim();
     Ok(Frame {
         ip,
-        sym: if sym.is_empty() { "[unknown]".to_string() } else { sym.to_string() },
+        sym: if sym.is_empty() {
+            "[unknown]".to_string()
+        } else {
+            sym.to_string()
+        },
         dso: dso.to_string(),
     })
 }
@@ -261,7 +290,10 @@ x 10/12 4758.1: 1 sched:sched_switch: prev_comm=x prev_pid=12 prev_state=S ==> n
         let events = collect(text).unwrap();
         assert_eq!(events.len(), 2);
         let e = &events[0];
-        assert_eq!((e.comm.as_str(), e.pid, e.tid, e.period), ("my prog", 10, 12, 200040));
+        assert_eq!(
+            (e.comm.as_str(), e.pid, e.tid, e.period),
+            ("my prog", 10, 12, 200040)
+        );
         assert_eq!(e.time_ns, 4_758_086_734_000);
         assert_eq!(e.name, "cpu-clock");
         assert_eq!(e.frames[0].sym, "operator new(unsigned long)");

@@ -22,7 +22,12 @@ fn options(title: &str, subtitle: Option<String>) -> inferno::flamegraph::Option
 }
 
 /// A flamegraph of per-op weights (ns/op).
-pub fn render<W: Write>(per_op: &Folded, rules: &Rules, title: &str, out: W) -> std::io::Result<()> {
+pub fn render<W: Write>(
+    per_op: &Folded,
+    rules: &Rules,
+    title: &str,
+    out: W,
+) -> std::io::Result<()> {
     let mut classifier = Classifier::new(rules);
     let mut lines: Vec<String> = per_op
         .stacks
@@ -34,9 +39,15 @@ pub fn render<W: Write>(per_op: &Folded, rules: &Rules, title: &str, out: W) -> 
         .collect();
     lines.sort();
     if lines.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "nothing to draw: every stack weighs 0"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "nothing to draw: every stack weighs 0",
+        ));
     }
-    let mut opt = options(title, Some("width: ps/op; tooltips name each frame's box".to_string()));
+    let mut opt = options(
+        title,
+        Some("width: ps/op; tooltips name each frame's box".to_string()),
+    );
     inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
 }
 
@@ -60,9 +71,13 @@ pub fn render_diff<W: Write>(
         .collect();
     lines.sort();
     if lines.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "nothing to draw: every stack weighs 0"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "nothing to draw: every stack weighs 0",
+        ));
     }
-    let subtitle = "width: second run's ps/op; red = more ps/op than the first run, blue = fewer".to_string();
+    let subtitle =
+        "width: second run's ps/op; red = more ps/op than the first run, blue = fewer".to_string();
     let mut opt = options(title, Some(subtitle));
     inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
 }
@@ -76,7 +91,9 @@ pub fn check_well_formed(svg: &str) -> Result<(), String> {
     loop {
         let at = reader.buffer_position();
         let event = reader.read_event().map_err(|e| format!("byte {at}: {e}"))?;
-        let mut open = |name: &[u8], mut attrs: quick_xml::events::attributes::Attributes| -> Result<(), String> {
+        let mut open = |name: &[u8],
+                        mut attrs: quick_xml::events::attributes::Attributes|
+         -> Result<(), String> {
             if depth == 0 {
                 roots += 1;
                 first_root.get_or_insert_with(|| String::from_utf8_lossy(name).into_owned());
@@ -92,7 +109,11 @@ pub fn check_well_formed(svg: &str) -> Result<(), String> {
                 depth += 1;
             }
             Event::Empty(e) => open(e.name().as_ref(), e.attributes())?,
-            Event::End(_) => depth = depth.checked_sub(1).ok_or_else(|| format!("byte {at}: closing tag without an opening one"))?,
+            Event::End(_) => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| format!("byte {at}: closing tag without an opening one"))?
+            }
             Event::Eof => break,
             _ => {}
         }
@@ -102,7 +123,9 @@ pub fn check_well_formed(svg: &str) -> Result<(), String> {
     }
     match (roots, first_root.as_deref()) {
         (1, Some("svg")) => Ok(()),
-        _ => Err(format!("expected one <svg> root element, found {roots} (first: {first_root:?})")),
+        _ => Err(format!(
+            "expected one <svg> root element, found {roots} (first: {first_root:?})"
+        )),
     }
 }
 
@@ -112,7 +135,11 @@ mod tests {
 
     #[test]
     fn svg_names_boxes_in_titles() {
-        let (rules, _) = Rules::parse("[[box]]\nname = \"hz3.central\"\nframes = [\"hz3::central::*\"]\n", "t").unwrap();
+        let (rules, _) = Rules::parse(
+            "[[box]]\nname = \"hz3.central\"\nframes = [\"hz3::central::*\"]\n",
+            "t",
+        )
+        .unwrap();
         let per_op = Folded::from_text("b;hz3::central::pop 1.5\nb;other 0.5\n").unwrap();
         let mut out = Vec::new();
         render(&per_op, &rules, "t", &mut out).unwrap();
@@ -124,6 +151,8 @@ mod tests {
         let mut out = Vec::new();
         let after = Folded::from_text("b;hz3::central::pop 3\n").unwrap();
         render_diff(&per_op, &after, &rules, "d", &mut out).unwrap();
-        assert!(String::from_utf8(out).unwrap().contains("[box:hz3.central]"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("[box:hz3.central]"));
     }
 }

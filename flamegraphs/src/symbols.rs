@@ -36,7 +36,9 @@ pub fn demangle(sym: &str) -> String {
     }
     if sym.starts_with("_Z") {
         if let Ok(parsed) = cpp_demangle::Symbol::new(sym) {
-            let options = cpp_demangle::DemangleOptions::new().no_params().no_return_type();
+            let options = cpp_demangle::DemangleOptions::new()
+                .no_params()
+                .no_return_type();
             if let Ok(text) = parsed.demangle(&options) {
                 return text;
             }
@@ -61,8 +63,14 @@ mod tests {
 
     #[test]
     fn demangles_rust_legacy_v0_and_cpp() {
-        assert_eq!(demangle("_ZN3hz37central7Central3pop17h0123456789abcdefE"), "hz3::central::Central::pop");
-        assert_eq!(demangle("_RNvNtCs1234_3hz36remote5flush"), "hz3::remote::flush");
+        assert_eq!(
+            demangle("_ZN3hz37central7Central3pop17h0123456789abcdefE"),
+            "hz3::central::Central::pop"
+        );
+        assert_eq!(
+            demangle("_RNvNtCs1234_3hz36remote5flush"),
+            "hz3::remote::flush"
+        );
         assert_eq!(
             demangle("_ZN8tcmalloc11ThreadCache21FetchFromCentralCacheEjjPFPvmE"),
             "tcmalloc::ThreadCache::FetchFromCentralCache"
@@ -73,7 +81,13 @@ mod tests {
 
     #[test]
     fn entry_points_carry_their_library() {
-        assert_eq!(frame_name("malloc", "/x/target/preload/libhz3_scale.so"), "malloc [libhz3_scale.so]");
-        assert_eq!(frame_name("mallocx", "/usr/lib/libjemalloc.so.2"), "mallocx");
+        assert_eq!(
+            frame_name("malloc", "/x/target/preload/libhz3_scale.so"),
+            "malloc [libhz3_scale.so]"
+        );
+        assert_eq!(
+            frame_name("mallocx", "/usr/lib/libjemalloc.so.2"),
+            "mallocx"
+        );
     }
 }

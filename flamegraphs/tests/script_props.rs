@@ -23,7 +23,11 @@ fn check(text: &str) {
     let lines = text.split_inclusive('\n').count().max(1);
     match flamegraphs::from_script(text.as_bytes()) {
         Ok(p) => assert!(p.samples > 0),
-        Err(e) => assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}: {e}", e.line),
+        Err(e) => assert!(
+            e.line >= 1 && e.line <= lines,
+            "line {} of {lines}: {e}",
+            e.line
+        ),
     }
     if let Err(e) = script::parse(text.as_bytes(), |_| Ok(())) {
         assert!(e.line >= 1 && e.line <= lines);
