@@ -19,6 +19,11 @@ Examples:
   hz3-analyze record --alloc mine=/tmp/a.so:/tmp/b.so --call-graph fp --out runs/mine
 Then: hz3-analyze attribute runs/tcmalloc; hz3-analyze gap runs/tcmalloc runs/hz3_scale";
 
+const DEFAULT_FREQ: u32 = 4999;
+const DEFAULT_STACK: u32 = 8192;
+const QUICK_FREQ: u32 = 999;
+const QUICK_STACK: u32 = 4096;
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallGraph {
     /// DWARF unwinding of a copied user stack: sees through libc and frame-pointer-less code
@@ -38,15 +43,18 @@ pub struct Args {
         required_unless_present = "exec_counted"
     )]
     pub alloc: Option<String>,
-    /// Sampling frequency of cpu-clock, Hz
-    #[arg(long, default_value_t = 4999, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub freq: u32,
+    /// Sampling frequency of cpu-clock, Hz [default: 4999, 999 with --quick]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub freq: Option<u32>,
     /// How perf unwinds stacks
     #[arg(long, value_enum, default_value = "dwarf")]
     pub call_graph: CallGraph,
-    /// Bytes of user stack copied per sample with --call-graph dwarf
-    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(512..=65528))]
-    pub stack_size: u32,
+    /// Bytes of user stack copied per sample with --call-graph dwarf [default: 8192, 4096 with --quick]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(512..=65528))]
+    pub stack_size: Option<u32>,
+    /// A first look: 999 Hz and a 4 KiB stack copy (about a tenth of the perf.data), unless given
+    #[arg(long)]
+    pub quick: bool,
     /// perf's ring buffer per CPU (perf -m); small buffers lose samples at 32 threads
     #[arg(long, default_value = "64M")]
     pub mmap: String,
@@ -86,6 +94,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("runs").join(&allocator.name));
     prepare_dir(&dir)?;
 
+    let freq = args
+        .freq
+        .unwrap_or(if args.quick { QUICK_FREQ } else { DEFAULT_FREQ });
+    let stack_size = args.stack_size.unwrap_or(if args.quick {
+        QUICK_STACK
+    } else {
+        DEFAULT_STACK
+    });
     let hardware_pmu = perf_tool::hardware_pmu();
     if !hardware_pmu {
         eprintln!("record: no hardware PMU here (cycles cannot be counted): sampling the software cpu-clock event");
@@ -107,13 +123,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "-e".into(),
         "cpu-clock".into(),
         "-F".into(),
-        args.freq.to_string(),
+        freq.to_string(),
     ]);
     if offcpu {
         perf.extend(["-e".into(), "sched:sched_switch".into()]);
     }
     let cg = match args.call_graph {
-        CallGraph::Dwarf => format!("dwarf,{}", args.stack_size),
+        CallGraph::Dwarf => format!("dwarf,{stack_size}"),
         CallGraph::Fp => "fp".into(),
     };
     perf.extend([
@@ -148,7 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     eprintln!(
         "record: {} under perf ({} Hz, {cg}) into {}",
         allocator.name,
-        args.freq,
+        freq,
         dir.display()
     );
     let log_path = dir.join("perf-record.log");
@@ -176,6 +192,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             tail.join(" | ")
         );
     }
+    check_identity(&allocator, &dir)?;
     if probes && !dir.join(perf_run::PROBES_JSON).exists() {
         eprintln!(
             "record: {} wrote no probes dump (not a probes build): no probes column",
@@ -192,7 +209,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bench_args,
         kernel: perf_tool::kernel_release(),
         perf_version,
-        freq: args.freq,
+        freq,
         call_graph: cg,
         sample_event: profile.sample_event.clone(),
         hardware_pmu,
@@ -211,6 +228,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bench names the allocator that answered malloc; a silently failed preload would otherwise
+/// be recorded under the wrong name.
+fn check_identity(allocator: &Allocator, dir: &Path) -> Result<()> {
+    let path = dir.join(perf_run::BENCH_JSON);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let report: bench::BenchReport = serde_json::from_str(text.lines().next().unwrap_or(""))
+        .map_err(|e| {
+            anyhow::anyhow!("{}: the bench printed no JSON report: {e}", path.display())
+        })?;
+    if allocator.identity_matches(&report.allocator) == Some(false) {
+        bail!(
+            "{}: the bench reports `{}` answering malloc, not {}: LD_PRELOAD={} did not take",
+            path.display(),
+            report.allocator,
+            allocator.name,
+            allocator.preload_env()
+        );
+    }
+    Ok(())
 }
 
 /// `NAME=a.so:b.so` is a preload list, which the shared resolver (one file per name) does not take.

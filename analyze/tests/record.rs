@@ -117,6 +117,45 @@ fn records_a_short_run_and_attributes_it() {
 }
 
 #[test]
+fn a_preload_that_does_not_answer_is_refused() {
+    if let Some(reason) = perf_cannot_record() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    if !std::path::Path::new(jemalloc).is_file() {
+        eprintln!("skipped: {jemalloc} is not installed (apt-get install libjemalloc2)");
+        return;
+    }
+    let bench = bench_binary();
+    let dir = tempfile::tempdir().unwrap();
+    // Named tcmalloc, but jemalloc answers: the bench's identity check must catch it.
+    let spec = format!("tcmalloc={jemalloc}");
+    let out = analyze(&[
+        "record",
+        "--alloc",
+        &spec,
+        "--quick",
+        "--no-offcpu",
+        "--bench",
+        bench.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+        "--",
+        "--threads",
+        "2",
+        "--iters",
+        "2000",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("reports `jemalloc` answering malloc, not tcmalloc"),
+        "{err}"
+    );
+}
+
+#[test]
 fn missing_perf_names_the_package() {
     let empty = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hz3-analyze"))
