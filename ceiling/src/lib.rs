@@ -7,15 +7,19 @@
 //!
 //! Layout: one virtual reservation, split into a fixed grid of spans, one per (thread, class). The
 //! class of a small block is therefore its address range: no header. A thread takes its grid row on
-//! its first malloc (the only atomic read-modify-write, once per thread lifetime). Blocks above the
-//! largest class, or with an alignment no class provides, get their own mapping with a header.
+//! its first malloc or free (the only atomic read-modify-write, once per thread lifetime); the row's
+//! last span holds the thread's free stacks (feature `outline`, default), so the allocator itself
+//! never writes into a block. Blocks above the largest class, or with an alignment no class provides,
+//! get their own mapping with a header.
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod classes;
+mod freelist;
 use classes::{class_of, class_size, CLASSES, MAX_SMALL};
+use freelist::FreeLists;
 
 /// Exported so a process can tell the ceiling is the allocator answering (`dlsym`).
 #[cfg_attr(not(test), no_mangle)]
@@ -31,14 +35,18 @@ const LARGE_MAGIC: usize = 0xce11_1a26_e0b1_0c4a;
 const LARGE_HEADER: usize = 32;
 const MIN_ALIGN: usize = 16;
 
-const _: () = assert!(CLASSES <= SPANS_PER_THREAD && MAX_SMALL < SPAN);
+/// The span of each thread row that holds the out-of-line free stacks (never handed out as blocks).
+const STACK_SPAN: usize = SPANS_PER_THREAD - 1;
+
+const _: () = assert!(CLASSES < STACK_SPAN && MAX_SMALL < SPAN);
+const _: () = assert!(CLASSES * FreeLists::STACK_BYTES_PER_CLASS <= SPAN);
 
 /// Start of the reservation (0 until the first thread sets it up).
 static REGION: AtomicUsize = AtomicUsize::new(0);
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
 struct ThreadHeap {
-    free: [*mut FreeBlock; CLASSES],
+    free: FreeLists,
     bump: [usize; CLASSES],
     /// Where the fast path must stop bumping: the span's end, or with `populate` the end of the
     /// part already faulted in.
@@ -49,15 +57,11 @@ struct ThreadHeap {
     row: usize,
 }
 
-struct FreeBlock {
-    next: *mut FreeBlock,
-}
-
 thread_local! {
     // Const-initialized and without Drop: a plain TLS slot, usable during thread exit, never allocating.
     static HEAP: UnsafeCell<ThreadHeap> = const {
         UnsafeCell::new(ThreadHeap {
-            free: [null_mut(); CLASSES],
+            free: FreeLists::EMPTY,
             bump: [0; CLASSES],
             end: [0; CLASSES],
             limit: [0; CLASSES],
@@ -98,14 +102,11 @@ fn small_class(p: usize) -> Option<usize> {
 #[inline(always)]
 fn alloc_class(class: usize) -> *mut c_void {
     with_heap(|heap| {
-        // SAFETY (all get_unchecked below): class < CLASSES, checked by every caller.
-        let head = unsafe { heap.free.get_unchecked_mut(class) };
-        if !head.is_null() {
-            let block = *head;
-            // SAFETY: blocks on our list are ours until popped; `next` was written by free.
-            *head = unsafe { (*block).next };
-            return block as *mut c_void;
+        let recycled = heap.free.pop(class);
+        if !recycled.is_null() {
+            return recycled;
         }
+        // SAFETY (all get_unchecked below): class < CLASSES, checked by every caller.
         let size = class_size(class);
         let bump = unsafe { *heap.bump.get_unchecked(class) };
         // An untouched class has bump == end == 0, so it falls through to refill.
@@ -121,13 +122,7 @@ fn alloc_class(class: usize) -> *mut c_void {
 fn refill(heap: &mut ThreadHeap, class: usize) -> *mut c_void {
     let size = class_size(class);
     if heap.bump[class] == 0 {
-        if heap.row == usize::MAX {
-            heap.row = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-            if heap.row >= MAX_THREADS {
-                fail("ceiling: more than 512 threads have allocated\n");
-            }
-        }
-        let start = region() + (heap.row * SPANS_PER_THREAD + class) * SPAN;
+        let start = region() + (row(heap) * SPANS_PER_THREAD + class) * SPAN;
         heap.bump[class] = start;
         heap.end[class] = start;
         heap.limit[class] = start + SPAN;
@@ -139,6 +134,30 @@ fn refill(heap: &mut ThreadHeap, class: usize) -> *mut c_void {
     heap.end[class] = extend_end(heap.end[class], block + size, heap.limit[class]);
     heap.bump[class] = block + size;
     block as *mut c_void
+}
+
+/// This thread's grid row, taken on first need.
+fn row(heap: &mut ThreadHeap) -> usize {
+    if heap.row == usize::MAX {
+        heap.row = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+        if heap.row >= MAX_THREADS {
+            fail("ceiling: more than 512 threads have allocated\n");
+        }
+    }
+    heap.row
+}
+
+/// The free lists' first push on this thread (they get the thread's last span), or a full stack.
+#[cold]
+fn push_slow(heap: &mut ThreadHeap, class: usize, p: *mut c_void) {
+    if heap.free.needs_stack() {
+        let start = region() + (row(heap) * SPANS_PER_THREAD + STACK_SPAN) * SPAN;
+        heap.free.set_stack_area(start);
+        if heap.free.push(class, p) {
+            return;
+        }
+    }
+    fail("ceiling: a thread's free stack for one size class is full (2 Mi blocks)\n");
 }
 
 /// Without `populate`: the fast path may bump to the span's end, pages fault one by one.
@@ -298,16 +317,12 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     match small_class(p as usize) {
-        Some(class) => with_heap(|heap| {
-            let block = p as *mut FreeBlock;
-            // SAFETY: the block is at least 16 bytes and now ours; class < SPANS_PER_THREAD, and
-            // every pointer we hand out lies in a span whose index is < CLASSES.
-            unsafe {
-                let head = heap.free.get_unchecked_mut(class);
-                (*block).next = *head;
-                *head = block;
+        Some(class) if class < CLASSES => with_heap(|heap| {
+            if !heap.free.push(class, p) {
+                push_slow(heap, class, p);
             }
         }),
+        Some(_) => fail("ceiling: free of a pointer inside the ceiling's own bookkeeping\n"),
         None => {
             let [_, start, len, _] = large_header(p);
             // SAFETY: the mapping recorded in the block's own header.
