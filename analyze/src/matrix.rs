@@ -205,6 +205,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(path) => Some(compare::load(path)?),
         None => None,
     };
+    if let Some(previous) = &previous {
+        compare::check_same_arguments(previous, &workloads)?;
+    }
     if !allocs.iter().any(|a| a.name == anchor) && previous.is_some() {
         bail!("--compare anchor {anchor:?} is not among the allocators measured");
     }
@@ -495,6 +498,12 @@ mod tests {
             workloads(&strings(&["nope"]), &[], false),
             Err(WorkloadError::Other(_))
         ));
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
     }
 
     #[test]

@@ -250,6 +250,11 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn bad_arguments_are_clap_errors_with_exit_code_2() {
         let cases: [(&[&str], &str); 6] = [
             (

@@ -1,6 +1,6 @@
 //! The regression guard: medians as ratios to an anchor measured in the same session (absolute
 //! numbers drift on a shared machine), compared row by row against an earlier matrix JSON.
-use super::{MatrixReport, SCHEMA};
+use super::{MatrixReport, Workload, SCHEMA};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -69,17 +69,10 @@ fn ratio_to_anchor(
     (base > 0.0).then(|| value / base)
 }
 
-/// Rows of `now` whose ratio to `anchor` fell below `(1 - tolerance)` times their ratio in
-/// `before`. Rows only in one of the two are skipped; a preset measured with different bench
-/// arguments, or an anchor with no median on either side, is an error (the comparison would lie).
-pub fn regressed_rows(
-    before: &MatrixReport,
-    now: &MatrixReport,
-    anchor: &str,
-    tolerance: f64,
-) -> Result<Vec<Regression>> {
-    let mut out = Vec::new();
-    for workload in &now.workloads {
+/// Refuses a comparison of a preset run with other bench arguments (checked before measuring, too,
+/// so a long matrix is not run for nothing).
+pub fn check_same_arguments(before: &MatrixReport, workloads: &[Workload]) -> Result<()> {
+    for workload in workloads {
         let Some(old) = before
             .workloads
             .iter()
@@ -94,6 +87,25 @@ pub fn regressed_rows(
                 old.args.join(" "),
                 workload.args.join(" ")
             );
+        }
+    }
+    Ok(())
+}
+
+/// Rows of `now` whose ratio to `anchor` fell below `(1 - tolerance)` times their ratio in
+/// `before`. Rows only in one of the two are skipped; a preset measured with different bench
+/// arguments, or an anchor with no median on either side, is an error (the comparison would lie).
+pub fn regressed_rows(
+    before: &MatrixReport,
+    now: &MatrixReport,
+    anchor: &str,
+    tolerance: f64,
+) -> Result<Vec<Regression>> {
+    check_same_arguments(before, &now.workloads)?;
+    let mut out = Vec::new();
+    for workload in &now.workloads {
+        if !before.workloads.iter().any(|w| w.preset == workload.preset) {
+            continue;
         }
         for side in [before, now] {
             if side
