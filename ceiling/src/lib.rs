@@ -53,7 +53,7 @@ struct ThreadHeap {
     end: [usize; CLASSES],
     /// The end of the thread's span for the class.
     limit: [usize; CLASSES],
-    /// This thread's grid row; usize::MAX until its first malloc.
+    /// This thread's grid row; usize::MAX until its first malloc or free.
     row: usize,
 }
 
@@ -297,7 +297,8 @@ fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
 
 fn usable_size(p: *mut c_void) -> usize {
     match small_class(p as usize) {
-        Some(class) => class_size(class),
+        Some(class) if class < CLASSES => class_size(class),
+        Some(_) => fail("ceiling: size query of a pointer inside the ceiling's own bookkeeping\n"),
         None => large_header(p)[3],
     }
 }
