@@ -4,6 +4,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hz3-analyze");
+const QUICK_GLIBC_JEMALLOC: &[&str] = &[
+    "--quick",
+    "--alloc",
+    "glibc",
+    "--alloc",
+    "jemalloc",
+    "--baseline",
+    "glibc",
+];
 const SMALL_BENCH: &[&str] = &["--", "--threads", "4", "--iters", "20000", "--ws", "64"];
 
 fn repo_root() -> PathBuf {
@@ -58,25 +67,22 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     let path = |name: &str| dir.path().join(name).display().to_string();
     let (csv_path, json_path, md_path, svg_path) =
         (path("m.csv"), path("m.json"), path("m.md"), path("m.svg"));
-    let args = vec![
-        "--quick",
-        "--alloc",
-        "glibc",
-        "--alloc",
-        "jemalloc",
-        "--baseline",
-        "glibc",
-        "--preset",
-        "remote-heavy-small,local-small",
-        "--csv",
-        &csv_path,
-        "--json",
-        &json_path,
-        "--markdown",
-        &md_path,
-        "--svg",
-        &svg_path,
-    ];
+    let args = [
+        QUICK_GLIBC_JEMALLOC,
+        &[
+            "--preset",
+            "remote-heavy-small,local-small",
+            "--csv",
+            &csv_path,
+            "--json",
+            &json_path,
+            "--markdown",
+            &md_path,
+            "--svg",
+            &svg_path,
+        ],
+    ]
+    .concat();
     let out = matrix_small_ok(&args);
 
     let json: serde_json::Value = read_json(&json_path);
@@ -128,17 +134,7 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
 fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("base.json").display().to_string();
-    let args = vec![
-        "--quick",
-        "--alloc",
-        "glibc",
-        "--alloc",
-        "jemalloc",
-        "--baseline",
-        "glibc",
-        "--json",
-        &json_path,
-    ];
+    let args = [QUICK_GLIBC_JEMALLOC, &["--json", &json_path]].concat();
     matrix_small_ok(&args);
 
     // A baseline claiming jemalloc used to be 100x glibc cannot be met: exit 3, the row is named.
@@ -151,17 +147,7 @@ fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
     }
     let doctored = dir.path().join("doctored.json").display().to_string();
     std::fs::write(&doctored, base.to_string()).unwrap();
-    let args = vec![
-        "--quick",
-        "--alloc",
-        "glibc",
-        "--alloc",
-        "jemalloc",
-        "--baseline",
-        "glibc",
-        "--compare",
-        &doctored,
-    ];
+    let args = [QUICK_GLIBC_JEMALLOC, &["--compare", &doctored]].concat();
     let out = matrix(&[&args[..], SMALL_BENCH].concat());
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
