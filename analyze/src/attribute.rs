@@ -39,6 +39,8 @@ pub struct BoxRow {
     /// Share of the sampled CPU time.
     pub share: f64,
     pub ns_per_op: f64,
+    /// Off-CPU ns/op asleep (not runnable) with user code in this box, summed over threads.
+    pub asleep_ns_per_op: f64,
     /// Probe events per op for this box's probe keys (non-zero ones), when the run has a dump.
     pub probes_per_op: BTreeMap<String, f64>,
 }
@@ -55,7 +57,9 @@ pub struct LockSplit {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct OffCpu {
+    /// Asleep with user code in a lock box (mutex or spin kind).
     pub wait: f64,
+    /// Asleep anywhere else (the bench's barriers, joins, page-in...).
     pub blocked_other: f64,
     pub preempted: f64,
 }
@@ -97,6 +101,7 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
             lock: b.lock.map(|k| lock_name(k).to_string()),
             share: if sampled > 0.0 { b.cpu / sampled } else { 0.0 },
             ns_per_op: b.cpu / ops,
+            asleep_ns_per_op: b.asleep / ops,
             probes_per_op: probes_for(&probe_counts, &rules.probe_prefixes(&b.name), ops),
         })
         .collect();
@@ -118,11 +123,11 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         lock: LockSplit {
             mutex: a.lock_cpu(LockKind::Mutex) / ops,
             spin: a.lock_cpu(LockKind::Spin) / ops,
-            wait: a.wait / ops,
+            wait: a.wait() / ops,
         },
         offcpu: OffCpu {
-            wait: a.wait / ops,
-            blocked_other: a.blocked_other / ops,
+            wait: a.wait() / ops,
+            blocked_other: a.asleep_elsewhere() / ops,
             preempted: a.preempted / ops,
         },
     }
@@ -164,12 +169,17 @@ fn probes_cell(probes: &BTreeMap<String, f64>) -> String {
 /// The per-box table. For CSV (`csv`): every box, unrounded numbers, all probe keys; for people:
 /// boxes with samples (and `other`, always), rounded.
 pub fn boxes_table(report: &Report, csv: bool) -> Table {
-    let mut t = Table::new(&["box", "lock", "share", "ns/op", "probes (events/op)"]);
-    for b in report
-        .boxes
-        .iter()
-        .filter(|b| csv || b.share > 0.0 || b.name == flamegraphs::OTHER)
-    {
+    let mut t = Table::new(&[
+        "box",
+        "lock",
+        "share",
+        "ns/op",
+        "asleep ns/op",
+        "probes (events/op)",
+    ]);
+    for b in report.boxes.iter().filter(|b| {
+        csv || b.share > 0.0 || b.asleep_ns_per_op > 0.0 || b.name == flamegraphs::OTHER
+    }) {
         let lock = b.lock.clone().unwrap_or_default();
         t.push(if csv {
             let probes = b
@@ -183,6 +193,7 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
                 lock,
                 b.share.to_string(),
                 b.ns_per_op.to_string(),
+                b.asleep_ns_per_op.to_string(),
                 probes,
             ]
         } else {
@@ -191,6 +202,7 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
                 lock,
                 pct(b.share),
                 num(b.ns_per_op),
+                num(b.asleep_ns_per_op),
                 probes_cell(&b.probes_per_op),
             ]
         });
@@ -218,13 +230,13 @@ pub fn render_text(report: &Report) -> String {
     );
     out += &boxes_table(report, false).to_text();
     out += &format!(
-        "\nlock ns/op: mutex {} (on-CPU)  spin {} (on-CPU)  wait {} (off-CPU futex)\n",
+        "\nlock ns/op: mutex {} (on-CPU)  spin {} (on-CPU)  wait {} (asleep in a lock box)\n",
         num(report.lock.mutex),
         num(report.lock.spin),
         num(report.lock.wait)
     );
     out += &format!(
-        "off-CPU ns/op, summed over threads, not in the CPU figures: futex wait {}  other sleep {}  preempted {}\n",
+        "off-CPU ns/op, summed over threads, not in the CPU figures: lock wait {}  other sleep {}  preempted {}\n",
         num(report.offcpu.wait),
         num(report.offcpu.blocked_other),
         num(report.offcpu.preempted)

@@ -114,7 +114,7 @@ pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
         boxes_diff,
         residual: measured_diff - boxes_diff,
         offcpu: vec![
-            row("off-cpu.futex_wait", a.offcpu.wait, b.offcpu.wait),
+            row("off-cpu.lock_wait", a.offcpu.wait, b.offcpu.wait),
             row(
                 "off-cpu.other_sleep",
                 a.offcpu.blocked_other,

@@ -56,6 +56,10 @@ pub struct Counters {
     /// Enabled vs running time of the group: below 1.0 the counts were multiplexed (scaled).
     pub time_enabled_ns: u64,
     pub time_running_ns: u64,
+    /// The counting helper's own pid: its events (spawning and waiting for the bench) are not the
+    /// bench's and are left out of the profile.
+    #[serde(default)]
+    pub helper_pid: Option<u32>,
 }
 
 /// Sample totals kept beside the folded stacks.
@@ -100,7 +104,7 @@ impl Run {
         } else {
             None
         };
-        let profile = load_profile(dir)?;
+        let profile = load_profile(dir, counters.and_then(|c: Counters| c.helper_pid))?;
         Ok(Run {
             dir: dir.to_path_buf(),
             meta,
@@ -186,7 +190,7 @@ fn read_optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Opt
     }
 }
 
-fn load_profile(dir: &Path) -> Result<Profile> {
+fn load_profile(dir: &Path, helper_pid: Option<u32>) -> Result<Profile> {
     let (cpu_path, summary_path) = (dir.join(CPU_FOLDED), dir.join(PROFILE_JSON));
     if cpu_path.exists() && summary_path.exists() {
         let summary: ProfileSummary = read_json(&summary_path)?;
@@ -215,12 +219,12 @@ fn load_profile(dir: &Path) -> Result<Profile> {
     if script.exists() {
         let file = std::fs::File::open(&script)
             .with_context(|| format!("{}: cannot read", script.display()))?;
-        return flamegraphs::from_script(std::io::BufReader::new(file))
+        return flamegraphs::from_script_where(std::io::BufReader::new(file), not_pid(helper_pid))
             .with_context(|| script.display().to_string());
     }
     let data = dir.join(PERF_DATA);
     if data.exists() {
-        let profile = fold_perf_data(&data)?;
+        let profile = fold_perf_data(&data, helper_pid)?;
         save_profile(dir, &profile)?;
         return Ok(profile);
     }
@@ -230,8 +234,13 @@ fn load_profile(dir: &Path) -> Result<Profile> {
     )
 }
 
-/// Runs `perf script` on a perf.data and folds its output as it streams.
-pub fn fold_perf_data(data: &Path) -> Result<Profile> {
+fn not_pid(pid: Option<u32>) -> impl Fn(&flamegraphs::Event) -> bool {
+    move |e| Some(e.pid) != pid
+}
+
+/// Runs `perf script` on a perf.data and folds its output as it streams, leaving out the events
+/// of `exclude_pid` (the counting helper).
+pub fn fold_perf_data(data: &Path, exclude_pid: Option<u32>) -> Result<Profile> {
     crate::perf_tool::require_perf()?;
     let mut child = std::process::Command::new("perf")
         .arg("script")
@@ -243,7 +252,10 @@ pub fn fold_perf_data(data: &Path) -> Result<Profile> {
         .spawn()
         .context("starting `perf script`")?;
     let stdout = child.stdout.take().context("perf script has no stdout")?;
-    let parsed = flamegraphs::from_script(std::io::BufReader::with_capacity(1 << 20, stdout));
+    let parsed = flamegraphs::from_script_where(
+        std::io::BufReader::with_capacity(1 << 20, stdout),
+        not_pid(exclude_pid),
+    );
     let status = child.wait().context("waiting for `perf script`")?;
     let profile = parsed.with_context(|| format!("`perf script -i {}`", data.display()))?;
     if !status.success() {

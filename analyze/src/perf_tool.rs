@@ -124,6 +124,7 @@ impl CountingGroup {
                 .time_enabled()
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
+            helper_pid: Some(std::process::id()),
             time_running_ns: data
                 .time_running()
                 .map(|d| d.as_nanos() as u64)

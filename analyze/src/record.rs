@@ -119,12 +119,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "-o".into(),
         data.display().to_string(),
     ];
-    perf.extend([
-        "-e".into(),
-        "cpu-clock".into(),
-        "-F".into(),
-        freq.to_string(),
-    ]);
+    // The frequency is a term of cpu-clock alone: a global -F would also sample sched_switch
+    // (once every N switches), and off-CPU intervals need every switch.
+    perf.extend(["-e".into(), format!("cpu-clock/freq={freq}/")]);
     if offcpu {
         perf.extend(["-e".into(), "sched:sched_switch".into()]);
     }
@@ -200,7 +197,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
 
-    let profile = perf_run::fold_perf_data(&data)?;
+    let counters: perf_run::Counters = {
+        let path = dir.join(perf_run::COUNTERS_JSON);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: the counting helper wrote nothing", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: unreadable counts", path.display()))?
+    };
+    let profile = perf_run::fold_perf_data(&data, counters.helper_pid)?;
     perf_run::save_profile(&dir, &profile)?;
     let meta = Meta {
         allocator: allocator.name.clone(),

@@ -25,8 +25,15 @@ fn ns(report: &analyze::attribute::Report, name: &str) -> f64 {
 fn every_sampled_nanosecond_lands_in_exactly_one_box() {
     for name in ["glibc", "tcmalloc"] {
         let r = report(name);
-        let (samples, period_sum) =
-            script_period_sum(&fixture(name).join("perf.script"), "cpu-clock");
+        let script = fixture(name).join("perf.script");
+        let helper = helper_pid(&fixture(name));
+        assert!(helper.is_some(), "the fixture records its helper");
+        let (samples, period_sum) = script_period_sum(&script, helper);
+        let (with_helper, _) = script_period_sum(&script, None);
+        assert!(
+            with_helper > samples,
+            "{name}: the helper's own samples are left out"
+        );
         assert_eq!(r.samples, samples, "{name}");
         let boxes_total: f64 = r.boxes.iter().map(|b| b.ns_per_op).sum();
         let expected = period_sum as f64 / r.ops as f64;
@@ -78,20 +85,34 @@ fn each_allocator_s_time_goes_to_its_own_boxes() {
 
 #[test]
 fn pinned_figures_of_the_glibc_fixture() {
-    // Regression pins for the checked-in recording: 91 samples of 1001001 ns over 480000 ops.
+    // Regression pins for the checked-in recording: 76 bench samples of 1001001 ns over 400000 ops.
     let r = report("glibc");
-    assert_eq!((r.ops, r.samples, r.switches), (480000, 91, 104));
-    let per_sample = 1001001.0 / 480000.0;
+    assert_eq!((r.ops, r.samples, r.switches), (400000, 76, 95));
+    let per_sample = 1001001.0 / 400000.0;
     let samples_in = |name: &str| (ns(&r, name) / per_sample).round() as u64;
-    assert_eq!(samples_in("glibc.malloc"), 37);
-    assert_eq!(samples_in("kernel.page_fault"), 28);
-    assert_eq!(samples_in("kernel.mm"), 17);
-    assert_eq!(samples_in("futex"), 1);
-    assert!((r.measured_ns_per_op - 106420107.0 / 480000.0).abs() < 1e-9);
+    assert_eq!(samples_in("glibc.malloc"), 34);
+    assert_eq!(samples_in("kernel.page_fault"), 23);
+    assert_eq!(samples_in("kernel.mm"), 10);
+    assert_eq!(samples_in("futex"), 2);
+    assert!((r.measured_ns_per_op - 79314347.0 / 400000.0).abs() < 1e-9);
     // The lock split adds up from the boxes it names.
     assert!((r.lock.mutex - (ns(&r, "mutex") + ns(&r, "futex"))).abs() < 1e-9);
     assert!((r.lock.spin - (ns(&r, "spin") + ns(&r, "hz3.lock.spin"))).abs() < 1e-9);
+    // glibc's arena lock sleeps (futex under __lll_lock_wait_private) are lock wait; the bench's
+    // barrier sleeps are the bench's.
+    let asleep = |name: &str| {
+        r.boxes
+            .iter()
+            .find(|b| b.name == name)
+            .unwrap()
+            .asleep_ns_per_op
+    };
     assert!(r.lock.wait > 0.0 && r.lock.wait == r.offcpu.wait);
+    assert_eq!(
+        r.lock.wait,
+        asleep("futex") + asleep("mutex") + asleep("spin") + asleep("hz3.lock.spin")
+    );
+    assert!(asleep("bench") > 0.0);
 }
 
 #[test]
@@ -113,7 +134,7 @@ fn table_json_and_csv_outputs() {
 
     let out = analyze(&["attribute", run, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["samples"], 91);
+    assert_eq!(json["samples"], 76);
     assert!(json["boxes"]
         .as_array()
         .unwrap()
@@ -125,7 +146,7 @@ fn table_json_and_csv_outputs() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "box,lock,share,ns/op,probes (events/op)"
+        "box,lock,share,ns/op,asleep ns/op,probes (events/op)"
     );
     assert_eq!(lines.count(), json["boxes"].as_array().unwrap().len());
 

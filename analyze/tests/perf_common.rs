@@ -34,23 +34,34 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Sum of the periods of `event` headers in a perf script: an independent count of what the
-/// attribution must add up to.
-pub fn script_period_sum(script: &Path, event: &str) -> (u64, u64) {
+/// Sum of the periods of the `cpu-clock` samples in a perf script, leaving out process
+/// `exclude_pid`: an independent count of what the attribution must add up to.
+pub fn script_period_sum(script: &Path, exclude_pid: Option<u32>) -> (u64, u64) {
     let text = std::fs::read_to_string(script).unwrap();
     let (mut n, mut sum) = (0, 0);
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with(char::is_whitespace) && l.contains(&format!(" {event}:")))
-    {
-        let before = line.split(&format!(" {event}:")).next().unwrap();
-        sum += before
-            .split_whitespace()
-            .last()
+    for line in text.lines().filter(|l| !l.starts_with(char::is_whitespace)) {
+        let Some(at) = line.find(" cpu-clock") else {
+            continue;
+        };
+        let words: Vec<&str> = line[..at].split_whitespace().collect();
+        let pid: u32 = words[words.len() - 3]
+            .split('/')
+            .next()
             .unwrap()
-            .parse::<u64>()
+            .parse()
             .unwrap();
+        if Some(pid) == exclude_pid {
+            continue;
+        }
+        sum += words.last().unwrap().parse::<u64>().unwrap();
         n += 1;
     }
     (n, sum)
+}
+
+/// The counting helper's pid a fixture recorded.
+pub fn helper_pid(run: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(run.join("counters.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["helper_pid"].as_u64().map(|p| p as u32)
 }

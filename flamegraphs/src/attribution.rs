@@ -1,7 +1,13 @@
-//! Totals per box: on-CPU time by the rules, and off-CPU time split into lock wait, other
-//! blocking and preemption.
-use crate::fold::Folded;
-use crate::profile::{OFFCPU_BLOCKED, OFFCPU_PREEMPTED};
+//! Totals per box: on-CPU time by the rules, and off-CPU time by where user code was when its
+//! thread left the CPU.
+//!
+//! Off-CPU stacks are classified on their user-space part only (frames before the first kernel
+//! frame): the kernel side of a sleep is nearly always the futex path, whoever asked for it, so
+//! the user side tells a glibc arena lock (`__lll_lock_wait_private`, box `mutex`) from the bench's
+//! finish-line barrier (box `bench`). Sleep under a lock box (mutex or spin kind: a spin lock that
+//! gives up and sleeps) is the lock **wait**.
+use crate::fold::{Folded, KERNEL_MARK};
+use crate::profile::OFFCPU_PREEMPTED;
 use crate::rules::{Classifier, LockKind, Rules};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -10,16 +16,14 @@ pub struct BoxTotal {
     pub lock: Option<LockKind>,
     /// On-CPU weight (the profile's unit, e.g. ns).
     pub cpu: f64,
+    /// Off-CPU time asleep (not runnable) with user code in this box.
+    pub asleep: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribution {
     /// Every box of the rules in order, zeros included, `other` last.
     pub boxes: Vec<BoxTotal>,
-    /// Off-CPU time asleep inside a mutex-kind box (the futex path): the lock **wait**.
-    pub wait: f64,
-    /// Off-CPU time asleep anywhere else (I/O, page-in, join, condition variables...).
-    pub blocked_other: f64,
     /// Off-CPU time while runnable: preempted or yielded, waiting for a CPU.
     pub preempted: f64,
 }
@@ -45,45 +49,69 @@ impl Attribution {
             .map(|b| b.cpu)
             .sum()
     }
+
+    /// Sleep under a lock box of either kind: the lock **wait**.
+    pub fn wait(&self) -> f64 {
+        self.boxes
+            .iter()
+            .filter(|b| b.lock.is_some())
+            .map(|b| b.asleep)
+            .sum()
+    }
+
+    /// Sleep anywhere else (the bench's barriers and joins, I/O, page-in...).
+    pub fn asleep_elsewhere(&self) -> f64 {
+        self.boxes
+            .iter()
+            .filter(|b| b.lock.is_none())
+            .map(|b| b.asleep)
+            .sum()
+    }
 }
 
-/// Charges every on-CPU stack to its box, and every off-CPU stack to wait / blocked / preempted.
+/// The stack up to (not including) its first kernel frame.
+fn user_part(stack: &str) -> &str {
+    let mut end = stack.len();
+    let mut at = 0usize;
+    for frame in stack.split(';') {
+        if frame.ends_with(KERNEL_MARK) {
+            end = at.saturating_sub(1);
+            break;
+        }
+        at += frame.len() + 1;
+    }
+    &stack[..end.min(stack.len())]
+}
+
+/// Charges every on-CPU stack to its box, and every off-CPU stack to preemption or to the box
+/// its user-space part was in.
 pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
     let mut classifier = Classifier::new(rules);
     let names = classifier.names().to_vec();
     let mut weights = vec![0.0; names.len()];
+    let mut asleep = vec![0.0; names.len()];
     for (stack, w) in &cpu.stacks {
         weights[classifier.box_of_stack(stack)] += w;
     }
-    let (mut wait, mut blocked_other, mut preempted) = (0.0, 0.0, 0.0);
+    let mut preempted = 0.0;
     for (stack, w) in &offcpu.stacks {
         if stack.starts_with(OFFCPU_PREEMPTED) {
             preempted += w;
-            continue;
-        }
-        let b = classifier.box_of_stack(stack);
-        if stack.starts_with(OFFCPU_BLOCKED) && rules.lock_kind(&names[b]) == Some(LockKind::Mutex)
-        {
-            wait += w;
         } else {
-            blocked_other += w;
+            asleep[classifier.box_of_stack(user_part(stack))] += w;
         }
     }
     let boxes = names
         .iter()
-        .zip(weights)
-        .map(|(name, cpu)| BoxTotal {
+        .zip(weights.into_iter().zip(asleep))
+        .map(|(name, (cpu, asleep))| BoxTotal {
             name: name.clone(),
             lock: rules.lock_kind(name),
             cpu,
+            asleep,
         })
         .collect();
-    Attribution {
-        boxes,
-        wait,
-        blocked_other,
-        preempted,
-    }
+    Attribution { boxes, preempted }
 }
 
 #[cfg(test)]
@@ -91,30 +119,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_by_box_and_offcpu_split() {
+    fn user_part_stops_before_the_kernel() {
+        assert_eq!(user_part("a;b;entry_[k];futex_[k]"), "a;b");
+        assert_eq!(user_part("a;b"), "a;b");
+        assert_eq!(user_part("entry_[k]"), "");
+    }
+
+    #[test]
+    fn cpu_by_box_and_offcpu_by_user_side() {
         let (rules, _) = Rules::parse(
             "[[box]]\nname = \"futex\"\nframes = [\"futex_wait\"]\nlock = \"mutex\"\nabsorb = true\n\
-             [[box]]\nname = \"spin\"\nframes = [\"*SpinLoop*\"]\nlock = \"spin\"\n",
+             [[box]]\nname = \"mutex\"\nframes = [\"__lll_lock_wait\"]\nlock = \"mutex\"\n\
+             [[box]]\nname = \"spin\"\nframes = [\"*SpinLoop*\"]\nlock = \"spin\"\n\
+             [[box]]\nname = \"bench\"\nframes = [\"work\"]\n",
             "t",
         )
         .unwrap();
         let cpu = Folded::from_text(
-            "b;work 10\nb;work;SpinLock::SpinLoop 5\nb;work;futex_wait;schedule 2\n",
+            "b;main 10\nb;work;SpinLock::SpinLoop 5\nb;work;futex_wait;schedule 2\n",
         )
         .unwrap();
         let off = Folded::from_text(
-            "off-cpu-blocked;work;futex_wait;schedule 7\noff-cpu-blocked;work;read 3\noff-cpu-preempted;work 4\n",
+            "off-cpu-blocked;work;__lll_lock_wait;futex_wait_[k];schedule_[k] 7\n\
+             off-cpu-blocked;work;futex_wait_[k];schedule_[k] 3\n\
+             off-cpu-blocked;main;read_[k] 1\n\
+             off-cpu-preempted;work 4\n",
         )
         .unwrap();
         let a = attribute(&cpu, &off, &rules);
-        assert_eq!(a.cpu_of("futex"), 2.0);
-        assert_eq!(a.cpu_of("spin"), 5.0);
-        assert_eq!(a.cpu_of("other"), 10.0);
+        assert_eq!(
+            (a.cpu_of("futex"), a.cpu_of("spin"), a.cpu_of("other")),
+            (2.0, 5.0, 10.0)
+        );
         assert_eq!(a.cpu_total(), 17.0);
         assert_eq!(
             (a.lock_cpu(LockKind::Mutex), a.lock_cpu(LockKind::Spin)),
             (2.0, 5.0)
         );
-        assert_eq!((a.wait, a.blocked_other, a.preempted), (7.0, 3.0, 4.0));
+        // The barrier-like sleep from `work` is the bench's, not a lock wait.
+        assert_eq!(
+            (a.wait(), a.asleep_elsewhere(), a.preempted),
+            (7.0, 4.0, 4.0)
+        );
+        let asleep = |n: &str| a.boxes.iter().find(|b| b.name == n).unwrap().asleep;
+        assert_eq!(
+            (asleep("mutex"), asleep("bench"), asleep("other")),
+            (7.0, 3.0, 1.0)
+        );
     }
 }

@@ -116,11 +116,24 @@ pub struct StackFolder {
     text: String,
     names: HashMap<(String, String), String>,
     events: u64,
+    annotate_kernel: bool,
 }
+
+/// Suffix inferno puts on kernel frames when asked to (see [`StackFolder::with_kernel_marks`]).
+pub const KERNEL_MARK: &str = "_[k]";
 
 impl StackFolder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A folder whose kernel frames end in [`KERNEL_MARK`], so the user-space part of a stack can
+    /// be told apart (off-CPU stacks are classified by where user code was when it went to sleep).
+    pub fn with_kernel_marks() -> Self {
+        StackFolder {
+            annotate_kernel: true,
+            ..Self::default()
+        }
     }
 
     /// Adds one event. `frames` are innermost first, as perf prints them. Zero weights are skipped.
@@ -167,6 +180,7 @@ impl StackFolder {
     pub fn fold(self) -> std::io::Result<Folded> {
         let mut options = inferno::collapse::perf::Options::default();
         options.nthreads = 1;
+        options.annotate_kernel = self.annotate_kernel;
         let mut folder = inferno::collapse::perf::Folder::from(options);
         let mut out = Vec::new();
         folder.collapse(self.text.as_bytes(), &mut out)?;
@@ -260,6 +274,36 @@ mod tests {
             folded.stacks.keys().next().unwrap(),
             "b;worker;free [inlined];tc_malloc;malloc [libtcmalloc.so.4]"
         );
+    }
+
+    #[test]
+    fn kernel_marks_only_when_asked() {
+        let frames = [
+            Frame {
+                ip: 0xffff0,
+                sym: "schedule".into(),
+                dso: "[kernel.kallsyms]".into(),
+            },
+            Frame {
+                ip: 0x40,
+                sym: "worker".into(),
+                dso: "/b/x".into(),
+            },
+        ];
+        let mut plain = StackFolder::new();
+        plain.push("b", 1, &frames);
+        assert!(plain
+            .fold()
+            .unwrap()
+            .stacks
+            .contains_key("b;worker;schedule"));
+        let mut marked = StackFolder::with_kernel_marks();
+        marked.push("b", 1, &frames);
+        assert!(marked
+            .fold()
+            .unwrap()
+            .stacks
+            .contains_key("b;worker;schedule_[k]"));
     }
 
     #[test]

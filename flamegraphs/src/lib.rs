@@ -15,6 +15,6 @@ pub mod symbols;
 
 pub use attribution::{attribute, Attribution, BoxTotal};
 pub use fold::{diff, DiffRow, Folded, FoldedError, StackFolder};
-pub use profile::{from_script, Profile};
+pub use profile::{from_script, from_script_where, Profile};
 pub use rules::{Classifier, LockKind, Rules, RulesError, OTHER};
 pub use script::{Event, Frame, ScriptError};

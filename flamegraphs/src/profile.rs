@@ -40,13 +40,34 @@ struct Away {
 /// Reads a whole `perf script` text. Errors carry the script's line number; a script without a
 /// single sample is an error too, since every figure downstream would be 0/0.
 pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
+    from_script_where(reader, |_| true)
+}
+
+/// [`from_script`] over the events `keep` accepts (e.g. all but a helper process's).
+pub fn from_script_where<R: BufRead>(
+    reader: R,
+    keep: impl Fn(&Event) -> bool,
+) -> Result<Profile, ScriptError> {
     let mut cpu = StackFolder::new();
-    let mut offcpu = StackFolder::new();
+    let mut offcpu = StackFolder::with_kernel_marks();
     let mut away: HashMap<u32, Away> = HashMap::new();
     let mut sample_event: Option<String> = None;
     let (mut samples, mut switches, mut period_sum) = (0u64, 0u64, 0u128);
     let summary = script::parse(reader, |e: &Event| {
+        if !keep(e) {
+            return Ok(());
+        }
         if e.name == SCHED_SWITCH {
+            if e.period != 1 {
+                return Err(ScriptError {
+                    line: e.line,
+                    message: format!(
+                        "sched:sched_switch sampled once every {} switches (a global -F or -c applied to it?): \
+                         off-CPU time needs every switch; record cpu-clock/freq=N/ and sched:sched_switch",
+                        e.period
+                    ),
+                });
+            }
             let sw = SwitchFields::parse(&e.trace).map_err(|m| ScriptError {
                 line: e.line,
                 message: m,
@@ -101,7 +122,13 @@ pub fn from_script<R: BufRead>(reader: R) -> Result<Profile, ScriptError> {
     Ok(Profile {
         cpu: cpu.fold().map_err(io)?,
         offcpu: offcpu.fold().map_err(io)?,
-        sample_event: sample_event.unwrap_or_default(),
+        // `cpu-clock/freq=4999/` names the event with its terms; the event is `cpu-clock`.
+        sample_event: sample_event
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
         samples,
         switches,
         mean_period: period_sum as f64 / samples as f64,
@@ -191,9 +218,25 @@ b 1/3 10.000009000: 100 cpu-clock:
         assert_eq!(p.switches, 2);
         assert_eq!(p.cpu.stacks["b;work"], 300.0);
         // tid 2: out at 10.000001, back (next_pid=2) at 10.000005 → 4000 ns blocked in futex.
-        assert_eq!(p.offcpu.stacks["off-cpu-blocked;work;futex_wait"], 4000.0);
+        assert_eq!(
+            p.offcpu.stacks["off-cpu-blocked;work;futex_wait_[k]"],
+            4000.0
+        );
         // tid 3: out at 10.000005 preempted, its next sample at 10.000009 → 4000 ns.
-        assert_eq!(p.offcpu.stacks["off-cpu-preempted;work;schedule"], 4000.0);
+        assert_eq!(
+            p.offcpu.stacks["off-cpu-preempted;work;schedule_[k]"],
+            4000.0
+        );
+    }
+
+    #[test]
+    fn excluded_events_are_not_counted() {
+        let p = from_script_where(SCRIPT.as_bytes(), |e| e.tid != 3).unwrap();
+        assert_eq!((p.samples, p.switches), (1, 1));
+        assert!(
+            p.offcpu.stacks.is_empty(),
+            "tid 2 came back only through tid 3's records"
+        );
     }
 
     #[test]
@@ -203,6 +246,12 @@ b 1/3 10.000009000: 100 cpu-clock:
         assert!(err.message.contains("no samples"), "{err}");
         let bad = "b 1/2 1.0: 1 sched:sched_switch: prev_comm=b prev_pid=x prev_state=S ==> next_pid=0\n\t1 f (a)\n\n";
         assert_eq!(from_script(bad.as_bytes()).unwrap_err().line, 1);
+        let sampled = "b 1/2 1.0: 3 sched:sched_switch: prev_comm=b prev_pid=2 prev_state=S ==> next_pid=0\n\t1 f (a)\n\n";
+        let err = from_script(sampled.as_bytes()).unwrap_err();
+        assert!(
+            err.line == 1 && err.message.contains("every 3 switches"),
+            "{err}"
+        );
         let two_events =
             "b 1/2 1.0: 1 cpu-clock:\n\t1 f (a)\n\nb 1/2 1.0: 1 page-faults:\n\t1 f (a)\n\n";
         assert_eq!(from_script(two_events.as_bytes()).unwrap_err().line, 4);
