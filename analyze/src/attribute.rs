@@ -81,6 +81,8 @@ pub struct Report {
     /// The bench's own wall-clock ns/op (secs ÷ ops), for reference.
     pub wall_ns_per_op: f64,
     pub boxes: Vec<BoxRow>,
+    /// perf's warnings about events it lost while recording (they make `unsampled` grow).
+    pub perf_warnings: Vec<String>,
     /// ns/op.
     pub lock: LockSplit,
     /// ns/op, summed over threads (not part of the CPU total).
@@ -120,6 +122,7 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         unsampled_ns_per_op: measured - sampled / ops,
         wall_ns_per_op: run.bench.secs * 1e9 / ops,
         boxes,
+        perf_warnings: run.perf_warnings.clone(),
         lock: LockSplit {
             mutex: a.lock_cpu(LockKind::Mutex) / ops,
             spin: a.lock_cpu(LockKind::Spin) / ops,
@@ -228,6 +231,12 @@ pub fn render_text(report: &Report) -> String {
         num(report.unsampled_ns_per_op),
         num(report.wall_ns_per_op)
     );
+    for w in &report.perf_warnings {
+        out += &format!("warning: perf: {w}\n");
+    }
+    if !report.perf_warnings.is_empty() {
+        out += "\n";
+    }
     out += &boxes_table(report, false).to_text();
     out += &format!(
         "\nlock ns/op: mutex {} (on-CPU)  spin {} (on-CPU)  wait {} (asleep in a lock box)\n",

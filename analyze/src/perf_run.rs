@@ -69,6 +69,9 @@ pub struct ProfileSummary {
     pub samples: u64,
     pub switches: u64,
     pub mean_period: f64,
+    /// perf's own warnings about lost events, kept for every later reader.
+    #[serde(default)]
+    pub perf_warnings: Vec<String>,
 }
 
 pub struct Run {
@@ -78,6 +81,8 @@ pub struct Run {
     pub counters: Option<Counters>,
     pub probes: Option<probes::reader::Dump>,
     pub profile: Profile,
+    /// perf's warnings about lost events while recording.
+    pub perf_warnings: Vec<String>,
 }
 
 impl Run {
@@ -104,7 +109,8 @@ impl Run {
         } else {
             None
         };
-        let profile = load_profile(dir, counters.and_then(|c: Counters| c.helper_pid))?;
+        let (profile, perf_warnings) =
+            load_profile(dir, counters.and_then(|c: Counters| c.helper_pid))?;
         Ok(Run {
             dir: dir.to_path_buf(),
             meta,
@@ -112,6 +118,7 @@ impl Run {
             counters,
             probes,
             profile,
+            perf_warnings,
         })
     }
 
@@ -190,7 +197,8 @@ fn read_optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Opt
     }
 }
 
-fn load_profile(dir: &Path, helper_pid: Option<u32>) -> Result<Profile> {
+/// The run's profile and perf's warnings about lost events.
+fn load_profile(dir: &Path, helper_pid: Option<u32>) -> Result<(Profile, Vec<String>)> {
     let (cpu_path, summary_path) = (dir.join(CPU_FOLDED), dir.join(PROFILE_JSON));
     if cpu_path.exists() && summary_path.exists() {
         let summary: ProfileSummary = read_json(&summary_path)?;
@@ -206,27 +214,30 @@ fn load_profile(dir: &Path, helper_pid: Option<u32>) -> Result<Profile> {
         if summary.samples == 0 || cpu.total() <= 0.0 {
             bail!("{}: no samples in this run", dir.display());
         }
-        return Ok(Profile {
+        let profile = Profile {
             cpu,
             offcpu: folded(dir.join(OFFCPU_FOLDED))?,
             sample_event: summary.sample_event,
             samples: summary.samples,
             switches: summary.switches,
             mean_period: summary.mean_period,
-        });
+        };
+        return Ok((profile, summary.perf_warnings));
     }
     let script = dir.join(PERF_SCRIPT);
     if script.exists() {
         let file = std::fs::File::open(&script)
             .with_context(|| format!("{}: cannot read", script.display()))?;
-        return flamegraphs::from_script_where(std::io::BufReader::new(file), not_pid(helper_pid))
-            .with_context(|| script.display().to_string());
+        let profile =
+            flamegraphs::from_script_where(std::io::BufReader::new(file), not_pid(helper_pid))
+                .with_context(|| script.display().to_string())?;
+        return Ok((profile, Vec::new()));
     }
     let data = dir.join(PERF_DATA);
     if data.exists() {
-        let profile = fold_perf_data(&data, helper_pid)?;
-        save_profile(dir, &profile)?;
-        return Ok(profile);
+        let (profile, warnings) = fold_perf_data(&data, helper_pid)?;
+        save_profile(dir, &profile, &warnings)?;
+        return Ok((profile, warnings));
     }
     bail!(
         "{}: no samples to read: none of {CPU_FOLDED}, {PERF_SCRIPT}, {PERF_DATA} is there",
@@ -239,8 +250,9 @@ fn not_pid(pid: Option<u32>) -> impl Fn(&flamegraphs::Event) -> bool {
 }
 
 /// Runs `perf script` on a perf.data and folds its output as it streams, leaving out the events
-/// of `exclude_pid` (the counting helper).
-pub fn fold_perf_data(data: &Path, exclude_pid: Option<u32>) -> Result<Profile> {
+/// of `exclude_pid` (the counting helper). Also returns perf's warnings about lost events: lost
+/// samples are CPU time no box gets, lost switches lengthen off-CPU intervals.
+pub fn fold_perf_data(data: &Path, exclude_pid: Option<u32>) -> Result<(Profile, Vec<String>)> {
     crate::perf_tool::require_perf()?;
     let mut child = std::process::Command::new("perf")
         .arg("script")
@@ -248,24 +260,35 @@ pub fn fold_perf_data(data: &Path, exclude_pid: Option<u32>) -> Result<Profile> 
         .arg(data)
         .args(["-F", SCRIPT_FIELDS])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .context("starting `perf script`")?;
     let stdout = child.stdout.take().context("perf script has no stdout")?;
+    let mut stderr = child.stderr.take().context("perf script has no stderr")?;
+    // Drained on its own thread so a chatty stderr cannot stall perf while stdout is read.
+    let warnings = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text.lines()
+            .filter(|l| l.contains("lost"))
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    });
     let parsed = flamegraphs::from_script_where(
         std::io::BufReader::with_capacity(1 << 20, stdout),
         not_pid(exclude_pid),
     );
     let status = child.wait().context("waiting for `perf script`")?;
+    let warnings = warnings.join().unwrap_or_default();
     let profile = parsed.with_context(|| format!("`perf script -i {}`", data.display()))?;
     if !status.success() {
         bail!("`perf script -i {}` failed ({status})", data.display());
     }
-    Ok(profile)
+    Ok((profile, warnings))
 }
 
 /// Writes the folded stacks and their summary so later commands skip `perf script`.
-pub fn save_profile(dir: &Path, profile: &Profile) -> Result<()> {
+pub fn save_profile(dir: &Path, profile: &Profile, perf_warnings: &[String]) -> Result<()> {
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).with_context(|| format!("{}: cannot write", p.display()))
@@ -277,6 +300,7 @@ pub fn save_profile(dir: &Path, profile: &Profile) -> Result<()> {
         samples: profile.samples,
         switches: profile.switches,
         mean_period: profile.mean_period,
+        perf_warnings: perf_warnings.to_vec(),
     };
     write(PROFILE_JSON, serde_json::to_string_pretty(&summary)? + "\n")
 }
