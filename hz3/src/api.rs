@@ -74,8 +74,9 @@ pub fn free(p: *mut u8) {
     let heap = unsafe { &mut *heap };
     let owner = page_map::tag_owner(tag);
     if cfg!(feature = "scale-adopt") || owner == heap as *mut Heap as usize || owner == 0 {
-        if heap.push(class, p) {
-            slow_alloc::spill(heap, class);
+        heap.counters.add(crate::probes::Event::FreeLocal, 1);
+        if !heap.push(class, p) {
+            slow_alloc::spill_and_push(heap, class, p);
         }
     } else {
         // SAFETY: `owner` comes from the run tag of a live object; `p` is that object.

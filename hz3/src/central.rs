@@ -1,9 +1,10 @@
-//! Central pool: per-class object lists, kept per run, behind one futex mutex per class.
+//! Central pool: per-class free objects, filed per run, behind one futex mutex per class.
 //!
 //! Thread caches refill from here and spill to here (in the scale lane, behind the transfer
 //! cache). Objects are filed under their run so that a run whose objects are all back can be
-//! returned to the page source; runs with objects to give sit on a per-class partial list, and a
-//! run's never-used tail is carved lazily (bump), so untouched objects never fault pages in.
+//! returned to the page source; runs with objects to give sit on a per-class partial list. A run's
+//! never-used tail is handed out by address arithmetic (bump) without writing into the objects,
+//! so objects nobody has written to never fault their pages in.
 
 use crate::lock::Mutex;
 use crate::page_map::{self, Node, Run, RUN_SIZE};
@@ -29,33 +30,18 @@ static POOLS: [Mutex<Pool>; NUM_CLASSES] = [const {
     )
 }; NUM_CLASSES];
 
-/// A null-terminated list of objects of one class.
-#[derive(Clone, Copy)]
-pub struct Chain {
-    pub head: *mut Node,
-    pub count: u32,
-}
-
-impl Chain {
-    pub const EMPTY: Chain = Chain {
-        head: ptr::null_mut(),
-        count: 0,
-    };
-}
-
-/// Takes up to `want` objects of `class`, taking a fresh run from the page source if the pool has
-/// none. Runs served from are re-tagged to `owner` so the caller's own frees of them stay local.
-/// Returns an empty chain only when out of memory.
-pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
+/// Writes up to `want` objects of `class` to `out`, taking a fresh run from the page source if
+/// the pool has none, and returns how many (0 only when out of memory). Runs served from are
+/// re-tagged to `owner` so the caller's own frees of them stay local.
+///
+/// # Safety
+/// `out` must have room for `want` pointers.
+pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
     let size = size_class::size_of(class);
     let tag = page_map::tag_small(owner, class);
-    let mut out = Chain::EMPTY;
-    // Bump ranges (first object address, count) are linked after the lock is dropped: writing
-    // the links faults in fresh pages, and a page fault must not lengthen the lock hold.
-    let mut ranges = [(0usize, 0u32); MAX_RANGES];
-    let mut nranges = 0;
+    let mut got = 0u32;
     let mut pool = POOLS[class].lock();
-    while out.count < want && nranges < MAX_RANGES {
+    while got < want {
         let mut run = pool.partial;
         if run.is_null() {
             run = page_source::take_run();
@@ -73,24 +59,22 @@ pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
                 link(&mut pool, run);
             }
         }
-        // SAFETY: listed runs belong to this class's pool, whose lock we hold.
+        // SAFETY: listed runs belong to this class's pool, whose lock we hold; `out` has room
+        // for `want` entries per the contract.
         unsafe {
             (*run).tag.store(tag, Ordering::Release);
-            while out.count < want && !(*run).free.is_null() {
+            while got < want && !(*run).free.is_null() {
                 let obj = (*run).free;
                 (*run).free = (*obj).next;
-                (*obj).next = out.head;
-                out.head = obj;
-                out.count += 1;
+                *out.add(got as usize) = obj.cast();
                 (*run).used += 1;
+                got += 1;
             }
-            let n = (want - out.count).min((*run).capacity - (*run).carved);
-            if n > 0 {
-                ranges[nranges] = ((*run).base + (*run).carved as usize * size, n);
-                nranges += 1;
-                (*run).carved += n;
-                (*run).used += n;
-                out.count += n;
+            while got < want && (*run).carved < (*run).capacity {
+                *out.add(got as usize) = ((*run).base + (*run).carved as usize * size) as *mut u8;
+                (*run).carved += 1;
+                (*run).used += 1;
+                got += 1;
             }
             if (*run).free.is_null() && (*run).carved == (*run).capacity {
                 unlink(&mut pool, run);
@@ -98,42 +82,70 @@ pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
         }
     }
     drop(pool);
-    for &(first, n) in &ranges[..nranges] {
-        for i in 0..n as usize {
-            let obj = (first + i * size) as *mut Node;
-            // SAFETY: freshly carved objects are ours alone; the first word becomes the link.
-            unsafe { (*obj).next = out.head };
-            out.head = obj;
-        }
-    }
     probes::here(|c| {
         c.add(Event::CentralPopCalls, 1);
-        c.add(Event::CentralPopObjects, out.count as u64);
+        c.add(Event::CentralPopObjects, got as u64);
     });
-    out
+    got
 }
 
-/// Bump ranges one pop may take (a pop crosses at most a few runs).
-const MAX_RANGES: usize = 4;
-
-/// Files every object of `chain` (all of `class`, counted or not) back under its run; runs that become entirely
-/// free go back to the page source.
-pub fn push(class: usize, chain: Chain) {
-    if chain.head.is_null() {
+/// Files objects (all of `class`) back under their runs; runs that become entirely free go back
+/// to the page source.
+pub fn push(class: usize, objs: &[*mut u8]) {
+    if objs.is_empty() {
         return;
     }
-    let mut empty: *mut Run = ptr::null_mut();
-    let mut pushed = 0u64;
-    let mut pool = POOLS[class].lock();
-    let mut obj = chain.head;
+    let mut filer = Filer::new(class);
+    for &obj in objs {
+        filer.file(obj.cast());
+    }
+    filer.finish(objs.len() as u64);
+}
+
+#[cfg_attr(feature = "remote-stash", allow(dead_code))]
+/// As `push`, for a null-terminated chain linked through the objects' first words.
+pub fn push_chain(class: usize, head: *mut Node) {
+    if head.is_null() {
+        return;
+    }
+    let mut filer = Filer::new(class);
+    let mut n = 0;
+    let mut obj = head;
     while !obj.is_null() {
-        pushed += 1;
-        // SAFETY: chain objects are hz3 objects of `class` that nobody else references; their
-        // runs belong to this class's pool, whose lock we hold.
+        // SAFETY: chain objects are free hz3 objects linked through their first word; read the
+        // link before filing overwrites it.
+        let next = unsafe { (*obj).next };
+        filer.file(obj);
+        n += 1;
+        obj = next;
+    }
+    filer.finish(n);
+}
+
+/// One lock hold that files objects under their runs and collects the runs that became empty.
+struct Filer {
+    class: usize,
+    pool: crate::lock::Guard<'static, Pool>,
+    empty: *mut Run,
+}
+
+impl Filer {
+    fn new(class: usize) -> Self {
+        Filer {
+            class,
+            pool: POOLS[class].lock(),
+            empty: ptr::null_mut(),
+        }
+    }
+
+    fn file(&mut self, obj: *mut Node) {
+        let run = page_map::lookup(obj as usize);
+        // SAFETY: `obj` is a free hz3 object of this class nobody else references; its run
+        // belongs to this class's pool, whose lock we hold.
         unsafe {
-            let next = (*obj).next;
-            let run = page_map::lookup(obj as usize);
-            if run.is_null() || page_map::tag_class((*run).tag.load(Ordering::Relaxed)) != class {
+            if run.is_null()
+                || page_map::tag_class((*run).tag.load(Ordering::Relaxed)) != self.class
+            {
                 crate::os::fail(
                     "central",
                     "object filed under the wrong size class (corrupt free list)",
@@ -150,26 +162,31 @@ pub fn push(class: usize, chain: Chain) {
             (*run).used -= 1;
             if (*run).used == 0 {
                 if (*run).in_partial {
-                    unlink(&mut pool, run);
+                    unlink(&mut self.pool, run);
                 }
-                (*run).next = empty;
-                empty = run;
+                (*run).next = self.empty;
+                self.empty = run;
             } else if !(*run).in_partial {
-                link(&mut pool, run);
+                link(&mut self.pool, run);
             }
-            obj = next;
         }
     }
-    drop(pool);
-    probes::here(|c| {
-        c.add(Event::CentralPushCalls, 1);
-        c.add(Event::CentralPushObjects, pushed);
-    });
-    while !empty.is_null() {
-        // SAFETY: runs on `empty` were unlinked under the lock and hold no live object.
-        let next = unsafe { (*empty).next };
-        page_source::give_run(empty);
-        empty = next;
+
+    fn finish(self, pushed: u64) {
+        let Filer {
+            pool, mut empty, ..
+        } = self;
+        drop(pool);
+        probes::here(|c| {
+            c.add(Event::CentralPushCalls, 1);
+            c.add(Event::CentralPushObjects, pushed);
+        });
+        while !empty.is_null() {
+            // SAFETY: runs on `empty` were unlinked under the lock and hold no live object.
+            let next = unsafe { (*empty).next };
+            page_source::give_run(empty);
+            empty = next;
+        }
     }
 }
 

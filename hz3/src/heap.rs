@@ -1,12 +1,14 @@
-//! Thread cache: one `Heap` per thread, holding bounded per-class free lists that only the owning
-//! thread touches (no lock, no atomic RMW), next to the per-class inbox other threads push remote
-//! frees into and, in the scale lane, the stash of remote frees waiting to be batched.
+//! Thread cache: one `Heap` per thread, holding bounded per-class stacks of object pointers that
+//! only the owning thread touches (no lock, no atomic RMW), next to the inbox other threads send
+//! remote frees to and the owner-side remote state (`remote::Stash`).
+//!
+//! The stacks are arrays, not lists threaded through the objects: caching, spilling and refilling
+//! never write into (or read from) object memory, so objects the program never touched stay
+//! unfaulted and a malloc hit does not miss on a cold object.
 //!
 //! Heaps are mapped page-aligned and never unmapped: run tags name them as owners, so a late remote
 //! free to a thread that has exited still lands in a live inbox.
 
-use crate::central::Chain;
-use crate::page_map::Node;
 use crate::probes::{Counters, Event};
 use crate::remote::{Inbox, Stash};
 use crate::size_class::{self, NUM_CLASSES};
@@ -16,15 +18,14 @@ use core::sync::atomic::AtomicU32;
 /// Upper bound on one class's cache in bytes: keeps a thread's cache within a few hundred KiB
 /// for the classes a workload really uses, so 32 threads do not bloat RSS.
 const CLASS_BYTES: usize = 32 * 1024;
+/// Largest cap of any bin (4 batches of the smallest classes).
+pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX;
 
 #[repr(C)]
 pub struct Bin {
-    pub head: *mut Node,
-    /// Objects pushed minus objects popped since the bin was last filled. Chains drained from the
-    /// inbox are installed uncounted (counting them means walking cold objects), so this may go
-    /// negative; it only decides when to spill.
-    pub count: i32,
-    pub cap: i32,
+    pub count: u32,
+    pub cap: u32,
+    pub slots: [*mut u8; BIN_MAX],
 }
 
 #[repr(C, align(4096))]
@@ -46,7 +47,7 @@ impl Heap {
         for (class, bin) in self.bins.iter_mut().enumerate() {
             let batch = size_class::batch_of(class) as usize;
             let by_bytes = CLASS_BYTES / size_class::size_of(class);
-            bin.cap = (4 * batch).min(by_bytes).max(batch) as i32;
+            bin.cap = (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32;
         }
     }
 
@@ -60,67 +61,81 @@ impl Heap {
     #[inline(always)]
     pub fn pop(&mut self, class: usize) -> *mut u8 {
         let bin = self.bin(class);
-        let obj = bin.head;
-        if obj.is_null() {
+        if bin.count == 0 {
             return ptr::null_mut();
         }
-        // SAFETY: cached objects are free hz3 objects whose first word is the list link.
-        bin.head = unsafe { (*obj).next };
         bin.count -= 1;
+        // SAFETY: count <= cap <= BIN_MAX, so count - 1 indexes a filled slot.
+        let obj = unsafe { *bin.slots.get_unchecked(bin.count as usize) };
         self.counters.add(Event::MallocCacheHit, 1);
-        obj.cast()
+        obj
     }
 
-    /// Pushes a freed object of `class`; true when the bin went over its cap and must spill.
+    /// Caches a freed object of `class`; false (nothing done) when the bin is full.
     #[inline(always)]
     pub fn push(&mut self, class: usize, obj: *mut u8) -> bool {
         let bin = self.bin(class);
-        let node = obj.cast::<Node>();
-        // SAFETY: the object is free and at least 16 bytes; its first word becomes the link.
-        unsafe { (*node).next = bin.head };
-        bin.head = node;
+        if bin.count >= bin.cap {
+            return false;
+        }
+        // SAFETY: count < cap <= BIN_MAX.
+        unsafe { *bin.slots.get_unchecked_mut(bin.count as usize) = obj };
         bin.count += 1;
-        let over = bin.count > bin.cap;
-        self.counters.add(Event::FreeLocal, 1);
-        over
+        true
     }
 
-    /// Installs `chain` as the (empty) bin's content; `chain.count` may be 0 for an uncounted chain.
-    pub fn fill(&mut self, class: usize, chain: Chain) {
+    /// Removes the top `n` objects (at most `count`) and returns them; the slice stays valid until
+    /// the bin is next written.
+    pub fn take_top(&mut self, class: usize, n: usize) -> &[*mut u8] {
         let bin = self.bin(class);
-        bin.head = chain.head;
-        bin.count = chain.count as i32;
+        let n = n.min(bin.count as usize);
+        bin.count -= n as u32;
+        let at = bin.count as usize;
+        &bin.slots[at..at + n]
     }
 
-    /// Detaches the whole bin (uncounted chain).
-    pub fn take_all(&mut self, class: usize) -> Chain {
-        let bin = self.bin(class);
-        let head = bin.head;
-        bin.head = ptr::null_mut();
-        bin.count = 0;
-        Chain { head, count: 0 }
+    /// Removes every cached object of `class`.
+    pub fn take_all(&mut self, class: usize) -> &[*mut u8] {
+        let n = self.bin(class).count as usize;
+        self.take_top(class, n)
     }
 
-    /// Detaches up to `n` objects from the top of the bin.
-    pub fn take(&mut self, class: usize, n: u32) -> Chain {
-        let bin = self.bin(class);
-        let head = bin.head;
-        let mut last = ptr::null_mut::<Node>();
-        let mut cur = head;
-        let mut taken = 0;
-        while taken < n && !cur.is_null() {
-            last = cur;
-            // SAFETY: bin objects are free hz3 objects linked through their first word.
-            cur = unsafe { (*cur).next };
-            taken += 1;
+    /// The (empty) bin's slot array, for a refill to write into; `set_count` publishes it.
+    pub fn slots_for_refill(&mut self, class: usize) -> *mut *mut u8 {
+        self.bin(class).slots.as_mut_ptr()
+    }
+
+    pub fn set_count(&mut self, class: usize, n: u32) {
+        self.bin(class).count = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_fit_and_allow_a_batch() {
+        // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
+        let mut heap: std::boxed::Box<Heap> =
+            unsafe { std::boxed::Box::new_zeroed().assume_init() };
+        heap.init_caps();
+        for class in 0..NUM_CLASSES {
+            let cap = heap.bin(class).cap as usize;
+            assert!(cap <= BIN_MAX && cap >= size_class::batch_of(class) as usize);
         }
-        if last.is_null() {
-            return Chain::EMPTY;
+        let objs = [0x1000 as *mut u8, 0x2000 as *mut u8, 0x3000 as *mut u8];
+        for &o in &objs {
+            assert!(heap.push(5, o));
         }
-        // SAFETY: `last` is the n-th object of the list; cutting after it ends the chain.
-        unsafe { (*last).next = ptr::null_mut() };
-        bin.head = cur;
-        bin.count -= taken as i32;
-        Chain { head, count: taken }
+        assert_eq!(heap.take_top(5, 2), &objs[1..]);
+        assert_eq!(heap.pop(5), objs[0]);
+        assert!(heap.pop(5).is_null());
+        let cap = heap.bin(7).cap as usize;
+        for i in 0..cap {
+            assert!(heap.push(7, (0x10 * (i + 1)) as *mut u8));
+        }
+        assert!(!heap.push(7, 0x99 as *mut u8), "a full bin refuses");
+        assert_eq!(heap.take_all(7).len(), cap);
     }
 }

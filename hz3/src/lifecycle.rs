@@ -70,6 +70,13 @@ pub fn current_heap() -> Option<*mut Heap> {
     }
 }
 
+/// True while `heap` belongs to a running thread. Remote frees to a heap whose thread exited
+/// stay with the freeing thread instead: nobody would collect them until a new thread adopts it.
+#[inline]
+pub fn is_active(heap: &Heap) -> bool {
+    heap.state.load(Ordering::Relaxed) == STATE_ACTIVE
+}
+
 /// True once the calling thread's exit destructor has run.
 #[inline]
 pub fn torn_down() -> bool {

@@ -14,8 +14,9 @@ use core::sync::atomic::Ordering;
 
 /// Address space reserved per mmap; modest so the allocator runs under a small `ulimit -v`.
 const RESERVATION: usize = 16 << 20;
-/// Empty runs kept committed for quick reuse.
-const COMMITTED_CACHE: usize = 16;
+/// Empty runs kept committed for quick reuse (16 MiB): below this, runs that empty and refill
+/// with the workload's swings cost no madvise and no page faults.
+const COMMITTED_CACHE: usize = 256;
 
 struct State {
     bump: usize,
@@ -23,6 +24,8 @@ struct State {
     committed: *mut Run,
     committed_len: usize,
     decommitted: *mut Run,
+    meta_bump: usize,
+    meta_end: usize,
 }
 
 // SAFETY: the raw pointers are descriptors in the never-unmapped page map; the mutex serialises access.
@@ -36,6 +39,8 @@ static SOURCE: Mutex<State> = Mutex::new(
         committed: ptr::null_mut(),
         committed_len: 0,
         decommitted: ptr::null_mut(),
+        meta_bump: 0,
+        meta_end: 0,
     },
 );
 
@@ -149,6 +154,26 @@ fn unmap_free_runs(s: &mut State) -> bool {
         any = true;
     }
     any
+}
+
+/// Metadata blocks (remote-free messages): bump-allocated from 1 MiB mappings, never freed
+/// (their users recycle them). Null when out of memory.
+#[allow(dead_code)]
+pub fn meta_alloc(bytes: usize) -> *mut u8 {
+    const CHUNK: usize = 1 << 20;
+    let bytes = (bytes + 63) & !63;
+    let mut s = SOURCE.lock();
+    if s.meta_end - s.meta_bump < bytes {
+        let chunk = os::map(CHUNK, false);
+        if chunk.is_null() {
+            return chunk;
+        }
+        s.meta_bump = chunk as usize;
+        s.meta_end = chunk as usize + CHUNK;
+    }
+    let p = s.meta_bump;
+    s.meta_bump += bytes;
+    p as *mut u8
 }
 
 pub fn fork_acquire() {

@@ -1,104 +1,25 @@
 //! Remote free: the one way an object reaches a thread other than the one freeing it.
 //!
-//! Every heap has a per-class inbox, an MPSC Treiber stack: producers CAS-push, the owner takes the
-//! whole list with one swap when its cache misses (taking everything at once means no ABA).
-//! - `fast` lane: each remote free is pushed alone (one CAS per object), as the C hz3 does.
-//! - `scale` lane: remote frees collect in a per-thread stash keyed by (owner, class); a chain goes
-//!   to its owner with ONE CAS when it reaches a batch, and the whole stash is flushed every
-//!   `FLUSH_EVERY` remote frees and on cache misses, at most `FLUSH_BUDGET` chains per call.
+//! - `fast` lane: each remote free is pushed alone onto the owner's per-class inbox, an MPSC
+//!   Treiber stack threaded through the objects (one CAS per object), as the C hz3 does. The
+//!   owner takes a whole list with one swap on a cache miss (taking everything means no ABA).
+//! - `remote-stash` (scale lane): remote frees collect per (owner, class) in a per-thread stash of
+//!   pointer arrays; a full batch is copied into a message block and pushed to the owner with ONE CAS,
+//!   and the stash is flushed every `FLUSH_EVERY` remote frees and on cache misses, at most
+//!   `FLUSH_BUDGET` messages per call. Nothing is written into the objects.
 //! - `scale-adopt` never routes: the freeing thread keeps the object (see `api::free`).
 
-use crate::central::Chain;
 use crate::heap::Heap;
-use crate::page_map::Node;
 use crate::probes::Event;
-use crate::size_class::NUM_CLASSES;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-pub struct Inbox {
-    lists: [AtomicPtr<Node>; NUM_CLASSES],
-}
+#[cfg(not(feature = "remote-stash"))]
+pub use per_object::{collect, free, return_all, Inbox, Stash};
+#[cfg(feature = "remote-stash")]
+pub use stash::{collect, free, return_all, Inbox, Stash};
 
-impl Inbox {
-    #[inline(always)]
-    fn list(&self, class: usize) -> &AtomicPtr<Node> {
-        // SAFETY: classes come from run tags or `class_of`, both < NUM_CLASSES.
-        unsafe { self.lists.get_unchecked(class) }
-    }
-
-    /// Pushes the chain `head..=tail` with one CAS (per retry).
-    fn push_chain(&self, class: usize, head: *mut Node, tail: *mut Node) {
-        let list = self.list(class);
-        let mut old = list.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the chain is ours until the CAS publishes it.
-            unsafe { (*tail).next = old };
-            match list.compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => old = now,
-            }
-        }
-    }
-
-    /// Takes everything waiting for `class` (owner thread only). The chain is uncounted
-    /// (`count == 0`): walking thousands of cold objects just to count them cost a fifth of the
-    /// remote-heavy run. Probes builds count them (`counted`) for the drain counter.
-    pub fn drain(&self, class: usize) -> Chain {
-        let list = self.list(class);
-        if list.load(Ordering::Relaxed).is_null() {
-            return Chain::EMPTY;
-        }
-        Chain {
-            head: list.swap(ptr::null_mut(), Ordering::Acquire),
-            count: 0,
-        }
-    }
-}
-
-/// Objects in a null-terminated chain (a walk: for counters and tests only).
-#[cfg(any(test, feature = "probes"))]
-pub fn counted(head: *mut Node) -> u64 {
-    let mut count = 0;
-    let mut cur = head;
-    while !cur.is_null() {
-        count += 1;
-        // SAFETY: chain objects are free hz3 objects linked through their first word.
-        cur = unsafe { (*cur).next };
-    }
-    count
-}
-
-impl Inbox {}
-
-/// Frees `obj` of `class` whose run belongs to heap `owner` (not `me`).
-///
-/// # Safety
-/// `me` is the calling thread's heap, `owner` a heap address from a run tag, `obj` a live object.
-#[inline]
-pub unsafe fn free(me: &mut Heap, owner: usize, class: usize, obj: *mut u8) {
-    me.counters.add(Event::RemoteFree, 1);
-    // SAFETY: heaps are never unmapped, so the tag's owner is a valid heap.
-    let owner_heap = unsafe { &*(owner as *const Heap) };
-    let node = obj.cast::<Node>();
-    #[cfg(not(feature = "remote-stash"))]
-    {
-        owner_heap.inbox.push_chain(class, node, node);
-        me.counters.add(Event::RemoteEnqueue, 1);
-    }
-    #[cfg(feature = "remote-stash")]
-    stash::put(me, owner_heap, class, node);
-}
-
-/// Sends everything still stashed (thread exit, trim).
-pub fn flush_all(me: &mut Heap) {
-    #[cfg(feature = "remote-stash")]
-    stash::flush(me, usize::MAX);
-    #[cfg(not(feature = "remote-stash"))]
-    let _ = me;
-}
-
-/// Budgeted flush on a cache miss.
+/// Sends everything still stashed under the flush budget (on a cache miss).
 #[inline]
 pub fn flush_some(me: &mut Heap) {
     #[cfg(feature = "remote-stash")]
@@ -109,30 +30,135 @@ pub fn flush_some(me: &mut Heap) {
     let _ = me;
 }
 
-#[cfg(not(feature = "remote-stash"))]
-pub struct Stash;
+/// Caches `obj` in `me`'s own bin (spilling a batch first when the bin is full).
+#[inline]
+fn keep(me: &mut Heap, class: usize, obj: *mut u8) {
+    if !me.push(class, obj) {
+        crate::slow_alloc::spill_and_push(me, class, obj);
+    }
+}
 
-#[cfg(feature = "remote-stash")]
-pub use stash::Stash;
+#[cfg(not(feature = "remote-stash"))]
+mod per_object {
+    use super::*;
+    use crate::central;
+    use crate::page_map::Node;
+    use crate::size_class::NUM_CLASSES;
+
+    pub struct Inbox {
+        lists: [AtomicPtr<Node>; NUM_CLASSES],
+    }
+
+    /// No owner-side state in this lane.
+    pub struct Stash;
+
+    impl Inbox {
+        #[inline(always)]
+        fn list(&self, class: usize) -> &AtomicPtr<Node> {
+            // SAFETY: classes come from run tags or `class_of`, both < NUM_CLASSES.
+            unsafe { self.lists.get_unchecked(class) }
+        }
+
+        fn push(&self, class: usize, node: *mut Node) {
+            let list = self.list(class);
+            let mut old = list.load(Ordering::Relaxed);
+            loop {
+                // SAFETY: the object is being freed and is ours until the CAS publishes it.
+                unsafe { (*node).next = old };
+                match list.compare_exchange_weak(old, node, Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => return,
+                    Err(now) => old = now,
+                }
+            }
+        }
+
+        /// Takes everything waiting for `class` (owner thread only).
+        fn drain(&self, class: usize) -> *mut Node {
+            let list = self.list(class);
+            if list.load(Ordering::Relaxed).is_null() {
+                return ptr::null_mut();
+            }
+            list.swap(ptr::null_mut(), Ordering::Acquire)
+        }
+    }
+
+    /// Frees `obj` of `class` whose run belongs to heap `owner` (not `me`).
+    ///
+    /// # Safety
+    /// `owner` is a heap address from a run tag, `obj` a live object of `class`.
+    #[inline]
+    pub unsafe fn free(me: &mut Heap, owner: usize, class: usize, obj: *mut u8) {
+        me.counters.add(Event::RemoteFree, 1);
+        // SAFETY: heaps are never unmapped, so the tag's owner is a valid heap.
+        let owner_heap = unsafe { &*(owner as *const Heap) };
+        if !crate::lifecycle::is_active(owner_heap) {
+            keep(me, class, obj);
+            return;
+        }
+        owner_heap.inbox.push(class, obj.cast());
+        me.counters.add(Event::RemoteEnqueue, 1);
+    }
+
+    /// Caches everything other threads sent back for `class` (a full bin spills a batch to the
+    /// shared pool first, so objects beyond what this thread needs are not stranded here).
+    /// True if the bin holds any now.
+    pub fn collect(me: &mut Heap, class: usize) -> bool {
+        let mut cur = me.inbox.drain(class);
+        if cur.is_null() {
+            return false;
+        }
+        me.counters.add(Event::RemoteDrainCalls, 1);
+        let mut moved = 0;
+        while !cur.is_null() {
+            // SAFETY: inbox objects are free hz3 objects linked through their first word.
+            let next = unsafe { (*cur).next };
+            keep(me, class, cur.cast());
+            cur = next;
+            moved += 1;
+        }
+        me.counters.add(Event::RemoteDrainObjects, moved);
+        true
+    }
+
+    /// Thread exit: everything waiting in the inbox goes to the central pool.
+    pub fn return_all(me: &mut Heap) {
+        for class in 0..NUM_CLASSES {
+            central::push_chain(class, me.inbox.drain(class));
+        }
+    }
+}
 
 #[cfg(feature = "remote-stash")]
 mod stash {
     use super::*;
-    use crate::size_class;
+    use crate::size_class::{self, BATCH_MAX};
 
+    /// (owner, class) pairs stashed at once (direct-mapped).
     const SLOTS: usize = 64;
     /// Remote frees between two budgeted flushes: bounds how long an object can sit stashed.
     const FLUSH_EVERY: u32 = 64;
-    /// Chains sent per budgeted flush.
+    /// Messages sent per budgeted flush.
     pub const FLUSH_BUDGET: usize = 8;
+
+    /// One batch of one class on its way to its owner: a metadata block, never object memory.
+    #[repr(C)]
+    struct Msg {
+        next: *mut Msg,
+        class: usize,
+        len: usize,
+        objs: [*mut u8; BATCH_MAX],
+    }
+
+    pub struct Inbox {
+        head: AtomicPtr<Msg>,
+    }
 
     #[derive(Clone, Copy)]
     struct Slot {
         owner: *const Heap,
-        class: u32,
-        count: u32,
-        head: *mut Node,
-        tail: *mut Node,
+        class: usize,
+        len: usize,
+        objs: [*mut u8; BATCH_MAX],
     }
 
     pub struct Stash {
@@ -140,6 +166,8 @@ mod stash {
         pub nonempty: u32,
         cursor: u32,
         since_flush: u32,
+        /// Message blocks this thread received and can reuse for sending.
+        spare: *mut Msg,
     }
 
     #[inline(always)]
@@ -148,28 +176,28 @@ mod stash {
         (((owner as usize) >> 12).wrapping_mul(0x9E37_79B9) ^ class.wrapping_mul(7)) & (SLOTS - 1)
     }
 
-    pub fn put(me: &mut Heap, owner: &Heap, class: usize, node: *mut Node) {
+    /// Frees `obj` of `class` whose run belongs to heap `owner` (not `me`).
+    ///
+    /// # Safety
+    /// `owner` is a heap address from a run tag, `obj` a live object of `class`.
+    #[inline]
+    pub unsafe fn free(me: &mut Heap, owner: usize, class: usize, obj: *mut u8) {
+        me.counters.add(Event::RemoteFree, 1);
+        let owner = owner as *const Heap;
         let i = slot_of(owner, class);
-        let owner_ptr = owner as *const Heap;
-        let s = me.stash.slots[i];
-        if s.count > 0 && (s.owner != owner_ptr || s.class as usize != class) {
+        let s = &me.stash.slots[i];
+        if s.len > 0 && (s.owner != owner || s.class != class) {
             send(me, i);
         }
         let slot = &mut me.stash.slots[i];
-        if slot.count == 0 {
-            slot.owner = owner_ptr;
-            slot.class = class as u32;
-            slot.tail = node;
-            // SAFETY: the object is free; its first word becomes the chain link.
-            unsafe { (*node).next = ptr::null_mut() };
+        if slot.len == 0 {
+            slot.owner = owner;
+            slot.class = class;
             me.stash.nonempty += 1;
-        } else {
-            // SAFETY: as above.
-            unsafe { (*node).next = slot.head };
         }
-        slot.head = node;
-        slot.count += 1;
-        if slot.count >= size_class::batch_of(class) {
+        slot.objs[slot.len] = obj;
+        slot.len += 1;
+        if slot.len >= size_class::batch_of(class) as usize {
             send(me, i);
         }
         me.stash.since_flush += 1;
@@ -178,25 +206,55 @@ mod stash {
         }
     }
 
-    /// Sends slot `i`'s chain to its owner with one CAS.
+    /// Sends slot `i` to its owner with one CAS (or keeps the objects if the owner's thread exited).
     fn send(me: &mut Heap, i: usize) {
-        let slot = &mut me.stash.slots[i];
-        let n = slot.count;
         // SAFETY: stash owners are heap addresses from run tags; heaps are never unmapped.
-        let owner = unsafe { &*slot.owner };
-        owner
-            .inbox
-            .push_chain(slot.class as usize, slot.head, slot.tail);
-        slot.count = 0;
-        slot.head = ptr::null_mut();
+        if !crate::lifecycle::is_active(unsafe { &*me.stash.slots[i].owner }) {
+            let slot = me.stash.slots[i];
+            me.stash.slots[i].len = 0;
+            me.stash.nonempty -= 1;
+            for &obj in &slot.objs[..slot.len] {
+                keep(me, slot.class, obj);
+            }
+            return;
+        }
+        let mut msg = me.stash.spare;
+        if msg.is_null() {
+            msg = crate::page_source::meta_alloc(core::mem::size_of::<Msg>()).cast();
+            if msg.is_null() {
+                crate::os::fail("remote", "out of memory for a remote-free message block");
+            }
+        } else {
+            // SAFETY: spare blocks are ours alone.
+            me.stash.spare = unsafe { (*msg).next };
+        }
+        let slot = &mut me.stash.slots[i];
+        let n = slot.len;
+        // SAFETY: `msg` is a block of size_of::<Msg>() bytes that only we reference until the CAS.
+        unsafe {
+            (*msg).class = slot.class;
+            (*msg).len = n;
+            (&mut (*msg).objs)[..n].copy_from_slice(&slot.objs[..n]);
+        }
+        // SAFETY: stash owners are heap addresses from run tags; heaps are never unmapped.
+        let inbox = unsafe { &(*slot.owner).inbox.head };
+        slot.len = 0;
         me.stash.nonempty -= 1;
+        let mut old = inbox.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the block is ours until the CAS publishes it.
+            unsafe { (*msg).next = old };
+            match inbox.compare_exchange_weak(old, msg, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => old = now,
+            }
+        }
         me.counters.add(Event::RemoteEnqueue, 1);
         me.counters.add(Event::RemoteFlushObjects, n as u64);
-        me.counters
-            .add(crate::probes::flush_batch_event(n as usize), 1);
+        me.counters.add(crate::probes::flush_batch_event(n), 1);
     }
 
-    /// Sends at most `budget` chains, continuing round-robin from where the last flush stopped.
+    /// Sends at most `budget` messages, continuing round-robin from where the last flush stopped.
     pub fn flush(me: &mut Heap, budget: usize) {
         me.stash.since_flush = 0;
         me.counters.add(Event::RemoteFlush, 1);
@@ -210,41 +268,44 @@ mod stash {
             let i = me.stash.cursor as usize & (SLOTS - 1);
             me.stash.cursor = me.stash.cursor.wrapping_add(1);
             scanned += 1;
-            if me.stash.slots[i].count > 0 {
+            if me.stash.slots[i].len > 0 {
                 send(me, i);
                 sent += 1;
             }
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inbox_drain_counts_and_empties() {
-        let inbox = Inbox {
-            lists: [const { AtomicPtr::new(ptr::null_mut()) }; NUM_CLASSES],
-        };
-        let mut nodes = [const {
-            Node {
-                next: ptr::null_mut(),
-            }
-        }; 5];
-        let base = nodes.as_mut_ptr();
-        // SAFETY: test-local nodes; chains of one and of four.
-        unsafe {
-            inbox.push_chain(3, base, base);
-            for i in 1..4 {
-                (*base.add(i)).next = base.add(i + 1);
-            }
-            inbox.push_chain(3, base.add(1), base.add(4));
+    /// Takes every message waiting for `me` and caches its objects (a full bin spills a batch to
+    /// the shared pool first, so objects beyond what this thread needs are not stranded here);
+    /// the blocks become spares. True if `class`'s bin holds any now.
+    pub fn collect(me: &mut Heap, class: usize) -> bool {
+        if me.inbox.head.load(Ordering::Relaxed).is_null() {
+            return false;
         }
-        assert!(inbox.drain(2).head.is_null());
-        let got = inbox.drain(3);
-        assert_eq!(counted(got.head), 5);
-        assert_eq!(got.head, unsafe { base.add(1) });
-        assert!(inbox.drain(3).head.is_null());
+        let mut msg = me.inbox.head.swap(ptr::null_mut(), Ordering::Acquire);
+        me.counters.add(Event::RemoteDrainCalls, 1);
+        while !msg.is_null() {
+            // SAFETY: drained blocks are ours; each holds `len` hz3 objects freed to us.
+            unsafe {
+                let next = (*msg).next;
+                let n = (*msg).len;
+                let c = (*msg).class;
+                for k in 0..n {
+                    keep(me, c, (*msg).objs[k]);
+                }
+                me.counters.add(Event::RemoteDrainObjects, n as u64);
+                (*msg).next = me.stash.spare;
+                me.stash.spare = msg;
+                msg = next;
+            }
+        }
+        me.bin(class).count > 0
+    }
+
+    /// Thread exit: sends the whole stash and caches what waits in the inbox (the caller then
+    /// returns the bins to the central pool).
+    pub fn return_all(me: &mut Heap) {
+        flush(me, usize::MAX);
+        collect(me, 0);
     }
 }

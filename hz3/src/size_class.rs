@@ -53,11 +53,14 @@ pub fn size_of(class: usize) -> usize {
     unsafe { *SIZES.get_unchecked(class) as usize }
 }
 
+/// Most objects in one batch (`batch_of` never exceeds it).
+pub const BATCH_MAX: usize = 32;
+
 /// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough
 /// that a batch of large objects stays near 8 KiB.
 #[inline]
 pub fn batch_of(class: usize) -> u32 {
-    (8192 / size_of(class)).clamp(2, 32) as u32
+    (8192 / size_of(class)).clamp(2, BATCH_MAX) as u32
 }
 
 /// Smallest class whose objects are naturally aligned to `align` (a power of two) and hold `size`

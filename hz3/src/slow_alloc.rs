@@ -1,32 +1,41 @@
-//! Slow alloc: everything behind a thread-cache miss or overflow.
+//! Slow alloc: everything behind a thread-cache miss or a full bin.
 //!
-//! Miss order: own inbox (objects other threads freed back to us) -> the shared pool (transfer
-//! cache then central in the scale lane, central in the fast lane) -> a fresh run (inside the
-//! central pool). Overflow spills one batch from the top of the bin to the shared pool.
+//! Miss order: objects other threads sent back (inbox) -> the shared pool (transfer cache then
+//! central in the scale lane, central in the fast lane) -> a fresh run (inside the central pool).
+//! A full bin spills one batch from its top to the shared pool.
 
-use crate::central::{self, Chain};
+use crate::central;
 use crate::heap::Heap;
 use crate::probes::{Counters, Event};
 use crate::remote;
-use crate::size_class;
+use crate::size_class::{self, BATCH_MAX};
 use core::ptr;
 
-/// The shared pool the lane's caches refill from.
+/// Refills from the lane's shared pool into `out`; returns the count.
+///
+/// # Safety
+/// `out` must have room for BATCH_MAX and `want` pointers.
 #[inline]
-pub fn pool_pop(class: usize, want: u32, owner: usize) -> Chain {
-    #[cfg(feature = "transfer-cache")]
-    return crate::transfer::pop(class, want, owner);
-    #[cfg(not(feature = "transfer-cache"))]
-    return central::pop(class, want, owner);
+pub unsafe fn pool_pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe {
+        #[cfg(feature = "transfer-cache")]
+        return crate::transfer::pop(class, out, want, owner);
+        #[cfg(not(feature = "transfer-cache"))]
+        return central::pop(class, out, want, owner);
+    }
 }
 
-/// The shared pool the lane's caches spill to.
+/// Spills to the lane's shared pool.
 #[inline]
-pub fn pool_push(class: usize, chain: Chain) {
+pub fn pool_push(class: usize, objs: &[*mut u8]) {
+    if objs.is_empty() {
+        return;
+    }
     #[cfg(feature = "transfer-cache")]
-    crate::transfer::push(class, chain);
+    crate::transfer::push(class, objs);
     #[cfg(not(feature = "transfer-cache"))]
-    central::push(class, chain);
+    central::push(class, objs);
 }
 
 /// Serves a miss in `heap`'s bin for `class`: refills the bin and returns one object (null when
@@ -36,50 +45,45 @@ pub fn pool_push(class: usize, chain: Chain) {
 pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.counters.add(Event::MallocCacheMiss, 1);
     remote::flush_some(heap);
-    let mut chain = heap.inbox.drain(class);
-    if !chain.head.is_null() {
-        heap.counters.add(Event::RemoteDrainCalls, 1);
-        #[cfg(feature = "probes")]
-        heap.counters
-            .add(Event::RemoteDrainObjects, remote::counted(chain.head));
-    } else {
-        chain = pool_pop(
-            class,
-            size_class::batch_of(class),
-            heap as *mut Heap as usize,
-        );
-        if chain.count == 0 {
+    if !remote::collect(heap, class) {
+        let owner = heap as *mut Heap as usize;
+        // SAFETY: the bin is empty and holds BIN_MAX >= BATCH_MAX slots.
+        let n = unsafe {
+            pool_pop(
+                class,
+                heap.slots_for_refill(class),
+                size_class::batch_of(class),
+                owner,
+            )
+        };
+        if n == 0 {
             return ptr::null_mut();
         }
+        heap.set_count(class, n);
         heap.counters.add(Event::SlowAllocRefill, 1);
-        heap.counters
-            .add(Event::SlowAllocObjects, chain.count as u64);
+        heap.counters.add(Event::SlowAllocObjects, n as u64);
     }
-    heap.fill(class, chain);
     heap.pop(class)
 }
 
-/// The bin for `class` went over its cap: hands one batch to the shared pool.
+/// The bin for `class` is full: spills one batch to the shared pool, then caches `obj`.
 #[cold]
 #[inline(never)]
-pub fn spill(heap: &mut Heap, class: usize) {
+pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     heap.counters.add(Event::FreeCacheOverflow, 1);
-    let chain = heap.take(class, size_class::batch_of(class));
-    pool_push(class, chain);
+    let mut batch = [ptr::null_mut::<u8>(); BATCH_MAX];
+    let taken = heap.take_top(class, size_class::batch_of(class) as usize);
+    let n = taken.len();
+    batch[..n].copy_from_slice(taken);
+    pool_push(class, &batch[..n]);
+    heap.push(class, obj);
 }
 
-/// Returns everything a heap holds (cache, stash, inbox) to the shared pools: thread exit, trim.
+/// Returns everything a heap holds (cache, stash, inbox) to the central pool: thread exit, trim.
 pub fn flush_heap(heap: &mut Heap) {
-    remote::flush_all(heap);
+    remote::return_all(heap);
     for class in 0..size_class::NUM_CLASSES {
-        let chain = heap.take_all(class);
-        if !chain.head.is_null() {
-            central::push(class, chain);
-        }
-        let inbox = heap.inbox.drain(class);
-        if !inbox.head.is_null() {
-            central::push(class, inbox);
-        }
+        central::push(class, heap.take_all(class));
     }
 }
 
@@ -87,20 +91,14 @@ pub fn flush_heap(heap: &mut Heap) {
 #[cold]
 pub fn alloc_uncached(class: usize) -> *mut u8 {
     Counters::shared().add(Event::MallocCacheMiss, 1);
-    central::pop(class, 1, 0).head.cast()
+    let mut obj = ptr::null_mut();
+    // SAFETY: room for one pointer.
+    unsafe { central::pop(class, &mut obj, 1, 0) };
+    obj
 }
 
 /// Free for a thread without a cache.
 #[cold]
 pub fn free_uncached(class: usize, obj: *mut u8) {
-    let node = obj.cast::<crate::page_map::Node>();
-    // SAFETY: the object is being freed; its first word becomes the one-element chain's end.
-    unsafe { (*node).next = ptr::null_mut() };
-    central::push(
-        class,
-        Chain {
-            head: node,
-            count: 1,
-        },
-    );
+    central::push(class, &[obj]);
 }

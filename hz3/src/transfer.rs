@@ -1,62 +1,86 @@
-//! Transfer cache (scale lane): per-class slots of whole batches in front of the central pool,
-//! so a spill or a refill moves a batch with one short lock hold and no per-object work.
+//! Transfer cache (scale lane): per-class slots of whole batches (arrays of object pointers) in
+//! front of the central pool, so a spill or a refill moves a batch with one short lock hold, no
+//! per-object run bookkeeping and no write into the objects themselves.
 
-use crate::central::{self, Chain};
+use crate::central;
 use crate::lock::Mutex;
 use crate::probes::{self, Event, LockSite};
-use crate::size_class::NUM_CLASSES;
+use crate::size_class::{BATCH_MAX, NUM_CLASSES};
+use core::ptr;
 
 /// Batches held per class. Bounded so that idle batches do not pin much memory; overflow goes on
 /// to the central pool, where empty runs can be returned.
-const SLOTS: usize = 16;
+const SLOTS: usize = 32;
+
+#[derive(Clone, Copy)]
+struct Batch {
+    len: u32,
+    objs: [*mut u8; BATCH_MAX],
+}
 
 struct Slots {
     len: usize,
-    batches: [Chain; SLOTS],
+    batches: [Batch; SLOTS],
 }
 
-// SAFETY: chains are hz3 objects nobody else references; the mutex serialises access.
+// SAFETY: the pointers are free hz3 objects nobody else references; the mutex serialises access.
 unsafe impl Send for Slots {}
+
+const EMPTY_BATCH: Batch = Batch {
+    len: 0,
+    objs: [ptr::null_mut(); BATCH_MAX],
+};
 
 static CACHES: [Mutex<Slots>; NUM_CLASSES] = [const {
     Mutex::new(
         Some(LockSite::Transfer),
         Slots {
             len: 0,
-            batches: [Chain::EMPTY; SLOTS],
+            batches: [EMPTY_BATCH; SLOTS],
         },
     )
 }; NUM_CLASSES];
 
-/// Hands a batch to the transfer cache, or to the central pool when the cache is full.
-pub fn push(class: usize, chain: Chain) {
+/// Hands a batch (at most BATCH_MAX objects) to the transfer cache, or to the central pool when
+/// the cache is full.
+pub fn push(class: usize, objs: &[*mut u8]) {
+    let n = objs.len().min(BATCH_MAX);
     let mut slots = CACHES[class].lock();
     if slots.len < SLOTS {
         let i = slots.len;
-        slots.batches[i] = chain;
+        slots.batches[i].len = n as u32;
+        slots.batches[i].objs[..n].copy_from_slice(&objs[..n]);
         slots.len += 1;
         drop(slots);
         probes::here(|c| c.add(Event::TransferPush, 1));
+        central::push(class, &objs[n..]);
         return;
     }
     drop(slots);
     probes::here(|c| c.add(Event::TransferPushFull, 1));
-    central::push(class, chain);
+    central::push(class, objs);
 }
 
-/// A whole batch if one is waiting; otherwise `want` objects from the central pool.
-pub fn pop(class: usize, want: u32, owner: usize) -> Chain {
+/// A whole batch if one is waiting; otherwise up to `want` objects from the central pool.
+///
+/// # Safety
+/// `out` must have room for BATCH_MAX and `want` pointers.
+pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
     let mut slots = CACHES[class].lock();
     if slots.len > 0 {
         slots.len -= 1;
-        let chain = slots.batches[slots.len];
+        let b = &slots.batches[slots.len];
+        // SAFETY: `out` has room for BATCH_MAX entries per the contract.
+        unsafe { ptr::copy_nonoverlapping(b.objs.as_ptr(), out, b.len as usize) };
+        let n = b.len;
         drop(slots);
         probes::here(|c| c.add(Event::TransferHit, 1));
-        return chain;
+        return n;
     }
     drop(slots);
     probes::here(|c| c.add(Event::TransferMiss, 1));
-    central::pop(class, want, owner)
+    // SAFETY: forwarded contract.
+    unsafe { central::pop(class, out, want, owner) }
 }
 
 /// Moves every waiting batch to the central pool (malloc_trim), so empty runs can be returned.
@@ -68,9 +92,9 @@ pub fn drain_to_central() {
                 break;
             }
             slots.len -= 1;
-            let chain = slots.batches[slots.len];
+            let b = slots.batches[slots.len];
             drop(slots);
-            central::push(class, chain);
+            central::push(class, &b.objs[..b.len as usize]);
         }
     }
 }
