@@ -3,14 +3,71 @@
 //! Weights arrive per op (ns/op) and are drawn in picoseconds per op: inferno rounds the counts
 //! it shows to integers, and whole nanoseconds would erase most allocator frames. Each frame's
 //! name carries ` [box:NAME]`, so its tooltip names the box and the SVG's search box highlights a
-//! whole box at once (search `box:hz3.central`).
+//! whole box at once (search `box:hz3.central`). In a plain flamegraph the colour is the box's
+//! too: one hue per family (`hz3.*`, `glibc.*`, `kernel.*`, the locks...), a shade per box.
 use crate::fold::{diff, Folded};
-use crate::rules::{Classifier, Rules};
+use crate::rules::{Classifier, Rules, OTHER};
+use inferno::flamegraph::color::{Color, PaletteMap};
 use std::io::Write;
 
 const PS_PER_NS: f64 = 1000.0;
+const BOX_MARK: &str = " [box:";
 
-fn options(title: &str, subtitle: Option<String>) -> inferno::flamegraph::Options<'static> {
+/// The colour of a box: the hue says the family (the part before the first `.`), the shade
+/// tells boxes of one family apart.
+pub fn box_color(name: &str) -> Color {
+    let family = name.split('.').next().unwrap_or(name);
+    let (r, g, b): (u8, u8, u8) = match family {
+        "hz3" => (70, 130, 220),
+        "glibc" => (150, 90, 200),
+        "tcmalloc" => (40, 170, 160),
+        "jemalloc" => (170, 120, 60),
+        "mimalloc" => (220, 110, 170),
+        "alloc" => (220, 200, 60),
+        "kernel" => (240, 150, 50),
+        "mutex" | "futex" | "spin" => (220, 50, 50),
+        "bench" => (90, 180, 90),
+        _ if name == OTHER => (170, 170, 170),
+        _ => (120, 120, 120),
+    };
+    // A stable shade from the name (FNV-1a), so a box keeps its colour across graphs.
+    let hash = name.bytes().fold(0x811c9dc5u32, |h, c| {
+        (h ^ c as u32).wrapping_mul(0x01000193)
+    });
+    let shade = (hash % 61) as i32 - 30;
+    let adjust = |c: u8| (c as i32 + shade).clamp(0, 255) as u8;
+    if name.contains(".lock") {
+        return Color {
+            r: 220,
+            g: adjust(60),
+            b: adjust(60),
+        };
+    }
+    Color {
+        r: adjust(r),
+        g: adjust(g),
+        b: adjust(b),
+    }
+}
+
+/// Colours for every annotated frame name in `lines` (`frame [box:NAME];... count`).
+fn palette_for(lines: &[String]) -> PaletteMap {
+    let mut map = PaletteMap::default();
+    for line in lines {
+        let stack = line.rsplit_once(' ').map(|(s, _)| s).unwrap_or(line);
+        for frame in stack.split(';') {
+            if map.get(frame).is_none() {
+                if let Some(at) = frame.rfind(BOX_MARK) {
+                    let name = frame[at + BOX_MARK.len()..].trim_end_matches(']');
+                    map.insert(frame, box_color(name));
+                }
+            }
+        }
+    }
+    map
+}
+
+fn options<'a>(title: &str, subtitle: Option<String>) -> inferno::flamegraph::Options<'a> {
     let mut opt = inferno::flamegraph::Options::default();
     opt.title = title.to_string();
     opt.subtitle = subtitle;
@@ -44,10 +101,10 @@ pub fn render<W: Write>(
             "nothing to draw: every stack weighs 0",
         ));
     }
-    let mut opt = options(
-        title,
-        Some("width: ps/op; tooltips name each frame's box".to_string()),
-    );
+    let mut palette = palette_for(&lines);
+    let subtitle = "width: ps/op; colour and tooltip: each frame's box".to_string();
+    let mut opt = options(title, Some(subtitle));
+    opt.palette_map = Some(&mut palette);
     inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
 }
 
@@ -146,6 +203,12 @@ mod tests {
         let svg = String::from_utf8(out).unwrap();
         assert!(svg.contains("hz3::central::pop [box:hz3.central]"));
         check_well_formed(&svg).unwrap();
+        // The central frame is drawn in its box's colour.
+        let c = box_color("hz3.central");
+        assert!(
+            svg.contains(&format!("rgb({},{},{})", c.r, c.g, c.b)),
+            "{svg}"
+        );
         assert!(check_well_formed(&svg[..svg.len() / 2]).is_err());
         assert!(check_well_formed("<svg><g></svg>").is_err());
         let mut out = Vec::new();
