@@ -78,20 +78,23 @@ fn options<'a>(title: &str, subtitle: Option<String>) -> inferno::flamegraph::Op
     opt
 }
 
-/// A flamegraph of per-op weights (ns/op).
-pub fn render<W: Write>(
-    per_op: &Folded,
+/// inferno's input: `annotated-stack count [count]` lines in ps/op, sorted, all-zero rows left
+/// out; an error when nothing is left to draw.
+fn folded_lines<'s>(
     rules: &Rules,
-    title: &str,
-    out: W,
-) -> std::io::Result<()> {
+    rows: impl Iterator<Item = (&'s str, Vec<f64>)>,
+) -> std::io::Result<Vec<String>> {
     let mut classifier = Classifier::new(rules);
-    let mut lines: Vec<String> = per_op
-        .stacks
-        .iter()
-        .filter_map(|(stack, ns)| {
-            let ps = (ns * PS_PER_NS).round() as u64;
-            (ps > 0).then(|| format!("{} {ps}", classifier.annotate(stack)))
+    let mut lines: Vec<String> = rows
+        .filter_map(|(stack, ns_per_op)| {
+            let ps: Vec<u64> = ns_per_op
+                .iter()
+                .map(|ns| (ns * PS_PER_NS).round() as u64)
+                .collect();
+            ps.iter().any(|&p| p > 0).then(|| {
+                let counts: Vec<String> = ps.iter().map(u64::to_string).collect();
+                format!("{} {}", classifier.annotate(stack), counts.join(" "))
+            })
         })
         .collect();
     lines.sort();
@@ -101,6 +104,20 @@ pub fn render<W: Write>(
             "nothing to draw: every stack weighs 0",
         ));
     }
+    Ok(lines)
+}
+
+/// A flamegraph of per-op weights (ns/op).
+pub fn render<W: Write>(
+    per_op: &Folded,
+    rules: &Rules,
+    title: &str,
+    out: W,
+) -> std::io::Result<()> {
+    let lines = folded_lines(
+        rules,
+        per_op.stacks.iter().map(|(s, w)| (s.as_str(), vec![*w])),
+    )?;
     let mut palette = palette_for(&lines);
     let subtitle = "width: ps/op; colour and tooltip: each frame's box".to_string();
     let mut opt = options(title, Some(subtitle));
@@ -117,22 +134,12 @@ pub fn render_diff<W: Write>(
     title: &str,
     out: W,
 ) -> std::io::Result<()> {
-    let mut classifier = Classifier::new(rules);
-    let mut lines: Vec<String> = diff(before, after)
-        .into_iter()
-        .filter_map(|row| {
-            let b = (row.before * PS_PER_NS).round() as u64;
-            let a = (row.after * PS_PER_NS).round() as u64;
-            (a > 0 || b > 0).then(|| format!("{} {b} {a}", classifier.annotate(&row.stack)))
-        })
-        .collect();
-    lines.sort();
-    if lines.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "nothing to draw: every stack weighs 0",
-        ));
-    }
+    let rows = diff(before, after);
+    let lines = folded_lines(
+        rules,
+        rows.iter()
+            .map(|r| (r.stack.as_str(), vec![r.before, r.after])),
+    )?;
     let subtitle =
         "width: second run's ps/op; red = more ps/op than the first run, blue = fewer".to_string();
     let mut opt = options(title, Some(subtitle));
