@@ -263,3 +263,53 @@ fn no_samples_bad_probes_and_missing_files_are_clear_errors() {
 
     assert!(attribute_error(std::path::Path::new("/no/such/run")).contains("not a run directory"));
 }
+
+#[test]
+fn hz3_probes_run_has_hz3_boxes_and_the_probes_column() {
+    let run = Run::load(&fixture("hz3_scale_probes")).unwrap();
+    let dump = run.probes.as_ref().expect("the probes dump is read");
+    let r = build_report(&run, &analyze::boxes::defaults());
+    let hz3: f64 = r
+        .boxes
+        .iter()
+        .filter(|b| b.name.starts_with("hz3."))
+        .map(|b| b.ns_per_op)
+        .sum();
+    assert!(hz3 > 0.1 * r.boxes_ns_per_op, "{r:#?}");
+    assert_eq!(ns(&r, "glibc.malloc"), 0.0);
+    // The central box shows the central pool's counters per op, straight from the dump.
+    let central = r.boxes.iter().find(|b| b.name == "hz3.central").unwrap();
+    let pops = dump.event(probes::Event::CentralPopObjects) as f64 / r.ops as f64;
+    assert!(pops > 0.0);
+    assert_eq!(central.probes_per_op["central.pop_objects"], pops);
+    let waited =
+        dump.lock(probes::LockSite::Central, probes::LockStat::WaitNs) as f64 / r.ops as f64;
+    assert_eq!(
+        central
+            .probes_per_op
+            .get("lock.central.wait_ns")
+            .copied()
+            .unwrap_or(0.0),
+        waited
+    );
+    assert!(central
+        .probes_per_op
+        .keys()
+        .all(|k| k.starts_with("central.") || k.starts_with("lock.central.")));
+    // Boxes without probe prefixes show none.
+    assert!(r
+        .boxes
+        .iter()
+        .find(|b| b.name == "kernel.page_fault")
+        .unwrap()
+        .probes_per_op
+        .is_empty());
+    let text = render_text_of("hz3_scale_probes");
+    assert!(text.contains("central.pop_objects="), "{text}");
+}
+
+fn render_text_of(name: &str) -> String {
+    let out = analyze(&["attribute", fixture(name).to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
