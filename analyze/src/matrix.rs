@@ -67,6 +67,9 @@ pub struct Args {
     /// Allowed drop of a row's median relative to the anchor, in percent ("5%" or "5")
     #[arg(long, default_value = "5%", value_parser = compare::parse_tolerance, requires = "compare")]
     pub tolerance: f64,
+    /// What the guard compares: Mops/s, or CPU time per op (steadier on a busy machine)
+    #[arg(long, value_enum, default_value_t = compare::Metric::Mops, requires = "compare")]
+    pub guard_metric: compare::Metric,
     /// The anchor the guard divides by, measured in the same session [default: --baseline]
     #[arg(long, value_name = "NAME", requires = "compare")]
     pub anchor: Option<String>,
@@ -96,6 +99,13 @@ pub struct Row {
     pub max_mops: Option<f64>,
     /// median / the baseline's median on the same preset.
     pub ratio: Option<f64>,
+    /// CPU time of all bench threads in the timed section per op, one per successful run: it does
+    /// not count time spent waiting for a core, so it drifts far less than Mops/s on a busy machine.
+    #[serde(default)]
+    pub samples_cpu_ns_per_op: Vec<f64>,
+    /// Median of `samples_cpu_ns_per_op`.
+    #[serde(default)]
+    pub cpu_ns_per_op: Option<f64>,
     /// Largest ru_maxrss over the row's runs, KiB.
     pub peak_rss_kib: u64,
     pub runs_ok: usize,
@@ -124,6 +134,8 @@ impl Row {
             preload: allocator.preload.as_ref().map(|p| p.display().to_string()),
             identity: None,
             samples_mops: Vec::new(),
+            samples_cpu_ns_per_op: Vec::new(),
+            cpu_ns_per_op: None,
             median_mops: None,
             min_mops: None,
             max_mops: None,
@@ -135,9 +147,10 @@ impl Row {
         }
     }
 
-    pub fn record_run(&mut self, identity: &str, mops: f64) {
+    pub fn record_run(&mut self, identity: &str, mops: f64, cpu_ns_per_op: f64) {
         self.identity = Some(identity.to_owned());
         self.samples_mops.push(mops);
+        self.samples_cpu_ns_per_op.push(cpu_ns_per_op);
         self.runs_ok += 1;
     }
 
@@ -158,7 +171,7 @@ pub(crate) fn test_row(preset: &str, allocator: &str, samples: &[f64], crashes: 
         },
     );
     for &m in samples {
-        row.record_run(allocator, m);
+        row.record_run(allocator, m, 1000.0 / m);
     }
     for c in crashes {
         row.record_crash(c.to_string());
@@ -226,7 +239,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     write_outputs(&report, &args)?;
 
     if let Some(previous) = previous {
-        let regressions = compare::regressed_rows(&previous, &report, &anchor, args.tolerance)?;
+        let regressions = compare::regressed_rows(
+            &previous,
+            &report,
+            &anchor,
+            args.tolerance,
+            args.guard_metric,
+        )?;
         if !regressions.is_empty() {
             eprintln!(
                 "{}",
@@ -361,7 +380,7 @@ fn measure(
                                 alloc.preload_env()
                             );
                         }
-                        row.record_run(&report.allocator, report.mops);
+                        row.record_run(&report.allocator, report.mops, report.cpu_ns_per_op());
                     }
                     Err(crash) => {
                         let line = crash_line(workload, alloc, &crash, &result.stderr);
@@ -404,6 +423,7 @@ pub fn finish_rows(rows: &mut [Row], baseline: &str) {
         row.median_mops = s.map(|s| s.median);
         row.min_mops = s.map(|s| s.min);
         row.max_mops = s.map(|s| s.max);
+        row.cpu_ns_per_op = stats::summarize(&row.samples_cpu_ns_per_op).map(|s| s.median);
     }
     let baselines: Vec<(String, Option<f64>)> = rows
         .iter()

@@ -96,6 +96,7 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
             "--quick runs 2 rounds: {row}"
         );
         assert!(row["peak_rss_kib"].as_u64().unwrap() > 0);
+        assert!(row["cpu_ns_per_op"].as_f64().unwrap() > 0.0, "{row}");
         assert_eq!(
             row["identity"], row["allocator"],
             "the bench must report the allocator the row claims"
@@ -114,7 +115,7 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     let md = std::fs::read_to_string(&md_path).unwrap();
     let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
     assert_eq!(table.len(), 2 + 4, "header, separator, 4 rows:\n{md}");
-    assert!(table.iter().all(|l| l.matches('|').count() == 10), "{md}");
+    assert!(table.iter().all(|l| l.matches('|').count() == 11), "{md}");
 
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

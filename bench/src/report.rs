@@ -31,6 +31,9 @@ pub struct BenchReport {
     pub fallback: u64,
     pub secs: f64,
     pub mops: f64,
+    /// CPU seconds of all threads in the timed section (absent in reports older than the field).
+    #[serde(default)]
+    pub cpu_secs: f64,
 }
 
 impl BenchReport {
@@ -62,16 +65,27 @@ impl BenchReport {
             fallback: out.fallbacks,
             secs: out.secs,
             mops: out.mops(),
+            cpu_secs: out.cpu_secs,
+        }
+    }
+
+    /// CPU nanoseconds per op (all threads' CPU time in the timed section / ops).
+    pub fn cpu_ns_per_op(&self) -> f64 {
+        if self.ops == 0 {
+            0.0
+        } else {
+            self.cpu_secs * 1e9 / self.ops as f64
         }
     }
 
     pub fn human_line(&self) -> String {
         format!(
-            "threads={} ops={} secs={:.3} mops={:.2} remote={} fallback={} allocator={}",
+            "threads={} ops={} secs={:.3} mops={:.2} cpu_ns_per_op={:.1} remote={} fallback={} allocator={}",
             self.threads,
             self.ops,
             self.secs,
             self.mops,
+            self.cpu_ns_per_op(),
             self.remote,
             self.fallback,
             self.allocator

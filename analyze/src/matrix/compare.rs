@@ -1,6 +1,6 @@
 //! The regression guard: medians as ratios to an anchor measured in the same session (absolute
 //! numbers drift on a shared machine), compared row by row against an earlier matrix JSON.
-use super::{MatrixReport, Workload, SCHEMA};
+use super::{MatrixReport, Row, Workload, SCHEMA};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -58,14 +58,34 @@ pub fn load(path: &Path) -> Result<MatrixReport> {
     Ok(report)
 }
 
+/// What the guard compares: throughput (the bench's Mops/s) or CPU time per op (steadier when the
+/// machine is busy, blind to time lost waiting for a lock holder that is off-CPU).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Metric {
+    #[default]
+    Mops,
+    Cpu,
+}
+
+impl Metric {
+    /// Higher is better for both: Mops/s, or ops per CPU nanosecond.
+    fn speed(self, row: &Row) -> Option<f64> {
+        match self {
+            Metric::Mops => row.median_mops,
+            Metric::Cpu => row.cpu_ns_per_op.filter(|ns| *ns > 0.0).map(|ns| 1.0 / ns),
+        }
+    }
+}
+
 fn ratio_to_anchor(
     report: &MatrixReport,
     preset: &str,
     allocator: &str,
     anchor: &str,
+    metric: Metric,
 ) -> Option<f64> {
-    let value = report.row(preset, allocator)?.median_mops?;
-    let base = report.row(preset, anchor)?.median_mops?;
+    let value = metric.speed(report.row(preset, allocator)?)?;
+    let base = metric.speed(report.row(preset, anchor)?)?;
     (base > 0.0).then(|| value / base)
 }
 
@@ -100,6 +120,7 @@ pub fn regressed_rows(
     now: &MatrixReport,
     anchor: &str,
     tolerance: f64,
+    metric: Metric,
 ) -> Result<Vec<Regression>> {
     check_same_arguments(before, &now.workloads)?;
     let mut out = Vec::new();
@@ -110,7 +131,7 @@ pub fn regressed_rows(
         for side in [before, now] {
             if side
                 .row(&workload.preset, anchor)
-                .and_then(|r| r.median_mops)
+                .and_then(|r| metric.speed(r))
                 .is_none()
             {
                 bail!("preset {}: anchor {anchor} has no median in one of the runs (missing or crashed)", workload.preset);
@@ -121,10 +142,11 @@ pub fn regressed_rows(
             .iter()
             .filter(|r| r.preset == workload.preset && r.allocator != anchor)
         {
-            let Some(was) = ratio_to_anchor(before, &row.preset, &row.allocator, anchor) else {
+            let Some(was) = ratio_to_anchor(before, &row.preset, &row.allocator, anchor, metric)
+            else {
                 continue;
             };
-            let is = ratio_to_anchor(now, &row.preset, &row.allocator, anchor);
+            let is = ratio_to_anchor(now, &row.preset, &row.allocator, anchor, metric);
             if is.is_none_or(|is| is < was * (1.0 - tolerance)) {
                 out.push(Regression {
                     preset: row.preset.clone(),
@@ -214,7 +236,7 @@ mod tests {
             ("q", "tc", &[2.8]),
             ("q", "hz3", &[2.8]),
         ]);
-        assert!(regressed_rows(&before, &slower, "tc", 0.05)
+        assert!(regressed_rows(&before, &slower, "tc", 0.05, Metric::Mops)
             .unwrap()
             .is_empty());
 
@@ -226,7 +248,7 @@ mod tests {
             ("q", "tc", &[4.0]),
             ("q", "hz3", &[]),
         ]);
-        let r = regressed_rows(&before, &now, "tc", 0.05).unwrap();
+        let r = regressed_rows(&before, &now, "tc", 0.05, Metric::Mops).unwrap();
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(
             (r[0].preset.as_str(), r[0].allocator.as_str()),
@@ -241,7 +263,30 @@ mod tests {
             "{text}"
         );
         // A looser tolerance lets the -10% through.
-        assert_eq!(regressed_rows(&before, &now, "tc", 0.15).unwrap().len(), 1);
+        assert_eq!(
+            regressed_rows(&before, &now, "tc", 0.15, Metric::Mops)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_cpu_metric_compares_cpu_time_per_op_relative_to_the_anchor() {
+        let before = report(&[
+            ("p", "tc", &[10.0]),
+            ("p", "hz3", &[20.0]),
+            ("q", "tc", &[4.0]),
+        ]);
+        let mut now = before.clone();
+        // Same Mops/s, but hz3 now burns 30% more CPU per op than before while tc is unchanged.
+        now.rows[1].cpu_ns_per_op = before.rows[1].cpu_ns_per_op.map(|ns| ns * 1.3);
+        assert!(regressed_rows(&before, &now, "tc", 0.05, Metric::Mops)
+            .unwrap()
+            .is_empty());
+        let r = regressed_rows(&before, &now, "tc", 0.05, Metric::Cpu).unwrap();
+        assert_eq!(r.len(), 1);
+        assert!((r[0].change_pct().unwrap() - (1.0 / 1.3 - 1.0) * 100.0).abs() < 1e-9);
     }
 
     #[test]
@@ -249,12 +294,12 @@ mod tests {
         let before = report(&[("p", "tc", &[10.0]), ("p", "hz3", &[20.0])]);
         let mut other = before.clone();
         other.workloads[0].args.push("--quick-ish".into());
-        assert!(regressed_rows(&before, &other, "tc", 0.05)
+        assert!(regressed_rows(&before, &other, "tc", 0.05, Metric::Mops)
             .unwrap_err()
             .to_string()
             .contains("same bench arguments"));
         let dead = report(&[("p", "tc", &[]), ("p", "hz3", &[20.0])]);
-        assert!(regressed_rows(&before, &dead, "tc", 0.05)
+        assert!(regressed_rows(&before, &dead, "tc", 0.05, Metric::Mops)
             .unwrap_err()
             .to_string()
             .contains("anchor tc has no median"));

@@ -2,13 +2,14 @@
 use super::{MatrixReport, Row};
 use anyhow::Result;
 
-const HEADER: [&str; 9] = [
+const HEADER: [&str; 10] = [
     "preset",
     "allocator",
     "median Mops/s",
     "min",
     "max",
     "ratio",
+    "CPU ns/op",
     "peak RSS MiB",
     "ok",
     "crashed",
@@ -36,7 +37,7 @@ fn crashed(row: &Row) -> String {
     }
 }
 
-fn cells(row: &Row) -> [String; 9] {
+fn cells(row: &Row) -> [String; 10] {
     [
         row.preset.clone(),
         row.allocator.clone(),
@@ -44,6 +45,8 @@ fn cells(row: &Row) -> [String; 9] {
         mops(row.min_mops),
         mops(row.max_mops),
         ratio(row.ratio),
+        row.cpu_ns_per_op
+            .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
         rss_mib(row),
         row.runs_ok.to_string(),
         crashed(row),
@@ -52,7 +55,7 @@ fn cells(row: &Row) -> [String; 9] {
 
 /// Aligned columns for the terminal: text left, numbers right.
 pub fn table(report: &MatrixReport) -> String {
-    let body: Vec<[String; 9]> = report.rows.iter().map(cells).collect();
+    let body: Vec<[String; 10]> = report.rows.iter().map(cells).collect();
     let mut widths = HEADER.map(str::len);
     for r in &body {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -97,6 +100,7 @@ pub fn csv(report: &MatrixReport) -> Result<String> {
         "max_mops",
         "ratio",
         "baseline",
+        "cpu_ns_per_op",
         "peak_rss_kib",
         "runs_ok",
         "crashed",
@@ -114,6 +118,7 @@ pub fn csv(report: &MatrixReport) -> Result<String> {
             opt(r.max_mops),
             opt(r.ratio),
             report.baseline.clone(),
+            opt(r.cpu_ns_per_op),
             r.peak_rss_kib.to_string(),
             r.runs_ok.to_string(),
             r.crashed.to_string(),
@@ -132,7 +137,7 @@ pub fn markdown(report: &MatrixReport) -> String {
         report.baseline
     );
     out += &format!("| {} |\n", HEADER.join(" | "));
-    out += &format!("|{}\n", ["---|"; 2].concat() + &["---:|"; 7].concat());
+    out += &format!("|{}\n", ["---|"; 2].concat() + &["---:|"; 8].concat());
     for r in &report.rows {
         out += &format!("| {} |\n", cells(r).join(" | "));
     }
@@ -182,8 +187,8 @@ pub(crate) mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!(records[0][2].parse::<f64>().unwrap(), 11.0);
         assert_eq!(records[1][5].parse::<f64>().unwrap(), 2.0);
-        assert_eq!(&records[1][10], "SIGSEGV;SIGSEGV");
-        assert_eq!(&records[0][11], "10;12;11");
+        assert_eq!(&records[1][11], "SIGSEGV;SIGSEGV");
+        assert_eq!(&records[0][12], "10;12;11");
     }
 
     #[test]
@@ -210,7 +215,7 @@ pub(crate) mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| 11.00 | 10.00 | 12.00 | 1.00x | 2.0 |"),
+            md.contains("| 11.00 | 10.00 | 12.00 | 1.00x | 90.9 | 2.0 |"),
             "{md}"
         );
     }
