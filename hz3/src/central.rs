@@ -3,8 +3,9 @@
 //! Thread caches refill from here and spill to here (in the scale lane, behind the transfer
 //! cache). Objects are filed under their run so that a run whose objects are all back can be
 //! returned to the page source; runs with objects to give sit on a per-class partial list. A run's
-//! never-used tail is handed out by address arithmetic (bump) without writing into the objects,
-//! so objects nobody has written to never fault their pages in.
+//! free objects are kept as offsets on a side stack and its never-used tail is handed out by
+//! address arithmetic (bump): the pool never writes into objects, so pages nobody else wrote to
+//! are never faulted in.
 
 use crate::lock::Mutex;
 use crate::page_map::{self, Node, Run, RUN_SIZE};
@@ -50,10 +51,10 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
             }
             // SAFETY: a run fresh from the page source is ours alone until listed below.
             unsafe {
-                (*run).free = ptr::null_mut();
+                (*run).nfree = 0;
                 (*run).used = 0;
                 (*run).carved = 0;
-                (*run).capacity = (RUN_SIZE / size) as u32;
+                (*run).capacity = (RUN_SIZE / size) as u16;
                 (*run).large_len = 0;
                 (*run).in_partial = false;
                 link(&mut pool, run);
@@ -63,10 +64,10 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         // for `want` entries per the contract.
         unsafe {
             (*run).tag.store(tag, Ordering::Release);
-            while got < want && !(*run).free.is_null() {
-                let obj = (*run).free;
-                (*run).free = (*obj).next;
-                *out.add(got as usize) = obj.cast();
+            while got < want && (*run).nfree > 0 {
+                (*run).nfree -= 1;
+                let off16 = *(*run).free_stack.add((*run).nfree as usize) as usize;
+                *out.add(got as usize) = ((*run).base + off16 * 16) as *mut u8;
                 (*run).used += 1;
                 got += 1;
             }
@@ -76,7 +77,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
                 (*run).used += 1;
                 got += 1;
             }
-            if (*run).free.is_null() && (*run).carved == (*run).capacity {
+            if (*run).nfree == 0 && (*run).carved == (*run).capacity {
                 unlink(&mut pool, run);
             }
         }
@@ -157,8 +158,9 @@ impl Filer {
                     "more objects returned than handed out (double free?)",
                 );
             }
-            (*obj).next = (*run).free;
-            (*run).free = obj;
+            *(*run).free_stack.add((*run).nfree as usize) =
+                ((obj as usize - (*run).base) >> 4) as u16;
+            (*run).nfree += 1;
             (*run).used -= 1;
             if (*run).used == 0 {
                 if (*run).in_partial {

@@ -25,7 +25,7 @@ const CLASS_MASK: usize = 0x7f;
 /// Owner heaps are page aligned, so the tag's low 12 bits are free for kind and class.
 pub const OWNER_MASK: usize = !0xfff;
 
-/// Free object link; objects in any list (cache, inbox, stash, central) start with one.
+/// Free object link, for the one list threaded through objects: the fast lane's remote inbox.
 #[repr(C)]
 pub struct Node {
     pub next: *mut Node,
@@ -36,13 +36,16 @@ pub struct Node {
 #[repr(C, align(64))]
 pub struct Run {
     pub tag: AtomicUsize,
-    /// Objects returned to the central pool and not yet handed out again.
-    pub free: *mut Node,
+    /// The run's free stack (side memory from the page source, never the run itself): offsets
+    /// / 16 of objects returned to the central pool and not yet handed out again.
+    pub free_stack: *mut u16,
+    /// Entries on `free_stack`.
+    pub nfree: u16,
     /// Objects currently outside the central pool (caches, inboxes, stashes, the program).
-    pub used: u32,
+    pub used: u16,
     /// Objects carved from the bump region so far.
-    pub carved: u32,
-    pub capacity: u32,
+    pub carved: u16,
+    pub capacity: u16,
     pub in_partial: bool,
     /// Links in the central pool's partial list or the page source's free lists.
     pub next: *mut Run,

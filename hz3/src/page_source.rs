@@ -14,6 +14,9 @@ use core::sync::atomic::Ordering;
 
 /// Address space reserved per mmap; modest so the allocator runs under a small `ulimit -v`.
 const RESERVATION: usize = 16 << 20;
+/// Side memory per run for its free stack: one u16 per object of the smallest class. Kept apart
+/// from the run so that freeing never writes into (and faults in) object memory.
+const FREE_STACK_BYTES: usize = RUN_SIZE / 16 * 2;
 /// Empty runs kept committed for quick reuse (16 MiB): below this, runs that empty and refill
 /// with the workload's swings cost no madvise and no page faults.
 const COMMITTED_CACHE: usize = 256;
@@ -24,6 +27,7 @@ struct State {
     committed: *mut Run,
     committed_len: usize,
     decommitted: *mut Run,
+    side: usize,
     meta_bump: usize,
     meta_end: usize,
 }
@@ -39,6 +43,7 @@ static SOURCE: Mutex<State> = Mutex::new(
         committed: ptr::null_mut(),
         committed_len: 0,
         decommitted: ptr::null_mut(),
+        side: 0,
         meta_bump: 0,
         meta_end: 0,
     },
@@ -68,17 +73,28 @@ pub fn take_run() -> *mut Run {
             if base.is_null() {
                 return ptr::null_mut();
             }
+            let side = os::map(RESERVATION / RUN_SIZE * FREE_STACK_BYTES, true);
+            if side.is_null() {
+                os::unmap(base, RESERVATION);
+                return ptr::null_mut();
+            }
             s.bump = base as usize;
             s.end = base as usize + RESERVATION;
+            s.side = side as usize;
         }
         let addr = s.bump;
         let r = page_map::ensure(addr);
         if r.is_null() {
             return r;
         }
+        let index = (addr - (s.end - RESERVATION)) / RUN_SIZE;
         s.bump += RUN_SIZE;
-        // SAFETY: fresh descriptor for a run nobody else knows about.
-        unsafe { (*r).base = addr };
+        // SAFETY: fresh descriptor for a run nobody else knows about; its free stack is its own
+        // slice of the reservation's side mapping.
+        unsafe {
+            (*r).base = addr;
+            (*r).free_stack = (s.side + index * FREE_STACK_BYTES) as *mut u16;
+        }
         r
     };
     drop(s);
