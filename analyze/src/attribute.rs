@@ -80,6 +80,9 @@ pub struct Report {
     pub unsampled_ns_per_op: f64,
     /// The bench's own wall-clock ns/op (secs ÷ ops), for reference.
     pub wall_ns_per_op: f64,
+    /// Wall ns/op × the CPUs the bench could use (min of CPUs and threads), when the run says how
+    /// many CPUs it had: the CPU time the run occupied, used by the bench or not.
+    pub wall_cpu_ns_per_op: Option<f64>,
     pub boxes: Vec<BoxRow>,
     /// perf's warnings about events it lost while recording (they make `unsampled` grow).
     pub perf_warnings: Vec<String>,
@@ -121,6 +124,11 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         boxes_ns_per_op: sampled / ops,
         unsampled_ns_per_op: measured - sampled / ops,
         wall_ns_per_op: run.bench.secs * 1e9 / ops,
+        wall_cpu_ns_per_op: run
+            .meta
+            .as_ref()
+            .and_then(|m| m.cpus)
+            .map(|cpus| run.bench.secs * 1e9 / ops * cpus.min(run.bench.threads) as f64),
         boxes,
         perf_warnings: run.perf_warnings.clone(),
         lock: LockSplit {
@@ -224,13 +232,21 @@ pub fn render_text(report: &Report) -> String {
         report.switches
     );
     out += &format!(
-        "CPU ns/op: measured {} ({})  in boxes {}  unsampled {}   wall ns/op {}\n\n",
+        "CPU ns/op: measured {} ({})  in boxes {}  unsampled {}\n",
         num(report.measured_ns_per_op),
         report.measured_from,
         num(report.boxes_ns_per_op),
         num(report.unsampled_ns_per_op),
-        num(report.wall_ns_per_op)
     );
+    out += &format!("bench wall ns/op {}", num(report.wall_ns_per_op));
+    if let Some(occupied) = report.wall_cpu_ns_per_op {
+        out += &format!(
+            " (x CPUs = {} CPU ns/op occupied; the bench's threads ran {} of them)",
+            num(occupied),
+            num(report.measured_ns_per_op)
+        );
+    }
+    out += "\n\n";
     for w in &report.perf_warnings {
         out += &format!("warning: perf: {w}\n");
     }

@@ -60,6 +60,11 @@ pub struct Gap {
     pub residual: f64,
     /// wait / other sleep / preempted, ns/op summed over threads; not in the sums above.
     pub offcpu: Vec<GapRow>,
+    /// The bench's own wall-clock ns/op (secs ÷ ops), for reference: it also moves with idle CPU
+    /// and leaves out setup, so it is not the figure the boxes are held to.
+    pub wall: GapRow,
+    /// perf's lost-event warnings of either run, prefixed `A:` / `B:`.
+    pub perf_warnings: Vec<String>,
 }
 
 pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
@@ -113,6 +118,13 @@ pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
         boxes,
         boxes_diff,
         residual: measured_diff - boxes_diff,
+        wall: row("bench wall ns/op", a.wall_ns_per_op, b.wall_ns_per_op),
+        perf_warnings: a
+            .perf_warnings
+            .iter()
+            .map(|w| format!("A: {w}"))
+            .chain(b.perf_warnings.iter().map(|w| format!("B: {w}")))
+            .collect(),
         offcpu: vec![
             row("off-cpu.lock_wait", a.offcpu.wait, b.offcpu.wait),
             row(
@@ -173,6 +185,9 @@ pub fn render_text(gap: &Gap) -> String {
         "A = {} ({})\nB = {} ({})\n{}\n\n",
         gap.a, gap.allocator_a, gap.b, gap.allocator_b, gap.config
     );
+    for w in &gap.perf_warnings {
+        out += &format!("warning: perf: {w}\n");
+    }
     out += &gap_table(gap, false).to_text();
     if gap.measured_diff != 0.0 {
         out += &format!(
@@ -180,6 +195,12 @@ pub fn render_text(gap: &Gap) -> String {
             gap.boxes_diff / gap.measured_diff * 100.0
         );
     }
+    out += &format!(
+        "for reference, the bench's wall ns/op: A {}  B {}  B-A {}\n",
+        num(gap.wall.a),
+        num(gap.wall.b),
+        signed(gap.wall.diff)
+    );
     let mut off = Table::new(&["off-CPU (not in the sums)", "A ns/op", "B ns/op", "B-A"]);
     for r in &gap.offcpu {
         off.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);

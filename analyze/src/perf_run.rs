@@ -45,6 +45,9 @@ pub struct Meta {
     pub hardware_pmu: bool,
     pub offcpu: bool,
     pub probes: bool,
+    /// CPUs online while recording, to put the bench's wall time in CPU terms.
+    #[serde(default)]
+    pub cpus: Option<usize>,
 }
 
 /// The counting group read around the bench (inherited by all its threads).

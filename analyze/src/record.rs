@@ -238,6 +238,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         hardware_pmu,
         offcpu,
         probes: dir.join(perf_run::PROBES_JSON).exists(),
+        cpus: std::thread::available_parallelism().ok().map(|n| n.get()),
     };
     std::fs::write(
         dir.join(perf_run::META_JSON),
