@@ -97,7 +97,7 @@ impl Run {
                 dir.display()
             );
         }
-        let bench: BenchReport = read_json(&dir.join(BENCH_JSON))?;
+        let bench = read_bench(dir)?;
         if bench.ops == 0 {
             bail!(
                 "{}: the bench reports 0 ops; nothing can be expressed per op",
@@ -176,6 +176,11 @@ impl Run {
             b.bench, b.threads, b.iters, b.ws, b.min, b.max, b.remote_pct, b.ring, b.matched, b.touch, b.seed
         )
     }
+}
+
+/// The bench's JSON report in a run directory.
+pub fn read_bench(dir: &Path) -> Result<BenchReport> {
+    read_json(&dir.join(BENCH_JSON))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

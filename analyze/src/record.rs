@@ -128,8 +128,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     perf.extend(["-e".into(), format!("cpu-clock/freq={freq}/")]);
     if offcpu {
         // Every switch carries a stack: with the samples' 8 KiB copy, perf (starved of CPU by 32
-        // bench threads on 2 cores) lost 14% of the samples and 22% of the switches; 4 KiB still
-        // reaches the user frames that classify a sleep, and nothing was lost.
+        // bench threads on 2 cores) lost 14% of the samples and 22% of the switches; 2 KiB still
+        // reaches the user frames that classify a sleep and lost nothing, 1 KiB does not.
         let switch = match args.call_graph {
             CallGraph::Dwarf => {
                 format!(
@@ -257,17 +257,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// The bench names the allocator that answered malloc; a silently failed preload would otherwise
 /// be recorded under the wrong name.
 fn check_identity(allocator: &Allocator, dir: &Path) -> Result<()> {
-    let path = dir.join(perf_run::BENCH_JSON);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let report: bench::BenchReport = serde_json::from_str(text.lines().next().unwrap_or(""))
-        .map_err(|e| {
-            anyhow::anyhow!("{}: the bench printed no JSON report: {e}", path.display())
-        })?;
+    let report = perf_run::read_bench(dir)?;
     if allocator.identity_matches(&report.allocator) == Some(false) {
         bail!(
             "{}: the bench reports `{}` answering malloc, not {}: LD_PRELOAD={} did not take",
-            path.display(),
+            dir.join(perf_run::BENCH_JSON).display(),
             report.allocator,
             allocator.name,
             allocator.preload_env()
