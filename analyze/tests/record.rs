@@ -56,7 +56,7 @@ fn records_a_short_run_and_attributes_it() {
         "--alloc",
         "glibc",
         "--freq",
-        "999",
+        "4999",
         "--bench",
         bench.to_str().unwrap(),
         "--out",
