@@ -26,6 +26,9 @@ pub const PROFILE_JSON: &str = "profile.json";
 pub const PERF_SCRIPT: &str = "perf.script";
 pub const PERF_DATA: &str = "perf.data";
 
+/// Sampling events whose period is nanoseconds of CPU time.
+pub const TIME_EVENTS: &[&str] = &["cpu-clock", "task-clock"];
+
 /// The `perf script` fields the strict reader expects, in this order.
 pub const SCRIPT_FIELDS: &str = "comm,pid,tid,time,period,event,trace,ip,sym,dso";
 
@@ -114,6 +117,13 @@ impl Run {
         };
         let (profile, perf_warnings) =
             load_profile(dir, counters.and_then(|c: Counters| c.helper_pid))?;
+        if !TIME_EVENTS.contains(&profile.sample_event.as_str()) {
+            bail!(
+                "{}: samples of `{}` have no time unit, so nothing can be said in ns/op: record cpu-clock (hz3-analyze record does)",
+                dir.display(),
+                profile.sample_event
+            );
+        }
         Ok(Run {
             dir: dir.to_path_buf(),
             meta,

@@ -250,6 +250,14 @@ fn no_samples_bad_probes_and_missing_files_are_clear_errors() {
     assert!(attribute_error(dir.path()).contains("no samples"));
 
     let dir = copy_fixture("glibc");
+    let script = dir.path().join("perf.script");
+    let text = std::fs::read_to_string(&script)
+        .unwrap()
+        .replace("cpu-clock/freq=999/:", "cycles:");
+    std::fs::write(&script, text).unwrap();
+    assert!(attribute_error(dir.path()).contains("samples of `cycles` have no time unit"));
+
+    let dir = copy_fixture("glibc");
     std::fs::write(dir.path().join("probes.json"), "{\"schema\": 1, \"lane\": ").unwrap();
     assert!(attribute_error(dir.path()).contains("probes dump"));
 
