@@ -254,7 +254,10 @@ fn load_profile(dir: &Path, helper_pid: Option<u32>) -> Result<(Profile, Vec<Str
     let data = dir.join(PERF_DATA);
     if data.exists() {
         let (profile, warnings) = fold_perf_data(&data, helper_pid)?;
-        save_profile(dir, &profile, &warnings)?;
+        // The cache only saves the next reader a `perf script`; a read-only run stays readable.
+        if let Err(e) = save_profile(dir, &profile, &warnings) {
+            eprintln!("hz3-analyze: warning: folded stacks not cached: {e:#}");
+        }
         return Ok((profile, warnings));
     }
     bail!(
