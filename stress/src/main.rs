@@ -71,17 +71,15 @@ fn run(args: &Args) -> Result<()> {
             );
         }
     }
-    let deadline = match args.minutes {
-        Some(m) if m.is_finite() && m > 0.0 => {
-            Some(Instant::now() + Duration::from_secs_f64(m * 60.0))
-        }
+    let duration = match args.minutes {
+        Some(m) if m.is_finite() && m > 0.0 => Some(Duration::from_secs_f64(m * 60.0)),
         Some(m) => bail!("--minutes must be a positive number, got {m}"),
         None => None,
     };
     let threads = args.threads as usize;
     let cfg = Config {
         ops: args.ops,
-        deadline,
+        deadline: None,
         max_live: args.max_live.max(1),
         remote_percent: args.remote_percent,
         seed: args.seed,
@@ -98,6 +96,8 @@ fn run(args: &Args) -> Result<()> {
     for round in 0..args.rounds {
         let round_cfg = Config {
             seed: cfg.seed.wrapping_add(round as u64 * 0x1_0000),
+            // A timed run shares its time out evenly between the rounds.
+            deadline: duration.map(|d| started + d * (round + 1) / args.rounds),
             ..cfg
         };
         let results = std::thread::scope(|s| {
