@@ -1,9 +1,730 @@
-//! `report` subcommand (not built yet).
-use std::process::ExitCode;
+//! `report`: the main job. A fixed plan of steps (matrix → pick the fastest anchor on
+//! remote-heavy-small → record the hz3 lanes and that anchor → attribute → gaps → flamegraphs) whose
+//! results land in one directory as `index.md`, `index.html` and `report.json`.
+//!
+//! The heavy steps (matrix, record, flame) run this same executable as a child with their exact
+//! command line, its output going to `logs/`, so every piece of the report can be rerun alone with
+//! the command the report prints next to it. attribute and gap are computed in-process from the
+//! recorded runs (they are cheap and the report needs their values, not their text).
+use crate::allocators::{self, ANCHORS};
+use crate::attribute::{self, build_report};
+use crate::gap::{self, build_gap, Gap};
+use crate::matrix::MatrixReport;
+use crate::perf_run::Run;
+use crate::perf_table::Format;
+use crate::{boxes, perf_tool, runner};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+mod content;
+mod doc;
+mod machine;
+
+pub const SCHEMA: &str = "hz3-report/1";
+/// The workload the question is asked on: records, attribution and gaps all use it.
+pub const FOCUS_PRESET: &str = "remote-heavy-small";
+
+const EXAMPLES: &str = "\
+Examples:
+  hz3-analyze report --quick                 # about 3 minutes on 2 cores, into report/
+  hz3-analyze report                         # every preset, 5 rounds, 4999 Hz recordings
+  hz3-analyze report --out /tmp/r --lane scale --alloc glibc --alloc jemalloc --alloc hz3_scale -- --threads 4
+Read report/index.md (or open report/index.html); each piece lists the command that made it.";
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lane {
+    Scale,
+    Fast,
+}
+
+impl Lane {
+    fn name(self) -> &'static str {
+        match self {
+            Lane::Scale => "scale",
+            Lane::Fast => "fast",
+        }
+    }
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Directory the report is written to (created; earlier files in it are overwritten)
+    #[arg(long, default_value = "report", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Under 5 minutes: matrix of 2 rounds at a tenth of the iterations, recordings at 999 Hz
+    #[arg(long)]
+    pub quick: bool,
+    /// Matrix rounds [default: 5, --quick: 2]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: Option<u32>,
+    /// Matrix preset(s), comma-separated or repeated, or `all` [default: all];
+    /// remote-heavy-small is always added, since the anchor is picked there
+    #[arg(long = "preset", value_delimiter = ',', value_name = "PRESET")]
+    pub presets: Vec<String>,
+    /// Matrix allocators, as `matrix --alloc` takes them [default: the matrix's default set]
+    #[arg(long = "alloc", value_name = "NAME[=PATH]")]
+    pub allocs: Vec<String>,
+    /// hz3 lanes to record [default: scale,fast]; the fast-vs-scale gap needs both
+    #[arg(long = "lane", value_enum, value_delimiter = ',')]
+    pub lanes: Vec<Lane>,
+    /// Record the plain hz3 builds instead of the probes builds (no probes column)
+    #[arg(long)]
+    pub plain: bool,
+    /// The hz3-bench binary [default: next to this executable]
+    #[arg(long, value_name = "PATH")]
+    pub bench: Option<PathBuf>,
+    /// Where hz3_* and ceiling .so files are looked up [default: target/preload of this build]
+    #[arg(long, value_name = "DIR")]
+    pub preload_dir: Option<PathBuf>,
+    /// Box rules (TOML) read in front of the built-in ones, for attribute, gap and flame
+    #[arg(long, value_name = "FILE")]
+    pub boxes: Option<PathBuf>,
+    /// What goes to stdout at the end: the summary table, or `--json` (report.json) / `--csv`
+    /// (the hz3_scale-vs-anchor gap table)
+    #[command(flatten)]
+    pub format: Format,
+    /// hz3-bench arguments after `--`, applied after the preset in the matrix and the recordings
+    #[arg(last = true, value_name = "BENCH ARGS")]
+    pub bench_args: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`report` is not built yet")
+/// One step of the plan as it ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    pub name: String,
+    /// The command that reproduces the step (run from the directory the report was run in).
+    pub command: String,
+    /// stdout and stderr of the step, when it ran as a child.
+    pub log: Option<String>,
+    pub seconds: f64,
+}
+
+/// One recorded run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recording {
+    /// What it stands for in the question: `hz3 scale`, `hz3 fast`, `anchor`.
+    pub role: String,
+    pub allocator: String,
+    pub preload: Option<String>,
+    pub dir: String,
+    pub flame: Option<String>,
+}
+
+/// One gap with where its files are.
+#[derive(Clone, Debug, Serialize)]
+pub struct GapEntry {
+    pub title: String,
+    pub gap: Gap,
+    pub flame_diff: Option<String>,
+}
+
+/// Everything the report produced; `report.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub schema: String,
+    /// `complete`, or the one-line error of the step that stopped the plan.
+    pub status: String,
+    /// The command line that made this report.
+    pub command: String,
+    pub quick: bool,
+    pub machine: machine::Facts,
+    pub focus_preset: String,
+    pub record_bench_args: Vec<String>,
+    pub anchor: Option<String>,
+    pub matrix: Option<MatrixReport>,
+    pub recordings: Vec<Recording>,
+    pub attribution: Vec<attribute::Report>,
+    pub gaps: Vec<GapEntry>,
+    pub steps: Vec<StepRecord>,
+}
+
+/// Where the files go inside the output directory.
+pub mod files {
+    pub const INDEX_MD: &str = "index.md";
+    pub const INDEX_HTML: &str = "index.html";
+    pub const REPORT_JSON: &str = "report.json";
+    pub const MATRIX_JSON: &str = "matrix.json";
+    pub const MATRIX_CSV: &str = "matrix.csv";
+    pub const MATRIX_MD: &str = "matrix.md";
+    pub const MATRIX_SVG: &str = "matrix.svg";
+    pub const RUNS: &str = "runs";
+    pub const LOGS: &str = "logs";
+    pub const TABLES: &str = "tables";
+    pub const FLAMES: &str = "flames";
+}
+
+/// The plan's driver: one progress bar over every step, each child's output into `logs/`.
+struct Driver {
+    out: PathBuf,
+    exe: PathBuf,
+    exe_shown: String,
+    progress: indicatif::ProgressBar,
+    report: Report,
+}
+
+impl Driver {
+    fn begin(&self, name: &str) -> Instant {
+        self.progress.set_message(name.to_string());
+        Instant::now()
+    }
+
+    fn finish(&mut self, name: &str, command: String, log: Option<String>, started: Instant) {
+        self.report.steps.push(StepRecord {
+            name: name.to_string(),
+            command,
+            log,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        self.progress.inc(1);
+    }
+
+    /// Runs `hz3-analyze ARGS` as a child with its output in `logs/NN-NAME.log`; a failure is the
+    /// child's last error line.
+    fn child(&mut self, name: &str, args: &[String]) -> Result<()> {
+        let started = self.begin(name);
+        let log_name = format!(
+            "{:02}-{}.log",
+            self.report.steps.len() + 1,
+            name.replace([' ', '/'], "-")
+        );
+        let log_path = self.out.join(files::LOGS).join(&log_name);
+        let log = File::create(&log_path)
+            .with_context(|| format!("{}: cannot create", log_path.display()))?;
+        let command = shell_line(&self.exe_shown, args);
+        let status = Command::new(&self.exe)
+            .args(args)
+            .env_remove("LD_PRELOAD")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .with_context(|| format!("step {name}: starting {}", self.exe.display()))?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("(no output)");
+            let last = last.strip_prefix("hz3-analyze: error: ").unwrap_or(last);
+            bail!(
+                "step `{name}` failed ({status}): {last} [log: {}; command: {command}]",
+                log_path.display()
+            );
+        }
+        self.finish(name, command, Some(log_path.display().to_string()), started);
+        Ok(())
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let plan = Plan::new(&args)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create the report directory", args.out.display()))?;
+    for sub in [files::LOGS, files::TABLES, files::FLAMES, files::RUNS] {
+        let dir = args.out.join(sub);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+    }
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let exe_shown = relative_to_cwd(&exe);
+    // matrix + one record per lane and the anchor + attribute + gaps + a flame per run and per gap
+    // + writing the files.
+    let runs = plan.lanes.len() as u64 + 1;
+    let gaps = if plan.lanes.len() >= 2 { 2 } else { 1 };
+    let total = 1 + runs + 1 + 1 + runs + gaps + 1;
+    let progress = indicatif::ProgressBar::new(total);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} step {pos}/{len}: {msg}",
+        )
+        .expect("a valid template"),
+    );
+    progress.enable_steady_tick(Duration::from_millis(250));
+    let mut driver = Driver {
+        out: args.out.clone(),
+        exe,
+        exe_shown: exe_shown.clone(),
+        progress,
+        report: Report {
+            schema: SCHEMA.into(),
+            status: "running".into(),
+            command: shell_line(&exe_shown, &std::env::args().skip(1).collect::<Vec<_>>()),
+            quick: args.quick,
+            machine: machine::Facts::gather(plan.perf_version.clone()),
+            focus_preset: FOCUS_PRESET.into(),
+            record_bench_args: plan.record_bench_args.clone(),
+            anchor: None,
+            matrix: None,
+            recordings: Vec::new(),
+            attribution: Vec::new(),
+            gaps: Vec::new(),
+            steps: Vec::new(),
+        },
+    };
+    match execute(&plan, &args, &mut driver) {
+        Ok(()) => {
+            driver.progress.finish_and_clear();
+            let report = &driver.report;
+            let headline = report.gaps.first();
+            args.format.print(
+                report,
+                || match headline {
+                    Some(g) => gap::gap_table(&g.gap, true).to_csv(),
+                    None => Ok(String::new()),
+                },
+                || content::summary(report, &args.out),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            driver.progress.abandon();
+            driver.report.status = format!("failed: {err:#}");
+            // What ran so far stays on disk, with an index that says where the plan stopped.
+            let kept = write_files(&driver.report, &args.out);
+            let note = match kept {
+                Ok(()) => format!(
+                    "everything produced so far is in {} (see {})",
+                    args.out.display(),
+                    args.out.join(files::INDEX_MD).display()
+                ),
+                Err(e) => format!(
+                    "the partial report could not be written either ({e:#}); the steps' files are in {}",
+                    args.out.display()
+                ),
+            };
+            Err(err.context(note))
+        }
+    }
+}
+
+/// What the plan needs before any step runs; every check that can fail early fails here.
+struct Plan {
+    perf_version: String,
+    lanes: Vec<Lane>,
+    matrix_args: Vec<String>,
+    record_bench_args: Vec<String>,
+    /// Each lane's allocator spec for `record --alloc`, and the name it records under.
+    hz3_specs: Vec<(Lane, String, String)>,
+}
+
+impl Plan {
+    fn new(args: &Args) -> Result<Plan> {
+        let perf_version = perf_tool::require_perf()?;
+        perf_tool::check_paranoid()?;
+        runner::locate_bench(args.bench.as_deref())?;
+        let preload_dir = match &args.preload_dir {
+            Some(d) => d.clone(),
+            None => allocators::default_preload_dir()?,
+        };
+        let mut lanes = args.lanes.clone();
+        if lanes.is_empty() {
+            lanes = vec![Lane::Scale, Lane::Fast];
+        }
+        lanes.dedup();
+        let mut hz3_specs = Vec::new();
+        for &lane in &lanes {
+            let plain = format!("hz3_{}", lane.name());
+            let probes = format!("{plain}_probes");
+            let candidates: &[&String] = if args.plain {
+                &[&plain]
+            } else {
+                &[&probes, &plain]
+            };
+            let found = candidates.iter().find_map(|name| {
+                let path = preload_dir.join(format!("lib{name}.so"));
+                path.is_file().then(|| (name.to_string(), path))
+            });
+            let Some((name, path)) = found else {
+                bail!(
+                    "no {} build of hz3 in {}: run `scripts/build-preload` (or pick lanes with --lane)",
+                    candidates
+                        .iter()
+                        .map(|n| format!("lib{n}.so"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    preload_dir.display()
+                );
+            };
+            hz3_specs.push((lane, format!("{name}={}", path.display()), name));
+        }
+        if !args.allocs.is_empty() && !args.allocs.iter().any(|a| anchor_name(a).is_some()) {
+            bail!(
+                "--alloc lists no anchor ({}): the report compares hz3 with the fastest of them",
+                ANCHORS.map(|a| a.name).join(", ")
+            );
+        }
+
+        let mut presets = args.presets.clone();
+        if presets.is_empty() {
+            presets.push("all".into());
+        }
+        if !presets.iter().any(|p| p == "all" || p == FOCUS_PRESET) {
+            presets.insert(0, FOCUS_PRESET.into());
+        }
+        let mut matrix_args = vec!["matrix".to_string(), "--preset".into(), presets.join(",")];
+        if args.quick {
+            matrix_args.push("--quick".into());
+        }
+        if let Some(r) = args.runs {
+            matrix_args.extend(["--runs".into(), r.to_string()]);
+        }
+        for a in &args.allocs {
+            matrix_args.extend(["--alloc".into(), a.clone()]);
+        }
+        if let Some(base) = matrix_baseline(&args.allocs) {
+            matrix_args.extend(["--baseline".into(), base]);
+        }
+        for (flag, file) in [
+            ("--json", files::MATRIX_JSON),
+            ("--csv", files::MATRIX_CSV),
+            ("--markdown", files::MATRIX_MD),
+            ("--svg", files::MATRIX_SVG),
+        ] {
+            matrix_args.extend([flag.to_string(), args.out.join(file).display().to_string()]);
+        }
+        push_common(&mut matrix_args, args, false);
+        if !args.bench_args.is_empty() {
+            matrix_args.push("--".into());
+            matrix_args.extend(args.bench_args.iter().cloned());
+        }
+        let mut record_bench_args: Vec<String> = ["remote", "--preset", FOCUS_PRESET]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        record_bench_args.extend(args.bench_args.iter().cloned());
+        Ok(Plan {
+            perf_version,
+            lanes,
+            matrix_args,
+            record_bench_args,
+            hz3_specs,
+        })
+    }
+}
+
+/// `--bench` / `--preload-dir` as the child steps take them.
+fn push_common(to: &mut Vec<String>, args: &Args, record: bool) {
+    if let Some(b) = &args.bench {
+        to.extend(["--bench".into(), b.display().to_string()]);
+    }
+    if !record {
+        if let Some(d) = &args.preload_dir {
+            to.extend(["--preload-dir".into(), d.display().to_string()]);
+        }
+    }
+}
+
+/// The anchor an `--alloc` value names, if any (`tcmalloc`, or `tcmalloc=/path`).
+fn anchor_name(spec: &str) -> Option<&'static str> {
+    let name = spec.split_once('=').map_or(spec, |(n, _)| n);
+    ANCHORS.iter().map(|a| a.name).find(|a| *a == name)
+}
+
+/// The matrix's ratio column divides by tcmalloc when it is measured, else by the first anchor.
+fn matrix_baseline(allocs: &[String]) -> Option<String> {
+    if allocs.is_empty() {
+        return None;
+    }
+    let anchors: Vec<&str> = allocs.iter().filter_map(|a| anchor_name(a)).collect();
+    let pick = if anchors.contains(&"tcmalloc") {
+        "tcmalloc"
+    } else {
+        anchors.first()?
+    };
+    Some(pick.to_string())
+}
+
+/// The anchor with the highest median on the focus preset.
+pub fn fastest_anchor(matrix: &MatrixReport) -> Result<&crate::matrix::Row> {
+    matrix
+        .rows
+        .iter()
+        .filter(|r| r.preset == FOCUS_PRESET && anchor_name(&r.allocator).is_some())
+        .filter(|r| r.median_mops.is_some())
+        .max_by(|a, b| a.median_mops.unwrap_or(0.0).total_cmp(&b.median_mops.unwrap_or(0.0)))
+        .with_context(|| {
+            format!("no anchor finished a run on {FOCUS_PRESET} in the matrix: nothing to compare hz3 with")
+        })
+}
+
+fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
+    let out = args.out.clone();
+
+    // 1. The matrix, with every output file.
+    d.child("matrix", &plan.matrix_args)?;
+    let matrix_path = out.join(files::MATRIX_JSON);
+    let matrix: MatrixReport = serde_json::from_str(
+        &std::fs::read_to_string(&matrix_path)
+            .with_context(|| format!("{}: the matrix wrote no JSON", matrix_path.display()))?,
+    )
+    .with_context(|| format!("{}: unreadable matrix JSON", matrix_path.display()))?;
+    let anchor_row = fastest_anchor(&matrix)?.clone();
+    d.report.anchor = Some(anchor_row.allocator.clone());
+    d.report.matrix = Some(matrix);
+
+    // 2. Records: hz3's lanes, then the anchor, all on the focus preset.
+    let anchor_spec = match &anchor_row.preload {
+        Some(p) => format!("{}={p}", anchor_row.allocator),
+        None => anchor_row.allocator.clone(),
+    };
+    let mut to_record: Vec<(String, String, String)> = plan
+        .hz3_specs
+        .iter()
+        .map(|(lane, spec, name)| (format!("hz3 {}", lane.name()), spec.clone(), name.clone()))
+        .collect();
+    to_record.push(("anchor".into(), anchor_spec, anchor_row.allocator.clone()));
+    for (role, spec, name) in &to_record {
+        let dir = out.join(files::RUNS).join(name);
+        let mut rargs = vec![
+            "record".to_string(),
+            "--alloc".into(),
+            spec.clone(),
+            "--out".into(),
+            dir.display().to_string(),
+        ];
+        if args.quick {
+            rargs.push("--quick".into());
+        }
+        push_common(&mut rargs, args, true);
+        rargs.push("--".into());
+        rargs.extend(plan.record_bench_args.iter().cloned());
+        d.child(&format!("record {name}"), &rargs)?;
+        d.report.recordings.push(Recording {
+            role: role.clone(),
+            allocator: name.clone(),
+            preload: spec.split_once('=').map(|(_, p)| p.to_string()),
+            dir: dir.display().to_string(),
+            flame: None,
+        });
+    }
+
+    // 3. Attribution of every run, in-process; tables in tables/.
+    let started = d.begin("attribute");
+    let rules = boxes::load(args.boxes.as_deref())?;
+    let mut commands = Vec::new();
+    for rec in &d.report.recordings {
+        let run = Run::load(Path::new(&rec.dir))?;
+        let a = build_report(&run, &rules);
+        let stem = out
+            .join(files::TABLES)
+            .join(format!("attribute-{}", rec.allocator));
+        write_formats(
+            &stem,
+            &a,
+            attribute::boxes_table(&a, true).to_csv()?,
+            attribute::render_text(&a),
+        )?;
+        commands.push(shell_line(
+            &d.exe_shown,
+            &with_boxes(&["attribute", &rec.dir], args),
+        ));
+        d.report.attribution.push(a);
+    }
+    d.finish("attribute", commands.join("\n"), None, started);
+
+    // 4. Gaps: hz3 scale (or the one lane) against the anchor, then fast against scale.
+    let started = d.begin("gap");
+    let index_of = |role: &str| d.report.recordings.iter().position(|r| r.role == role);
+    let anchor_i = index_of("anchor").context("the anchor run is missing")?;
+    let first_lane = 0;
+    let mut pairs = vec![(anchor_i, first_lane)];
+    if let (Some(s), Some(f)) = (index_of("hz3 scale"), index_of("hz3 fast")) {
+        pairs.push((s, f));
+    }
+    let mut commands = Vec::new();
+    for &(ai, bi) in &pairs {
+        let (a, b) = (&d.report.attribution[ai], &d.report.attribution[bi]);
+        let g = build_gap(a, b)?;
+        let title = format!("{} vs {}", b.allocator, a.allocator);
+        let stem = out
+            .join(files::TABLES)
+            .join(format!("gap-{}-vs-{}", b.allocator, a.allocator));
+        write_formats(
+            &stem,
+            &g,
+            gap::gap_table(&g, true).to_csv()?,
+            gap::render_text(&g),
+        )?;
+        let (ra, rb) = (&d.report.recordings[ai].dir, &d.report.recordings[bi].dir);
+        commands.push(shell_line(
+            &d.exe_shown,
+            &with_boxes(&["gap", ra, rb], args),
+        ));
+        d.report.gaps.push(GapEntry {
+            title,
+            gap: g,
+            flame_diff: None,
+        });
+    }
+    d.finish("gap", commands.join("\n"), None, started);
+
+    // 5. Flamegraphs: one per run, one differential per gap.
+    for i in 0..d.report.recordings.len() {
+        let rec = d.report.recordings[i].clone();
+        let svg = out
+            .join(files::FLAMES)
+            .join(format!("{}.svg", rec.allocator));
+        let svg_s = svg.display().to_string();
+        let fargs = with_boxes(&["flame", &rec.dir, "--out", &svg_s], args);
+        d.child(&format!("flame {}", rec.allocator), &fargs)?;
+        d.report.recordings[i].flame = Some(svg_s);
+    }
+    for (gi, &(ai, bi)) in pairs.iter().enumerate() {
+        let (a, b) = (
+            d.report.recordings[ai].clone(),
+            d.report.recordings[bi].clone(),
+        );
+        let svg = out
+            .join(files::FLAMES)
+            .join(format!("diff-{}-vs-{}.svg", b.allocator, a.allocator));
+        let svg_s = svg.display().to_string();
+        let fargs = with_boxes(&["flame", "--diff", &a.dir, &b.dir, "--out", &svg_s], args);
+        d.child(
+            &format!("flame diff {} vs {}", b.allocator, a.allocator),
+            &fargs,
+        )?;
+        d.report.gaps[gi].flame_diff = Some(svg_s);
+    }
+
+    // 6. The report files.
+    let started = d.begin("write index");
+    d.report.status = "complete".into();
+    d.finish("write index", String::new(), None, started);
+    write_files(&d.report, &out)?;
+    Ok(())
+}
+
+fn with_boxes(base: &[&str], args: &Args) -> Vec<String> {
+    let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    if let Some(b) = &args.boxes {
+        v.extend(["--boxes".into(), b.display().to_string()]);
+    }
+    v
+}
+
+/// `STEM.txt`, `STEM.json`, `STEM.csv`: the three forms every tabular command prints.
+fn write_formats<T: Serialize>(stem: &Path, value: &T, csv: String, text: String) -> Result<()> {
+    let write = |ext: &str, body: String| -> Result<()> {
+        let path = stem.with_extension(ext);
+        std::fs::write(&path, body).with_context(|| format!("{}: cannot write", path.display()))
+    };
+    write("txt", text)?;
+    write("json", serde_json::to_string_pretty(value)? + "\n")?;
+    write("csv", csv)
+}
+
+/// index.md, index.html and report.json from what the report holds so far.
+fn write_files(report: &Report, out: &Path) -> Result<()> {
+    let blocks = content::index(report, out);
+    let write = |name: &str, body: String| -> Result<()> {
+        let path = out.join(name);
+        std::fs::write(&path, body).with_context(|| format!("{}: cannot write", path.display()))
+    };
+    write(
+        files::REPORT_JSON,
+        serde_json::to_string_pretty(report)? + "\n",
+    )?;
+    write(files::INDEX_MD, doc::markdown(&blocks))?;
+    write(files::INDEX_HTML, doc::html("hz3 gap report", &blocks))?;
+    Ok(())
+}
+
+/// A path as the user would type it from the current directory.
+fn relative_to_cwd(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// A command line a POSIX shell reads back as the same words.
+pub fn shell_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(shell_word)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_quote_only_what_a_shell_would_split_or_expand() {
+        let line = shell_line(
+            "hz3-analyze",
+            &[
+                "gap".into(),
+                "a b".into(),
+                "it's".into(),
+                "".into(),
+                "x=1,2".into(),
+            ],
+        );
+        assert_eq!(line, r"hz3-analyze gap 'a b' 'it'\''s' '' x=1,2");
+    }
+
+    #[test]
+    fn the_matrix_baseline_prefers_tcmalloc_then_the_first_anchor() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(matrix_baseline(&[]), None);
+        assert_eq!(
+            matrix_baseline(&s(&["hz3_scale", "jemalloc", "tcmalloc"])).as_deref(),
+            Some("tcmalloc")
+        );
+        assert_eq!(
+            matrix_baseline(&s(&["hz3_scale", "mimalloc=/x.so", "glibc"])).as_deref(),
+            Some("mimalloc")
+        );
+        assert_eq!(matrix_baseline(&s(&["hz3_scale"])), None);
+    }
+
+    #[test]
+    fn the_fastest_anchor_is_picked_on_the_focus_preset_only() {
+        use crate::matrix::{finish_rows, test_row};
+        let mut rows = vec![
+            test_row(FOCUS_PRESET, "glibc", &[5.0, 6.0], &[]),
+            test_row(FOCUS_PRESET, "jemalloc", &[9.0, 8.0], &[]),
+            test_row(FOCUS_PRESET, "hz3_scale", &[50.0], &[]),
+            test_row(FOCUS_PRESET, "mimalloc", &[], &["SIGSEGV"]),
+            test_row("local-small", "tcmalloc", &[99.0], &[]),
+            test_row(FOCUS_PRESET, "tcmalloc", &[7.0], &[]),
+        ];
+        finish_rows(&mut rows, "glibc");
+        let mut m = MatrixReport {
+            schema: crate::matrix::SCHEMA.into(),
+            baseline: "glibc".into(),
+            runs: 2,
+            quick: true,
+            workloads: vec![],
+            rows,
+        };
+        assert_eq!(fastest_anchor(&m).unwrap().allocator, "jemalloc");
+        m.rows
+            .retain(|r| r.preset != FOCUS_PRESET || r.allocator == "hz3_scale");
+        let err = fastest_anchor(&m).unwrap_err().to_string();
+        assert!(err.contains("no anchor finished"), "{err}");
+    }
 }

@@ -1,0 +1,382 @@
+//! What the index says, as blocks (`doc`), and the summary printed at the end.
+use super::doc::Block;
+use super::{files, GapEntry, Recording, Report, FOCUS_PRESET};
+use crate::attribute;
+use crate::gap;
+use crate::matrix::{output, MatrixReport};
+use crate::perf_table::{num, signed, Table};
+use std::path::Path;
+
+/// `path` as a link target relative to the report directory.
+fn rel(path: &str, out: &Path) -> String {
+    Path::new(path)
+        .strip_prefix(out)
+        .map_or_else(|_| path.to_string(), |p| p.display().to_string())
+}
+
+fn median(report: &Report, allocator: &str) -> Option<f64> {
+    let matrix = report.matrix.as_ref()?;
+    // A probes recording stands for its plain build in the matrix.
+    let plain = allocator.strip_suffix("_probes").unwrap_or(allocator);
+    matrix
+        .row(FOCUS_PRESET, allocator)
+        .or_else(|| matrix.row(FOCUS_PRESET, plain))
+        .and_then(|r| r.median_mops)
+}
+
+fn mops(v: Option<f64>) -> String {
+    v.map_or_else(|| "no run".into(), |v| format!("{v:.2} Mops/s"))
+}
+
+/// How much of a gap's measured difference the boxes account for, in words.
+fn explained(g: &gap::Gap) -> String {
+    let share = if g.measured_diff != 0.0 {
+        format!(
+            ", {:.0}% of the measured difference",
+            g.boxes_diff / g.measured_diff * 100.0
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "Measured CPU ns/op ({}): {} {} vs {} {} (B-A {}); the boxes sum to {}{share}, residual {}.",
+        g.measured_from,
+        g.allocator_b,
+        num(g.measured_b),
+        g.allocator_a,
+        num(g.measured_a),
+        signed(g.measured_diff),
+        signed(g.boxes_diff),
+        signed(g.residual)
+    )
+}
+
+pub fn index(report: &Report, out: &Path) -> Vec<Block> {
+    let mut b = vec![Block::Heading(1, "hz3 gap report".into())];
+    if report.status != "complete" {
+        b.push(Block::Para(format!(
+            "**Incomplete.** The plan stopped: {}. The steps listed under Commands ran; their files are in this directory.",
+            report.status
+        )));
+    }
+    question(report, out, &mut b);
+    machine(report, &mut b);
+    if let Some(m) = &report.matrix {
+        matrix(m, report, &mut b);
+    }
+    if !report.gaps.is_empty() {
+        gaps(report, out, &mut b);
+    }
+    if !report.attribution.is_empty() {
+        attribution(report, out, &mut b);
+    }
+    commands(report, &mut b);
+    b
+}
+
+fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
+    b.push(Block::Heading(2, "The question".into()));
+    let Some(anchor) = &report.anchor else {
+        b.push(Block::Para(format!(
+            "Where does hz3 spend its time per op, box by box, against the fastest anchor on `{FOCUS_PRESET}`? (No anchor was picked yet.)"
+        )));
+        return;
+    };
+    b.push(Block::Para(format!(
+        "Where does hz3 spend its time per op, box by box, against **{anchor}**, the fastest anchor \
+         (glibc, tcmalloc, jemalloc, mimalloc) on `{FOCUS_PRESET}` in the matrix below? \
+         Every recording ran `hz3-bench {}`.",
+        report.record_bench_args.join(" ")
+    )));
+    let mut items: Vec<String> = report
+        .recordings
+        .iter()
+        .map(|r| {
+            format!(
+                "{} (`{}`): {} in the matrix; [run directory]({})",
+                r.role,
+                r.allocator,
+                mops(median(report, &r.allocator)),
+                rel(&r.dir, out)
+            )
+        })
+        .collect();
+    if let Some(g) = report.gaps.first() {
+        items.push(explained(&g.gap));
+    }
+    b.push(Block::List(items));
+    if report
+        .recordings
+        .iter()
+        .any(|r| r.allocator.ends_with("_probes"))
+    {
+        b.push(Block::Para(
+            "hz3 was recorded with its probes builds (`*_probes`), so the attribution's probes column is filled; \
+             the matrix measures the plain builds. The probes cost about 1.5% of the instructions \
+             (callgrind, `docs/decisions.md` under probes). Use `--plain` to record the plain builds."
+                .into(),
+        ));
+    }
+}
+
+fn machine(report: &Report, b: &mut Vec<Block>) {
+    let m = &report.machine;
+    b.push(Block::Heading(2, "Machine".into()));
+    let mut t = Table::new(&["fact", "value"]);
+    for (k, v) in [
+        ("cores (nproc)", m.nproc.to_string()),
+        ("CPU", m.cpu_model.clone()),
+        ("kernel", m.kernel.clone()),
+        ("perf", m.perf_version.clone()),
+        ("load average at start", m.load_average.clone()),
+        ("date", m.date_utc.clone()),
+        ("commit", m.commit.clone().unwrap_or_else(|| "-".into())),
+        (
+            "mode",
+            if report.quick {
+                "--quick".into()
+            } else {
+                "default".into()
+            },
+        ),
+    ] {
+        t.push(vec![k.to_string(), v]);
+    }
+    b.push(Block::Table(t));
+}
+
+/// The matrix's own markdown, taken apart into a table and the list of bench arguments so both
+/// renderers show the same cells the matrix module formats.
+fn matrix(m: &MatrixReport, report: &Report, b: &mut Vec<Block>) {
+    b.push(Block::Heading(2, "Matrix".into()));
+    let md = output::markdown(m);
+    let split = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let mut table: Option<Table> = None;
+    let mut list = Vec::new();
+    let mut paras = Vec::new();
+    for line in md.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with('|') {
+            if line.chars().all(|ch| "|-: ".contains(ch)) {
+                continue;
+            }
+            let cells = split(line);
+            match &mut table {
+                None => {
+                    let head: Vec<&str> = cells.iter().map(String::as_str).collect();
+                    table = Some(Table::new(&head));
+                }
+                Some(t) => t.push(cells),
+            }
+        } else if let Some(item) = line.strip_prefix("- ") {
+            list.push(item.to_string());
+        } else {
+            paras.push(line.to_string());
+        }
+    }
+    if let Some(p) = paras.first() {
+        b.push(Block::Para(p.clone()));
+    }
+    if let Some(t) = table {
+        b.push(Block::Table(t));
+    }
+    b.extend(paras.iter().skip(1).map(|p| Block::Para(p.clone())));
+    b.push(Block::List(list));
+    b.push(Block::Svg {
+        src: files::MATRIX_SVG.into(),
+        alt: "matrix: median Mops/s per allocator, min-max whiskers".into(),
+    });
+    b.push(Block::Para(format!(
+        "Also as [CSV]({}), [JSON]({}), [markdown]({}).",
+        files::MATRIX_CSV,
+        files::MATRIX_JSON,
+        files::MATRIX_MD
+    )));
+    if let Some(step) = report.steps.iter().find(|s| s.name == "matrix") {
+        b.push(Block::Code(step.command.clone()));
+    }
+}
+
+fn table_links(stem: &str) -> String {
+    format!(
+        "Tables: [text]({}/{stem}.txt), [CSV]({}/{stem}.csv), [JSON]({}/{stem}.json).",
+        files::TABLES,
+        files::TABLES,
+        files::TABLES
+    )
+}
+
+fn gaps(report: &Report, out: &Path, b: &mut Vec<Block>) {
+    b.push(Block::Heading(2, "Gaps".into()));
+    b.push(Block::Para(
+        "How to read a gap table: each row is a box (a named mechanism, e.g. `hz3.central` or \
+         `tcmalloc.central`) with its sampled CPU ns/op in run A and run B; `B-A` > 0 means B spends \
+         more time per op there. `sum of boxes` adds the rows, `measured` is task-clock ÷ ops from \
+         the counting group (independent of sampling), and `residual` = measured − sum is what the \
+         samples did not see; a large residual means the box figures are not the whole story. On \
+         this machine a box difference below ~5 ns/op on one pair of runs is noise. Off-CPU time \
+         (sleep, preemption) is listed apart and is in neither sum."
+            .into(),
+    ));
+    let gap_commands: Vec<&str> = report
+        .steps
+        .iter()
+        .find(|s| s.name == "gap")
+        .map(|s| s.command.lines().collect())
+        .unwrap_or_default();
+    for (i, entry) in report.gaps.iter().enumerate() {
+        gap_section(entry, out, gap_commands.get(i).copied(), b);
+    }
+}
+
+fn gap_section(entry: &GapEntry, out: &Path, command: Option<&str>, b: &mut Vec<Block>) {
+    let g = &entry.gap;
+    b.push(Block::Heading(
+        3,
+        format!("{} (B) against {} (A)", g.allocator_b, g.allocator_a),
+    ));
+    b.push(Block::Para(format!(
+        "A = `{}`, B = `{}`; `{}`.",
+        rel(&g.a, out),
+        rel(&g.b, out),
+        g.config
+    )));
+    b.push(Block::Table(gap::gap_table(g, false)));
+    b.push(Block::Para(explained(g)));
+    b.push(Block::List(
+        g.offcpu
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} (off-CPU, summed over threads): A {}, B {}, B-A {}",
+                    r.name,
+                    num(r.a),
+                    num(r.b),
+                    signed(r.diff)
+                )
+            })
+            .collect(),
+    ));
+    b.push(Block::Para(table_links(&format!(
+        "gap-{}-vs-{}",
+        g.allocator_b, g.allocator_a
+    ))));
+    if let Some(svg) = &entry.flame_diff {
+        b.push(Block::Svg {
+            src: rel(svg, out),
+            alt: format!(
+                "differential flamegraph: width = {}, red = more ns/op than {}",
+                g.allocator_b, g.allocator_a
+            ),
+        });
+    }
+    if let Some(c) = command {
+        b.push(Block::Code(c.to_string()));
+    }
+}
+
+fn attribution(report: &Report, out: &Path, b: &mut Vec<Block>) {
+    b.push(Block::Heading(2, "Attribution".into()));
+    b.push(Block::Para(
+        "Each recorded run's sampled CPU time per op, box by box (share of the samples, ns/op, \
+         off-CPU sleep with user code in the box, and hz3's probe events per op for the probes builds)."
+            .into(),
+    ));
+    let commands: Vec<&str> = report
+        .steps
+        .iter()
+        .find(|s| s.name == "attribute")
+        .map(|s| s.command.lines().collect())
+        .unwrap_or_default();
+    for (i, a) in report.attribution.iter().enumerate() {
+        let rec: Option<&Recording> = report.recordings.get(i);
+        let role = rec.map_or(String::new(), |r| format!(" ({})", r.role));
+        b.push(Block::Heading(3, format!("{}{role}", a.allocator)));
+        b.push(Block::Para(format!(
+            "{} ops, {} {} samples, {} context switches. CPU ns/op: measured {} ({}), in boxes {}, unsampled {}; wall ns/op {}.",
+            a.ops,
+            a.samples,
+            a.sample_event,
+            a.switches,
+            num(a.measured_ns_per_op),
+            a.measured_from,
+            num(a.boxes_ns_per_op),
+            num(a.unsampled_ns_per_op),
+            num(a.wall_ns_per_op)
+        )));
+        if !a.perf_warnings.is_empty() {
+            b.push(Block::List(
+                a.perf_warnings
+                    .iter()
+                    .map(|w| format!("perf warning: {w}"))
+                    .collect(),
+            ));
+        }
+        b.push(Block::Table(attribute::boxes_table(a, false)));
+        b.push(Block::Para(table_links(&format!(
+            "attribute-{}",
+            a.allocator
+        ))));
+        if let Some(svg) = rec.and_then(|r| r.flame.as_ref()) {
+            b.push(Block::Svg {
+                src: rel(svg, out),
+                alt: format!("{}: CPU flamegraph, ns/op", a.allocator),
+            });
+        }
+        if let Some(c) = commands.get(i) {
+            b.push(Block::Code(c.to_string()));
+        }
+    }
+}
+
+fn commands(report: &Report, b: &mut Vec<Block>) {
+    b.push(Block::Heading(2, "Commands".into()));
+    b.push(Block::Para(
+        "Every step in order, with the command that reproduces it (run from the directory the \
+         report was made in) and its log. The whole report:"
+            .into(),
+    ));
+    b.push(Block::Code(report.command.clone()));
+    for s in &report.steps {
+        let log = s
+            .log
+            .as_ref()
+            .map_or(String::new(), |l| format!(" — log `{l}`"));
+        b.push(Block::Para(format!(
+            "**{}** ({:.1} s){log}",
+            s.name, s.seconds
+        )));
+        if !s.command.is_empty() {
+            b.push(Block::Code(s.command.clone()));
+        }
+    }
+}
+
+/// What `report` prints at the end: where the report is, the anchor, the headline gap.
+pub fn summary(report: &Report, out: &Path) -> String {
+    let mut s = format!(
+        "hz3 gap report: {} (also {}, {})\n",
+        out.join(files::INDEX_MD).display(),
+        files::INDEX_HTML,
+        files::REPORT_JSON
+    );
+    if let Some(anchor) = &report.anchor {
+        s += &format!(
+            "fastest anchor on {FOCUS_PRESET}: {anchor} ({})\n",
+            mops(median(report, anchor))
+        );
+    }
+    for r in report.recordings.iter().filter(|r| r.role != "anchor") {
+        s += &format!("{}: {}\n", r.allocator, mops(median(report, &r.allocator)));
+    }
+    if let Some(g) = report.gaps.first() {
+        s += "\n";
+        s += &gap::render_text(&g.gap);
+    }
+    s
+}
