@@ -114,6 +114,16 @@ fn records_a_short_run_and_attributes_it() {
         "glibc answered malloc: {report:#}"
     );
     assert_eq!(tc, 0.0);
+
+    // Without the folded cache, the run is folded again from perf.data, to the same figures.
+    for f in ["cpu.folded", "offcpu.folded", "profile.json"] {
+        std::fs::remove_file(run.join(f)).unwrap();
+    }
+    let out = analyze(&["attribute", run.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["boxes"], report["boxes"]);
+    assert!(run.join("cpu.folded").is_file(), "the cache is written back");
 }
 
 #[test]
