@@ -43,10 +43,13 @@ pub struct Args {
     /// Allocator the ratio column divides by (must be in the matrix)
     #[arg(long, default_value = "tcmalloc")]
     pub baseline: String,
+    /// One line per (preset, allocator), unformatted numbers and every sample
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// The full result (what --compare reads back)
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// The table as markdown, with the bench command of each preset
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
     /// Bar chart of the medians with min-max whiskers, one panel per preset
