@@ -56,7 +56,8 @@ pub struct Args {
     /// recorded, so this is most of the perf.data)
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(512..=65528))]
     pub switch_stack_size: u32,
-    /// A first look: 999 Hz and a 4 KiB stack copy (about a tenth of the perf.data), unless given
+    /// A first look: 999 Hz and a 4 KiB stack copy per sample (about half the perf.data: the
+    /// switches stay), unless --freq / --stack-size say otherwise
     #[arg(long)]
     pub quick: bool,
     /// perf's ring buffer per CPU (perf -m); small buffers lose samples at 32 threads
