@@ -9,7 +9,8 @@
 //! `transfer`, `slow_alloc`, `page_source`, `large`, `lifecycle`, `lock`, `os`, `probes`; `api`
 //! is the entry layer, `c_abi` the exported C functions (feature `preload`).
 #![no_std]
-// The one std item used is `thread_local!` (a const-initialised Cell without Drop).
+// std is linked for its panic handler and, off x86-64, `thread_local!` (a const Cell without Drop);
+// nothing on a malloc path calls into it.
 extern crate std;
 
 #[cfg(all(feature = "fast", feature = "scale"))]

@@ -1,10 +1,12 @@
 //! Lifecycle: the thread's heap pointer, lazy init, thread attach/exit, heap adoption, and fork.
 //!
-//! TLS is one `Cell<*mut Heap>` (const-initialised, no Drop, so touching it never allocates or
-//! registers a destructor). Thread exit is caught with a pthread key destructor; after it ran the
-//! cell holds `TORN_DOWN` and the thread is served without a cache. An exiting thread returns its
+//! TLS is one pointer slot (initial-exec `.tbss` symbol on x86-64, else a const-initialised
+//! `thread_local!` Cell without Drop), so touching it never allocates or registers a destructor.
+//! Thread exit is caught with a pthread key destructor; after it ran the slot holds `TORN_DOWN`
+//! and the thread is served without a cache. An exiting thread returns its
 //! cache and leaves its heap "abandoned"; the next new thread adopts it (and its inbox), so heavy
-//! thread churn reuses a bounded set of heaps and late remote frees to a dead owner are not lost.
+//! thread churn reuses a bounded set of heaps and late remote frees to a dead owner are not lost
+//! (while a heap is abandoned, remote frees to it stay with the freeing thread).
 
 use crate::heap::Heap;
 use crate::lock::Mutex;

@@ -30,6 +30,20 @@ pub fn flush_some(me: &mut Heap) {
     let _ = me;
 }
 
+/// Publishes `first` (and whatever `link` hangs off it) on an MPSC Treiber stack: `link(old)` makes
+/// the new entry point at the current head, then one CAS swings the head (retried on a race).
+#[inline]
+fn treiber_push<T>(head: &AtomicPtr<T>, first: *mut T, link: impl Fn(*mut T)) {
+    let mut old = head.load(Ordering::Relaxed);
+    loop {
+        link(old);
+        match head.compare_exchange_weak(old, first, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => old = now,
+        }
+    }
+}
+
 /// Caches `obj` in `me`'s own bin (spilling a batch first when the bin is full).
 #[inline]
 fn keep(me: &mut Heap, class: usize, obj: *mut u8) {
@@ -60,16 +74,8 @@ mod per_object {
         }
 
         fn push(&self, class: usize, node: *mut Node) {
-            let list = self.list(class);
-            let mut old = list.load(Ordering::Relaxed);
-            loop {
-                // SAFETY: the object is being freed and is ours until the CAS publishes it.
-                unsafe { (*node).next = old };
-                match list.compare_exchange_weak(old, node, Ordering::Release, Ordering::Relaxed) {
-                    Ok(_) => return,
-                    Err(now) => old = now,
-                }
-            }
+            // SAFETY: the object is being freed and is ours until the CAS publishes it.
+            treiber_push(self.list(class), node, |old| unsafe { (*node).next = old });
         }
 
         /// Takes everything waiting for `class` (owner thread only).
@@ -240,15 +246,8 @@ mod stash {
         let inbox = unsafe { &(*slot.owner).inbox.head };
         slot.len = 0;
         me.stash.nonempty -= 1;
-        let mut old = inbox.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the block is ours until the CAS publishes it.
-            unsafe { (*msg).next = old };
-            match inbox.compare_exchange_weak(old, msg, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => old = now,
-            }
-        }
+        // SAFETY: the block is ours until the CAS publishes it.
+        treiber_push(inbox, msg, |old| unsafe { (*msg).next = old });
         me.counters.add(Event::RemoteEnqueue, 1);
         me.counters.add(Event::RemoteFlushObjects, n as u64);
         me.counters.add(crate::probes::flush_batch_event(n), 1);
