@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod classes;
 mod freelist;
+mod tls;
 use classes::{class_of, class_size, CLASSES, MAX_SMALL};
 use freelist::FreeLists;
 
@@ -86,9 +87,21 @@ fn set_enomem() {
 
 #[inline(always)]
 fn with_heap<R>(f: impl FnOnce(&mut ThreadHeap) -> R) -> R {
-    // SAFETY: the heap is this thread's own and nothing re-enters it: the code paths below neither
-    // call malloc nor hand out a second reference.
-    HEAP.with(|h| f(unsafe { &mut *h.get() }))
+    let mut heap = tls::get() as *mut ThreadHeap;
+    if heap.is_null() {
+        heap = heap_slow();
+    }
+    // SAFETY: the heap is this thread's own (its TLS block lives as long as the thread) and
+    // nothing re-enters it: the code paths below neither call malloc nor hand out a second reference.
+    f(unsafe { &mut *heap })
+}
+
+/// The thread's first access: find its heap through std's TLS and cache the pointer.
+#[cold]
+fn heap_slow() -> *mut ThreadHeap {
+    let heap = HEAP.with(UnsafeCell::get);
+    tls::set(heap as *mut c_void);
+    heap
 }
 
 /// The class a small pointer belongs to, or None when it is not inside the reservation.
