@@ -101,7 +101,7 @@ static pthread_t spawn(void *(*fn)(void *), void *arg) {
 
 /* ---- xthread: one shared queue, most frees remote ---- */
 
-enum { XTHREADS = 8, XOPS = 60000, QUEUE_CAP = 4096, QUEUE_HIGH = 1024 };
+enum { XTHREADS = 8, XOPS = 40000, QUEUE_CAP = 4096, QUEUE_HIGH = 1024 };
 static void *queue[QUEUE_CAP];
 static size_t queue_head, queue_len;
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -190,7 +190,7 @@ static void run_orphans(void) {
 
 /* ---- fork: children of a process whose other threads are inside malloc ---- */
 
-enum { FORK_WORKERS = 4, FORKS = 40 };
+enum { FORK_WORKERS = 4, FORKS = 20 };
 static volatile int stop_workers;
 
 static void *fork_background(void *arg) {
@@ -216,10 +216,10 @@ static void child_body(int n) {
     /* A deadlock on a lock some other parent thread held at fork time must fail, not hang the suite. */
     alarm(20);
     uint64_t rng = 0x1234567ull + n;
-    static void *held[3000];
-    for (int i = 0; i < 3000; i++) held[i] = make_object(random_size(&rng), i);
+    static void *held[1500];
+    for (int i = 0; i < 1500; i++) held[i] = make_object(random_size(&rng), i);
     pthread_t t = spawn(child_thread, (void *)(uintptr_t)n);
-    for (int i = 0; i < 3000; i++) free_object(held[i], "child");
+    for (int i = 0; i < 1500; i++) free_object(held[i], "child");
     pthread_join(t, NULL);
     _exit(0);
 }
