@@ -30,8 +30,8 @@ pub const FOCUS_PRESET: &str = "remote-heavy-small";
 
 const EXAMPLES: &str = "\
 Examples:
-  hz3-analyze report --quick                 # about 3 minutes on 2 cores, into report/
-  hz3-analyze report                         # every preset, 5 rounds, 4999 Hz recordings
+  hz3-analyze report --quick                 # under a minute on 2 cores (load 10-18), into report/
+  hz3-analyze report                         # every preset, 5 rounds, 4999 Hz recordings: 3-4 minutes
   hz3-analyze report --out /tmp/r --lane scale --alloc glibc --alloc jemalloc --alloc hz3_scale -- --threads 4
 Read report/index.md (or open report/index.html); each piece lists the command that made it.";
 

@@ -51,13 +51,25 @@ pub fn markdown_table(t: &Table) -> String {
     };
     let mut out = line(&t.header);
     let aligns: Vec<&str> = (0..t.header.len())
-        .map(|i| if i == 0 { "---" } else { "---:" })
+        .map(|i| if numeric_column(t, i) { "---:" } else { "---" })
         .collect();
     out += &format!("| {} |\n", aligns.join(" | "));
     for row in &t.rows {
         out += &line(row);
     }
     out
+}
+
+/// Whether every non-empty cell of column `col` reads as a number ("+1.50", "3.2x", "12.5%",
+/// "-"), so the column is right-aligned; the first column never is.
+fn numeric_column(t: &Table, col: usize) -> bool {
+    col > 0
+        && t.rows.iter().all(|row| {
+            row.get(col).map_or(true, |c| {
+                let c = c.trim().trim_end_matches(['x', '%']);
+                c.is_empty() || c == "-" || c.trim_start_matches('+').parse::<f64>().is_ok()
+            })
+        })
 }
 
 pub fn html(title: &str, blocks: &[Block]) -> String {
@@ -187,10 +199,15 @@ mod tests {
     fn tables_render_in_both_forms_with_escaping() {
         let mut t = Table::new(&["box", "B-A"]);
         t.push(vec!["a|b".into(), "+1.00".into()]);
+        t.push(vec!["c".into(), "-".into()]);
         assert_eq!(
             markdown_table(&t),
-            "| box | B-A |\n| --- | ---: |\n| a\\|b | +1.00 |\n"
+            "| box | B-A |\n| --- | ---: |\n| a\\|b | +1.00 |\n| c | - |\n"
         );
+        let mut facts = Table::new(&["fact", "value"]);
+        facts.push(vec!["cores".into(), "2".into()]);
+        facts.push(vec!["kernel".into(), "6.1.0-amd64".into()]);
+        assert!(markdown_table(&facts).contains("| --- | --- |"));
         let h = html("t", &[Block::Table(t), Block::Code("x < y".into())]);
         assert!(h.contains("<tr><td>a|b</td><td>+1.00</td></tr>"), "{h}");
         assert!(h.contains("<pre><code>x &lt; y</code></pre>"), "{h}");
