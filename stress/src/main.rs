@@ -9,7 +9,6 @@ mod worker;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use worker::{Config, Counts, Shared, Worker};
@@ -88,7 +87,6 @@ fn run(args: &Args) -> Result<()> {
     let shared = Shared {
         registry: registry::Registry::new(),
         inboxes: (0..threads).map(|_| Mutex::new(Vec::new())).collect(),
-        stop: AtomicBool::new(false),
     };
     let started = Instant::now();
     let mut total = Counts::default();

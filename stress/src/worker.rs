@@ -5,7 +5,6 @@
 
 use crate::pattern;
 use crate::registry::Registry;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -18,13 +17,10 @@ pub struct Block {
     pub key: usize,
 }
 
-// Blocks are plain addresses; ownership moves with the value between threads.
-
 /// What all workers share: the overlap registry and one inbox per thread for remote frees.
 pub struct Shared {
     pub registry: Registry,
     pub inboxes: Vec<Mutex<Vec<Block>>>,
-    pub stop: AtomicBool,
 }
 
 pub struct Config {
@@ -145,7 +141,7 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Checks a block just returned by `op` and enters it in the registry; `zeroed` for calloc.
+    /// Checks a block just returned by `op` (alignment, usable size) and enters it in the registry.
     fn accept(&mut self, op: &str, ptr: usize, request: usize, align: usize) -> Block {
         if ptr % align != 0 {
             fail(
@@ -406,9 +402,6 @@ impl<'a> Worker<'a> {
     }
 
     fn done(&self) -> bool {
-        if self.shared.stop.load(Ordering::Relaxed) {
-            return true;
-        }
         match self.cfg.deadline {
             Some(deadline) => self.counts.ops % 256 == 0 && Instant::now() >= deadline,
             None => self.counts.ops >= self.cfg.ops,
