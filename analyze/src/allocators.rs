@@ -193,6 +193,62 @@ pub fn resolve(spec: &str, preload_dir: &Path) -> Result<Allocator> {
     })
 }
 
+/// Private copies of the bench and of every preload library, taken when a matrix starts: a long
+/// matrix must not mix two builds in one row when someone rebuilds `target/` meanwhile. The copies
+/// are removed when this is dropped.
+pub struct Snapshot {
+    dir: PathBuf,
+    pub bench: PathBuf,
+    /// The allocators in the same order, with `preload` pointing at the copies.
+    pub allocators: Vec<Allocator>,
+}
+
+impl Snapshot {
+    pub fn take(bench: &Path, allocators: &[Allocator]) -> Result<Snapshot> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("hz3-matrix-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // From here on, an error drops the snapshot and so removes the directory.
+        let mut snapshot = Snapshot {
+            dir,
+            bench: PathBuf::new(),
+            allocators: Vec::new(),
+        };
+        snapshot.bench = snapshot.copy(bench, "hz3-bench")?;
+        for (i, a) in allocators.iter().enumerate() {
+            let preload = match &a.preload {
+                Some(p) => {
+                    let file = p
+                        .file_name()
+                        .map_or_else(|| "lib.so".into(), |f| f.to_string_lossy().into_owned());
+                    Some(snapshot.copy(p, &format!("{i}-{file}"))?)
+                }
+                None => None,
+            };
+            snapshot.allocators.push(Allocator {
+                name: a.name.clone(),
+                preload,
+            });
+        }
+        Ok(snapshot)
+    }
+
+    fn copy(&self, from: &Path, name: &str) -> Result<PathBuf> {
+        let to = self.dir.join(name);
+        std::fs::copy(from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        Ok(to)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +309,32 @@ mod tests {
         .unwrap();
         assert_eq!(custom.name, "mine");
         assert_eq!(custom.identity_matches("glibc"), None);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_bytes_of_the_moment_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bench, lib) = (dir.path().join("bench"), dir.path().join("libx.so"));
+        std::fs::write(&bench, b"bench v1").unwrap();
+        std::fs::write(&lib, b"lib v1").unwrap();
+        let allocs = [
+            Allocator {
+                name: "glibc".into(),
+                preload: None,
+            },
+            Allocator {
+                name: "x".into(),
+                preload: Some(lib.clone()),
+            },
+        ];
+        let snap = Snapshot::take(&bench, &allocs).unwrap();
+        std::fs::write(&lib, b"lib v2, rebuilt during the matrix").unwrap();
+        let copy = snap.allocators[1].preload.clone().unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), b"lib v1");
+        assert_eq!(std::fs::read(&snap.bench).unwrap(), b"bench v1");
+        assert_eq!(snap.allocators[0].preload, None);
+        drop(snap);
+        assert!(!copy.exists(), "the snapshot directory was not removed");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::runner::{self, Crash};
 use anyhow::{bail, Context, Result};
 use bench::cli::Preset;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -230,14 +230,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let bench = runner::locate_bench(args.bench.as_deref())?;
     let rounds = args.runs.unwrap_or(if args.quick { 2 } else { 5 });
 
+    let snapshot = allocators::Snapshot::take(&bench, &allocs)?;
     let report = measure(
-        &bench,
+        &snapshot,
         &workloads,
         &allocs,
         rounds,
         Duration::from_secs(args.timeout),
         &args,
     )?;
+    drop(snapshot);
     print!("{}", output::table(&report));
     write_outputs(&report, &args)?;
 
@@ -333,11 +335,11 @@ fn check_unique_names(allocs: &[Allocator]) -> Result<()> {
     Ok(())
 }
 
-/// Runs every (workload, allocator) `rounds` times, interleaved: round r visits the workloads and,
+/// Runs every (workload, allocator) `rounds` times from the snapshot's copies, interleaved: round r visits the workloads and,
 /// within each, the allocators in an order rotated by r, so slow drift of a shared machine lands on
 /// every row alike.
 fn measure(
-    bench: &Path,
+    snapshot: &allocators::Snapshot,
     workloads: &[Workload],
     allocs: &[Allocator],
     rounds: u32,
@@ -366,8 +368,13 @@ fn measure(
                     alloc.name,
                     round + 1
                 ));
-                let result = runner::run_bench(bench, alloc, &workload.args, timeout)
-                    .with_context(|| format!("{} under {}", workload.preset, alloc.name))?;
+                let result = runner::run_bench(
+                    &snapshot.bench,
+                    &snapshot.allocators[ai],
+                    &workload.args,
+                    timeout,
+                )
+                .with_context(|| format!("{} under {}", workload.preset, alloc.name))?;
                 let row = &mut rows[wi * allocs.len() + ai];
                 row.peak_rss_kib = row.peak_rss_kib.max(result.peak_rss_kib);
                 match result.outcome {
