@@ -313,6 +313,52 @@ fn blocks_outlive_the_thread_that_allocated_them() {
     }
 }
 
+/// Allocates and frees in its destructor, which runs at thread exit: possibly after hz3's own
+/// per-thread teardown, whose order among thread-local destructors is not specified.
+struct AllocatesOnDrop(Vec<String>);
+
+impl Drop for AllocatesOnDrop {
+    fn drop(&mut self) {
+        let joined: String = self.0.iter().map(String::as_str).collect();
+        let copies: Vec<Vec<u8>> = (0..32)
+            .map(|i| joined.as_bytes()[..i * 3].to_vec())
+            .collect();
+        assert!(copies
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.len() == i * 3 && c.iter().all(|&b| b == b'x')));
+    }
+}
+
+thread_local! {
+    static ON_EXIT: std::cell::RefCell<Option<AllocatesOnDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn thread_local_destructors_allocate() {
+    for wave in 0..25 {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let strings = (0..64)
+                        .map(|i| "x".repeat(1 + (i + t + wave) % 7))
+                        .collect();
+                    ON_EXIT.with(|slot| *slot.borrow_mut() = Some(AllocatesOnDrop(strings)));
+                    // A block that outlives this thread and its destructors.
+                    vec![t as u8; 100 + t]
+                })
+            })
+            .collect();
+        for (t, h) in threads.into_iter().enumerate() {
+            let survivor = h.join().expect("thread panicked (in a destructor?)");
+            assert!(
+                survivor.len() == 100 + t && survivor.iter().all(|&b| b == t as u8),
+                "survivor corrupted"
+            );
+        }
+    }
+}
+
 #[test]
 fn std_collections_across_threads() {
     // Ordinary Rust code: growing maps, strings and vectors built in one thread and dropped in another.

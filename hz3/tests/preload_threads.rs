@@ -1,5 +1,6 @@
 //! Multi-thread behaviour under `LD_PRELOAD` of each lane, checked by `c/threads_check.c`: cross-thread
-//! frees, objects outliving the thread that allocated them, and `fork()` while other threads allocate.
+//! frees, objects outliving the thread that allocated them, `fork()` while other threads allocate, and
+//! malloc/free inside pthread key destructors at thread exit.
 
 mod common;
 
@@ -52,8 +53,13 @@ fn fork_while_threads_allocate() {
 }
 
 #[test]
+fn allocation_in_thread_exit_destructors() {
+    each_lane("tls-dtor");
+}
+
+#[test]
 fn checker_passes_on_glibc() {
-    for mode in ["xthread", "orphans", "fork"] {
+    for mode in ["xthread", "orphans", "fork", "tls-dtor"] {
         threads_check(mode, None);
     }
 }

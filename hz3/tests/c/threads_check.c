@@ -1,10 +1,12 @@
 /* Multi-thread behaviour of an LD_PRELOAD malloc.
- * Usage: threads_check <xthread|orphans|fork> [lane]
+ * Usage: threads_check <xthread|orphans|fork|tls-dtor> [lane]
  *   xthread: every thread allocates and pushes to one shared queue, pops others' objects, checks and frees
  *            them (mostly cross-thread frees).
  *   orphans: threads allocate and exit while their objects stay live; later threads check and free them
  *            while allocating anew.
  *   fork:    fork() while other threads allocate; each child allocates, starts a thread, exits 0.
+ *   tls-dtor: pthread key destructors free, allocate and re-arm at thread exit (possibly after the
+ *            allocator's own per-thread teardown, whose order among keys is unspecified).
  * With a lane argument, first checks hz3_lane() names it (proof that hz3 answers).
  * Prints "ok <check>"; on failure "FAIL <check>: <why>" and exit 1. */
 #define _GNU_SOURCE
@@ -244,16 +246,53 @@ static void run_fork(void) {
     printf("ok %s\n", current_check);
 }
 
+/* ---- tls-dtor: allocation inside thread-exit destructors ---- */
+
+enum { DTOR_THREADS = 400 };
+static pthread_key_t dtor_key;
+static void *dtor_handoff[DTOR_THREADS];
+
+static void dtor(void *value) {
+    /* Runs during thread exit, in an unspecified order relative to the allocator's own key. */
+    int round = ((struct header *)value)->seed & 0xff;
+    uint64_t rng = (uintptr_t)value | 1;
+    free_object(value, "tls destructor");
+    for (int i = 0; i < 50; i++) free_object(make_object(random_size(&rng), i), "tls destructor churn");
+    /* Re-arm twice: glibc calls destructors again while values remain (PTHREAD_DESTRUCTOR_ITERATIONS). */
+    if (round < 2) pthread_setspecific(dtor_key, make_object(64, (uint32_t)(round + 1)));
+}
+
+static void *dtor_thread(void *arg) {
+    uintptr_t i = (uintptr_t)arg;
+    pthread_setspecific(dtor_key, make_object(100, 0));
+    /* An object allocated here, freed by main after this thread and its destructors are gone. */
+    dtor_handoff[i] = make_object(200 + i, (uint32_t)i);
+    return NULL;
+}
+
+static void run_tls_dtor(void) {
+    current_check = "tls_dtor.allocate_at_thread_exit";
+    CHECK(pthread_key_create(&dtor_key, dtor) == 0, "pthread_key_create");
+    for (uintptr_t i = 0; i < DTOR_THREADS; i += 8) {
+        pthread_t t[8];
+        for (uintptr_t j = 0; j < 8; j++) t[j] = spawn(dtor_thread, (void *)(i + j));
+        for (int j = 0; j < 8; j++) pthread_join(t[j], NULL);
+    }
+    for (int i = 0; i < DTOR_THREADS; i++) free_object(dtor_handoff[i], "main after tls destructors");
+    printf("ok %s\n", current_check);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: %s <xthread|orphans|fork> [lane]\n", argv[0]);
+        fprintf(stderr, "usage: %s <xthread|orphans|fork|tls-dtor> [lane]\n", argv[0]);
         return 2;
     }
     if (argc == 3) check_lane(argv[2]);
     if (strcmp(argv[1], "xthread") == 0) run_xthread();
     else if (strcmp(argv[1], "orphans") == 0) run_orphans();
     else if (strcmp(argv[1], "fork") == 0) run_fork();
+    else if (strcmp(argv[1], "tls-dtor") == 0) run_tls_dtor();
     else {
         fprintf(stderr, "unknown mode %s\n", argv[1]);
         return 2;
