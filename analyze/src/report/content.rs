@@ -202,6 +202,16 @@ fn matrix(m: &MatrixReport, report: &Report, b: &mut Vec<Block>) {
     }
 }
 
+/// The commands of an in-process step, one per line in the order of its results.
+fn step_commands<'a>(report: &'a Report, step: &str) -> Vec<&'a str> {
+    report
+        .steps
+        .iter()
+        .find(|s| s.name == step)
+        .map(|s| s.command.lines().collect())
+        .unwrap_or_default()
+}
+
 fn table_links(stem: &str) -> String {
     format!(
         "Tables: [text]({}/{stem}.txt), [CSV]({}/{stem}.csv), [JSON]({}/{stem}.json).",
@@ -223,12 +233,7 @@ fn gaps(report: &Report, out: &Path, b: &mut Vec<Block>) {
          (sleep, preemption) is listed apart and is in neither sum."
             .into(),
     ));
-    let gap_commands: Vec<&str> = report
-        .steps
-        .iter()
-        .find(|s| s.name == "gap")
-        .map(|s| s.command.lines().collect())
-        .unwrap_or_default();
+    let gap_commands = step_commands(report, "gap");
     for (i, entry) in report.gaps.iter().enumerate() {
         gap_section(entry, out, gap_commands.get(i).copied(), b);
     }
@@ -287,12 +292,7 @@ fn attribution(report: &Report, out: &Path, b: &mut Vec<Block>) {
          off-CPU sleep with user code in the box, and hz3's probe events per op for the probes builds)."
             .into(),
     ));
-    let commands: Vec<&str> = report
-        .steps
-        .iter()
-        .find(|s| s.name == "attribute")
-        .map(|s| s.command.lines().collect())
-        .unwrap_or_default();
+    let commands = step_commands(report, "attribute");
     for (i, a) in report.attribution.iter().enumerate() {
         let rec: Option<&Recording> = report.recordings.get(i);
         let role = rec.map_or(String::new(), |r| format!(" ({})", r.role));
