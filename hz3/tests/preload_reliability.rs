@@ -1,7 +1,8 @@
-//! Reliability under `LD_PRELOAD` of each lane, checked by `c/reliability_check.c`: out of memory under
-//! `RLIMIT_AS`, 20 000 short-lived threads (with forks) in bounded RSS, and memory returned by
-//! `malloc_trim(0)` after a 1 GiB peak, freed locally or by another thread. The glibc baseline runs
-//! the same checker first, so a failure under hz3 is hz3's.
+//! Reliability under `LD_PRELOAD` of each lane, checked by `c/reliability_check.c`: out of memory
+//! under `RLIMIT_AS` (one thread, and four threads freeing each other's objects), 20 000 short-lived
+//! threads (with forks) in bounded RSS, and memory returned by `malloc_trim(0)` after a 1 GiB peak,
+//! freed locally or by another thread. The glibc baseline runs the same checker first, so a failure
+//! under hz3 is hz3's.
 
 mod common;
 
@@ -50,6 +51,11 @@ fn out_of_memory_fails_cleanly_and_recovers() {
             "oom.recovers_after_free",
         ],
     );
+}
+
+#[test]
+fn out_of_memory_in_threads_with_remote_frees() {
+    each_lane("oom-threads", &["oom_threads.enomem_and_remote_recovery"]);
 }
 
 #[test]

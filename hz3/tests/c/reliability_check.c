@@ -1,7 +1,8 @@
 /* Reliability of an LD_PRELOAD malloc under pressure.
- * Usage: reliability_check <oom|churn|trim|trim-remote> [lane]
+ * Usage: reliability_check <oom|oom-threads|churn|trim|trim-remote> [lane]
  *   oom:         under RLIMIT_AS (set here, relative to the current address space), allocations fail with
  *                NULL/ENOMEM and the process keeps working; memory freed after the failure is reusable.
+ *   oom-threads: four threads fill memory under RLIMIT_AS until ENOMEM, free each other's objects, refill.
  *   churn:       20 000 short-lived threads allocate, hand objects to others and exit; fork()s in between;
  *                peak RSS stays under 256 MiB.
  *   trim:        after a peak of 1 GiB of small objects is freed, RSS drops under 10% of the peak after
@@ -175,6 +176,75 @@ static void run_oom(void) {
     pass();
 }
 
+/* ---- oom-threads: exhaustion while other threads allocate and free remotely ---- */
+
+enum { OOM_THREADS = 4 };
+static pthread_barrier_t oom_barrier;
+static struct node *oom_lists[OOM_THREADS];
+static size_t oom_counts[OOM_THREADS][2];
+
+/* Mixed sizes until ENOMEM; a NULL must always come with ENOMEM, whichever thread hits it. */
+static struct node *fill_mixed_until_enomem(uint64_t *rng, size_t *count) {
+    struct node *head = NULL;
+    *count = 0;
+    for (;;) {
+        uint64_t r = next_random(rng);
+        size_t size = r % 16 == 0 ? 4096 + (r >> 8) % (256u << 10) : 16 + (r >> 8) % 2033;
+        errno = 0;
+        void *p = malloc(size);
+        if (!p) {
+            CHECK(errno == ENOMEM, "malloc(%zu) failed with errno %d, want ENOMEM", size, errno);
+            return head;
+        }
+        head = push(head, p, size);
+        (*count)++;
+    }
+}
+
+static void *oom_worker(void *arg) {
+    uintptr_t me = (uintptr_t)arg;
+    uint64_t rng = 0x51ED270B27E3A6A5ull * (me + 1);
+    pthread_barrier_wait(&oom_barrier); /* the limit is set */
+    oom_lists[me] = fill_mixed_until_enomem(&rng, &oom_counts[me][0]);
+    pthread_barrier_wait(&oom_barrier); /* everyone is out of memory */
+    free_list(oom_lists[(me + 1) % OOM_THREADS]); /* remote frees */
+    pthread_barrier_wait(&oom_barrier);
+    oom_lists[me] = fill_mixed_until_enomem(&rng, &oom_counts[me][1]);
+    pthread_barrier_wait(&oom_barrier);
+    free_list(oom_lists[(me + 2) % OOM_THREADS]);
+    return NULL;
+}
+
+static void run_oom_threads(void) {
+    current_check = "oom_threads.enomem_and_remote_recovery";
+    /* Threads (and their stacks) exist before the limit; they start allocating once it is set. */
+    CHECK(pthread_barrier_init(&oom_barrier, NULL, OOM_THREADS + 1) == 0, "pthread_barrier_init");
+    pthread_t threads[OOM_THREADS];
+    for (uintptr_t i = 0; i < OOM_THREADS; i++)
+        CHECK(pthread_create(&threads[i], NULL, oom_worker, (void *)i) == 0, "pthread_create");
+    free(malloc(100));
+    size_t vm_kib = status_kib("VmSize");
+    size_t headroom = (size_t)256 << 20;
+    struct rlimit lim = {vm_kib * 1024 + headroom, vm_kib * 1024 + headroom};
+    CHECK(setrlimit(RLIMIT_AS, &lim) == 0, "setrlimit: %s", strerror(errno));
+    for (int phase = 0; phase < 4; phase++) pthread_barrier_wait(&oom_barrier);
+    for (int i = 0; i < OOM_THREADS; i++) pthread_join(threads[i], NULL);
+    size_t first = 0, second = 0;
+    for (int i = 0; i < OOM_THREADS; i++) {
+        first += oom_counts[i][0];
+        second += oom_counts[i][1];
+    }
+    printf("objects before ENOMEM: %zu, after remote frees: %zu\n", first, second);
+    CHECK(first >= 10000, "only %zu objects fit in 256 MiB", first);
+    CHECK(second * 2 >= first, "after freeing everything remotely only %zu of %zu objects fit again", second, first);
+    for (int i = 0; i < 1000; i++) {
+        void *p = malloc(16 + (size_t)i);
+        CHECK(p != NULL, "malloc after recovery failed");
+        free(p);
+    }
+    pass();
+}
+
 /* ---- churn ---- */
 
 enum { CHURN_THREADS = 20000, CHURN_WAVE = 16, CHURN_OBJECTS = 48, MAILBOX = 8192 };
@@ -333,11 +403,12 @@ static void check_lane(const char *lane) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: %s <oom|churn|trim|trim-remote> [lane]\n", argv[0]);
+        fprintf(stderr, "usage: %s <oom|oom-threads|churn|trim|trim-remote> [lane]\n", argv[0]);
         return 2;
     }
     if (argc == 3) check_lane(argv[2]);
     if (strcmp(argv[1], "oom") == 0) run_oom();
+    else if (strcmp(argv[1], "oom-threads") == 0) run_oom_threads();
     else if (strcmp(argv[1], "churn") == 0) run_churn();
     else if (strcmp(argv[1], "trim") == 0) run_trim(0);
     else if (strcmp(argv[1], "trim-remote") == 0) run_trim(1);
