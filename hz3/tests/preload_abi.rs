@@ -27,6 +27,7 @@ const HZ3_CHECKS: &[&str] = &[
     "posix_memalign.too_big",
     "aligned_alloc",
     "memalign",
+    "aligned.zero_size",
     "valloc",
     "pvalloc.rounds_to_pages",
     "malloc_usable_size.null",

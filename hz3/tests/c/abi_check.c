@@ -308,6 +308,25 @@ static void check_aligned(void) {
     expect_enomem(memalign(launder(64), launder(SIZE_MAX - 32)), "memalign(64, SIZE_MAX - 32)");
     pass();
 
+    begin("aligned.zero_size");
+    /* glibc hands out a minimal block for a zero size from every aligned entry point. */
+    void *z = NULL;
+    CHECK(posix_memalign(&z, launder(64), launder(0)) == 0 && z != NULL && aligned(z, 64), "posix_memalign(64, 0)");
+    free(z);
+    z = aligned_alloc(launder(4096), launder(0));
+    CHECK(z != NULL && aligned(z, 4096), "aligned_alloc(4096, 0) = %p", z);
+    free(z);
+    z = memalign(launder(256), launder(0));
+    CHECK(z != NULL && aligned(z, 256), "memalign(256, 0) = %p", z);
+    free(z);
+    z = valloc(launder(0));
+    CHECK(z != NULL && aligned(z, (size_t)sysconf(_SC_PAGESIZE)), "valloc(0) = %p", z);
+    free(z);
+    z = calloc(launder(0), launder(0));
+    CHECK(z != NULL, "calloc(0, 0) = NULL");
+    free(z);
+    pass();
+
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     begin("valloc");
     for (size_t size = 1; size <= 3 * page; size += page / 2 + 1) {
