@@ -1,5 +1,5 @@
 //! The real `hz3-analyze report --quick` on a drastically small configuration (glibc + jemalloc +
-//! hz3 scale, 4 threads, 20k iterations): every output exists and parses, names every allocator,
+//! hz3 scale in the matrix, both hz3 lanes recorded, 4 threads, 20k iterations): every output exists and parses, names every allocator,
 //! holds the gap table, links only to files that exist; a failing step stops the plan with one
 //! line and leaves what it produced, with an index that says so.
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ const TINY: &[&str] = &[
     "report",
     "--quick",
     "--lane",
-    "scale",
+    "fast,scale",
     "--alloc",
     "glibc",
     "--alloc",
@@ -35,12 +35,14 @@ fn prerequisites() {
         "{} is missing: run `cargo build --release -p bench` (scripts/test does)",
         bench.display()
     );
-    let lib = preload_dir().join("libhz3_scale.so");
-    assert!(
-        lib.is_file(),
-        "{} is missing: run scripts/build-preload (scripts/test does)",
-        lib.display()
-    );
+    for lane in ["fast", "scale"] {
+        let lib = preload_dir().join(format!("libhz3_{lane}.so"));
+        assert!(
+            lib.is_file(),
+            "{} is missing: run scripts/build-preload (scripts/test does)",
+            lib.display()
+        );
+    }
 }
 
 fn report(args: &[&str], out: &Path) -> Output {
@@ -123,38 +125,59 @@ fn a_tiny_quick_report_writes_every_file_and_the_gap() {
         "{stdout}"
     );
 
-    // hz3 is recorded with its probes build when there is one, and the bench confirms hz3 answered.
-    let hz3 = if preload_dir().join("libhz3_scale_probes.so").is_file() {
-        "hz3_scale_probes"
-    } else {
-        "hz3_scale"
+    // hz3 is recorded with its probes builds when there are some, and the bench confirms hz3 answered.
+    let build = |lane: &str| {
+        let probes = format!("hz3_{lane}_probes");
+        if preload_dir().join(format!("lib{probes}.so")).is_file() {
+            probes
+        } else {
+            format!("hz3_{lane}")
+        }
     };
+    let (fast, hz3) = (build("fast"), build("scale"));
     let recordings = report["recordings"].as_array().unwrap();
     let names: Vec<&str> = recordings
         .iter()
         .map(|r| r["allocator"].as_str().unwrap())
         .collect();
-    assert_eq!(names, [hz3, fastest.as_str()]);
-    let bench_json = Path::new(recordings[0]["dir"].as_str().unwrap()).join("bench.json");
-    let hz3_bench = std::fs::read_to_string(&bench_json).unwrap();
-    assert!(
-        hz3_bench.contains("\"allocator\":\"hz3-scale\""),
-        "{hz3_bench}"
-    );
+    assert_eq!(names, [fast.as_str(), hz3.as_str(), fastest.as_str()]);
+    for (rec, lane) in recordings.iter().zip(["hz3-fast", "hz3-scale"]) {
+        let bench_json = Path::new(rec["dir"].as_str().unwrap()).join("bench.json");
+        let text = std::fs::read_to_string(&bench_json).unwrap();
+        assert!(
+            text.contains(&format!("\"allocator\":\"{lane}\"")),
+            "{text}"
+        );
+    }
 
-    // One gap (one lane): hz3 against the anchor, with the attribution's measured figures.
+    // Two gaps: hz3 scale against the anchor first (whatever the --lane order), then fast
+    // against scale, each with the attribution's measured figures.
     let gaps = report["gaps"].as_array().unwrap();
-    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps.len(), 2);
     let gap = &gaps[0]["gap"];
-    assert_eq!(gap["allocator_a"], fastest.as_str());
-    assert_eq!(gap["allocator_b"], hz3);
     let attribution = report["attribution"].as_array().unwrap();
-    assert_eq!(gap["measured_b"], attribution[0]["measured_ns_per_op"]);
-    assert_eq!(gap["measured_a"], attribution[1]["measured_ns_per_op"]);
+    let measured = |i: usize| attribution[i]["measured_ns_per_op"].clone();
+    assert_eq!(
+        (&gap["allocator_a"], &gap["allocator_b"]),
+        (&fastest.as_str().into(), &hz3.as_str().into())
+    );
+    assert_eq!(
+        (&gap["measured_a"], &gap["measured_b"]),
+        (&measured(2), &measured(1))
+    );
+    let lanes = &gaps[1]["gap"];
+    assert_eq!(
+        (&lanes["allocator_a"], &lanes["allocator_b"]),
+        (&hz3.as_str().into(), &fast.as_str().into())
+    );
+    assert_eq!(
+        (&lanes["measured_a"], &lanes["measured_b"]),
+        (&measured(1), &measured(0))
+    );
 
     let md = std::fs::read_to_string(out_dir.join("index.md")).unwrap();
     let html = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
-    for name in ["glibc", "jemalloc", "hz3_scale", hz3] {
+    for name in ["glibc", "jemalloc", "hz3_scale", &hz3, &fast] {
         assert!(md.contains(name), "index.md never names {name}");
         assert!(html.contains(name), "index.html never names {name}");
     }
@@ -175,8 +198,13 @@ fn a_tiny_quick_report_writes_every_file_and_the_gap() {
     let targets = link_targets(&md);
     assert!(targets.iter().any(|t| t == "matrix.svg"), "{targets:?}");
     assert!(
-        targets.iter().filter(|t| t.starts_with("flames/")).count() >= 3,
-        "two flamegraphs and a differential one: {targets:?}"
+        targets
+            .iter()
+            .filter(|t| t.starts_with("flames/"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == 5,
+        "three flamegraphs and two differential ones: {targets:?}"
     );
     for t in &targets {
         assert!(out_dir.join(t).exists(), "index.md links to missing {t}");
@@ -195,6 +223,9 @@ fn a_tiny_quick_report_writes_every_file_and_the_gap() {
         .find(|s| s["name"] == "gap")
         .unwrap()["command"]
         .as_str()
+        .unwrap()
+        .lines()
+        .next()
         .unwrap()
         .to_string();
     assert!(md.contains(&gap_cmd), "{md}");
