@@ -105,6 +105,9 @@ fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
         items.push(explained(&g.gap));
     }
     b.push(Block::List(items));
+    if let Some(note) = report.matrix.as_ref().and_then(anchor_noise) {
+        b.push(Block::Para(note));
+    }
     if report
         .recordings
         .iter()
@@ -117,6 +120,27 @@ fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
                 .into(),
         ));
     }
+}
+
+/// A warning when the runner-up anchor's median lies inside the picked anchor's min-max range: the
+/// matrix did not tell the two apart, and another run may pick the other.
+fn anchor_noise(matrix: &MatrixReport) -> Option<String> {
+    let anchors = super::anchors_by_speed(matrix);
+    let (first, second) = (anchors.first()?, anchors.get(1)?);
+    let runner_up = second.median_mops?;
+    if runner_up < first.min_mops? {
+        return None;
+    }
+    Some(format!(
+        "Caution: {} ({}) is inside {}'s min-max range ({:.2}-{:.2}) on `{FOCUS_PRESET}`: the matrix \
+         did not tell the two anchors apart, and another run may pick {}. More rounds (`--runs`) narrow it.",
+        second.allocator,
+        mops(Some(runner_up)),
+        first.allocator,
+        first.min_mops?,
+        first.max_mops?,
+        second.allocator
+    ))
 }
 
 fn machine(report: &Report, b: &mut Vec<Block>) {
@@ -379,4 +403,39 @@ pub fn summary(report: &Report, out: &Path) -> String {
         s += &gap::render_text(&g.gap);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{finish_rows, test_row};
+
+    fn matrix(tcmalloc: &[f64]) -> MatrixReport {
+        let mut rows = vec![
+            test_row(FOCUS_PRESET, "jemalloc", &[9.0, 8.0, 10.0], &[]),
+            test_row(FOCUS_PRESET, "tcmalloc", tcmalloc, &[]),
+            test_row(FOCUS_PRESET, "hz3_scale", &[8.5], &[]),
+        ];
+        finish_rows(&mut rows, "jemalloc");
+        MatrixReport {
+            schema: crate::matrix::SCHEMA.into(),
+            baseline: "jemalloc".into(),
+            runs: 3,
+            quick: false,
+            workloads: vec![],
+            rows,
+        }
+    }
+
+    #[test]
+    fn a_runner_up_inside_the_anchors_range_is_called_out() {
+        assert_eq!(anchor_noise(&matrix(&[7.0, 7.5])), None);
+        let note = anchor_noise(&matrix(&[8.2, 8.6])).expect("8.4 lies inside 8-10");
+        assert!(
+            note.contains("tcmalloc (8.40 Mops/s) is inside jemalloc's min-max range (8.00-10.00)"),
+            "{note}"
+        );
+        // hz3 inside the range is no anchor and is not the runner-up.
+        assert_eq!(anchor_noise(&matrix(&[])), None);
+    }
 }
