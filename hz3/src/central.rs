@@ -63,7 +63,9 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         // SAFETY: listed runs belong to this class's pool, whose lock we hold; `out` has room
         // for `want` entries per the contract.
         unsafe {
-            (*run).tag.store(tag, Ordering::Release);
+            if retag_wanted(run) {
+                (*run).tag.store(tag, Ordering::Release);
+            }
             while got < want && (*run).nfree > 0 {
                 (*run).nfree -= 1;
                 let off16 = *(*run).free_stack.add((*run).nfree as usize) as usize;
@@ -88,6 +90,26 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         c.add(Event::CentralPopObjects, got as u64);
     });
     got
+}
+
+/// Whether a pop from `run` should make the caller its owner. Default: always (the last refiller
+/// owns the run). `sticky-owner`: only when no object of the run is out, or its owner's thread
+/// has exited, so a run stays with the thread that carved it while that thread lives.
+///
+/// # Safety
+/// Caller holds the run's pool lock.
+#[inline]
+unsafe fn retag_wanted(run: *mut Run) -> bool {
+    if !cfg!(feature = "sticky-owner") {
+        return true;
+    }
+    // SAFETY: per the contract the descriptor is ours to read; owners are never-unmapped heaps.
+    unsafe {
+        let owner = page_map::tag_owner((*run).tag.load(Ordering::Relaxed));
+        (*run).used == 0
+            || owner == 0
+            || !crate::lifecycle::is_active(&*(owner as *const crate::heap::Heap))
+    }
 }
 
 /// Files objects (all of `class`) back under their runs; runs that become entirely free go back
