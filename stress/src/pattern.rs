@@ -59,21 +59,26 @@ pub unsafe fn first_mismatch(ptr: *const u8, len: usize, key: usize) -> Option<u
 mod tests {
     use super::*;
 
+    fn fill_slice(buf: &mut [u8], key: usize) {
+        // SAFETY: the slice is writable for its whole length.
+        unsafe { fill(buf.as_mut_ptr(), buf.len(), key) }
+    }
+
+    fn mismatch(buf: &[u8], key: usize) -> Option<usize> {
+        // SAFETY: the slice is readable for its whole length.
+        unsafe { first_mismatch(buf.as_ptr(), buf.len(), key) }
+    }
+
     #[test]
     fn detects_a_flipped_byte_anywhere() {
         for len in [1usize, 7, 8, 9, 63, 64, 100] {
             let mut buf = vec![0u8; len];
             let key = buf.as_ptr() as usize;
-            // SAFETY: buf is len bytes.
-            unsafe { fill(buf.as_mut_ptr(), len, key) };
-            assert_eq!(unsafe { first_mismatch(buf.as_ptr(), len, key) }, None);
+            fill_slice(&mut buf, key);
+            assert_eq!(mismatch(&buf, key), None);
             for at in 0..len {
                 buf[at] ^= 0x40;
-                assert_eq!(
-                    unsafe { first_mismatch(buf.as_ptr(), len, key) },
-                    Some(at),
-                    "len {len}"
-                );
+                assert_eq!(mismatch(&buf, key), Some(at), "len {len}");
                 buf[at] ^= 0x40;
             }
         }
@@ -82,7 +87,7 @@ mod tests {
     #[test]
     fn another_key_does_not_match() {
         let mut buf = vec![0u8; 32];
-        unsafe { fill(buf.as_mut_ptr(), 32, 0x1000) };
-        assert!(unsafe { first_mismatch(buf.as_ptr(), 32, 0x1010) }.is_some());
+        fill_slice(&mut buf, 0x1000);
+        assert!(mismatch(&buf, 0x1010).is_some());
     }
 }
