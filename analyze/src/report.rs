@@ -234,7 +234,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
-    let exe = std::env::current_exe().context("locating the running executable")?;
+    let exe = own_executable()?;
     let exe_shown = relative_to_cwd(&exe);
     // matrix + one record per lane and the anchor + attribute + gaps + a flame per run and per gap
     // + writing the files.
@@ -321,6 +321,8 @@ impl Plan {
         let perf_version = perf_tool::require_perf()?;
         perf_tool::check_paranoid()?;
         runner::locate_bench(args.bench.as_deref())?;
+        // A bad rules file would otherwise surface only after the matrix and the recordings.
+        boxes::load(args.boxes.as_deref())?;
         let preload_dir = match &args.preload_dir {
             Some(d) => d.clone(),
             None => allocators::default_preload_dir()?,
@@ -485,7 +487,9 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
             .with_context(|| format!("{}: the matrix wrote no JSON", matrix_path.display()))?,
     )
     .with_context(|| format!("{}: unreadable matrix JSON", matrix_path.display()))?;
-    let anchor_row = fastest_anchor(&matrix)?.clone();
+    let anchor_row = fastest_anchor(&matrix)
+        .context("step `pick the anchor` failed")?
+        .clone();
     d.report.anchor = Some(anchor_row.allocator.clone());
     d.report.matrix = Some(matrix);
 
@@ -531,10 +535,10 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
 
     // 3. Attribution of every run, in-process; tables in tables/.
     let started = d.begin("attribute");
-    let rules = boxes::load(args.boxes.as_deref())?;
+    let rules = boxes::load(args.boxes.as_deref()).context("step `attribute` failed")?;
     let mut commands = Vec::new();
     for rec in &d.report.recordings {
-        let run = Run::load(Path::new(&rec.dir))?;
+        let run = Run::load(Path::new(&rec.dir)).context("step `attribute` failed")?;
         let a = build_report(&run, &rules);
         let stem = out
             .join(files::TABLES)
@@ -566,7 +570,7 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
     let mut commands = Vec::new();
     for &(ai, bi) in &pairs {
         let (a, b) = (&d.report.attribution[ai], &d.report.attribution[bi]);
-        let g = build_gap(a, b)?;
+        let g = build_gap(a, b).context("step `gap` failed")?;
         let title = format!("{} vs {}", b.allocator, a.allocator);
         let stem = out
             .join(files::TABLES)
@@ -659,6 +663,18 @@ fn write_files(report: &Report, out: &Path) -> Result<()> {
     write(files::INDEX_MD, doc::markdown(&blocks))?;
     write(files::INDEX_HTML, doc::html("hz3 gap report", &blocks))?;
     Ok(())
+}
+
+/// This executable, to run the steps. target/ is shared, so a concurrent build may replace the
+/// file while a report runs: Linux then names the old one `PATH (deleted)`, and the new file at
+/// PATH is what can still be started.
+fn own_executable() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let text = exe.display().to_string();
+    match text.strip_suffix(" (deleted)") {
+        Some(path) if Path::new(path).is_file() => Ok(PathBuf::from(path)),
+        _ => Ok(exe),
+    }
 }
 
 /// A path as the user would type it from the current directory.

@@ -56,7 +56,7 @@ pub fn index(report: &Report, out: &Path) -> Vec<Block> {
     if report.status != "complete" {
         b.push(Block::Para(format!(
             "**Incomplete.** The plan stopped: {}. The steps listed under Commands ran; their files are in this directory.",
-            report.status
+            report.status.strip_prefix("failed: ").unwrap_or(&report.status)
         )));
     }
     question(report, out, &mut b);
