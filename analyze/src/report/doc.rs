@@ -78,7 +78,7 @@ pub fn html(title: &str, blocks: &[Block]) -> String {
          body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }}\n\
          table {{ border-collapse: collapse; margin: 1em 0; }}\n\
          th, td {{ border: 1px solid #ccc; padding: 2px 8px; }}\n\
-         td {{ text-align: right; }} td:first-child {{ text-align: left; }}\n\
+         td {{ text-align: right; }} td.t {{ text-align: left; }}\n\
          pre {{ background: #f4f4f4; padding: 0.5em; overflow-x: auto; }}\n\
          object {{ width: 100%; border: 1px solid #ddd; }}\n\
          </style>\n</head>\n<body>\n",
@@ -103,10 +103,12 @@ pub fn html(title: &str, blocks: &[Block]) -> String {
                     out += &format!("<th>{}</th>", escape(h));
                 }
                 out += "</tr>\n";
+                let numeric: Vec<bool> = (0..t.header.len()).map(|i| numeric_column(t, i)).collect();
                 for row in &t.rows {
                     out += "<tr>";
-                    for c in row {
-                        out += &format!("<td>{}</td>", escape(c));
+                    for (i, c) in row.iter().enumerate() {
+                        let class = if numeric.get(i) == Some(&true) { "" } else { " class=\"t\"" };
+                        out += &format!("<td{class}>{}</td>", escape(c));
                     }
                     out += "</tr>\n";
                 }
@@ -152,6 +154,13 @@ fn inline_html(text: &str) -> String {
                 continue;
             }
         }
+        if let Some(after) = rest.strip_prefix("**") {
+            if let Some(end) = after.find("**") {
+                out += &format!("<strong>{}</strong>", inline_html(&after[..end]));
+                rest = &after[end + 2..];
+                continue;
+            }
+        }
         if let Some(after) = rest.strip_prefix('[') {
             if let Some((label, href, used)) = link(after) {
                 out += &format!("<a href=\"{}\">{}</a>", escape(href), inline_html(label));
@@ -159,7 +168,9 @@ fn inline_html(text: &str) -> String {
                 continue;
             }
         }
-        let next = rest[1..].find(['`', '[']).map_or(rest.len(), |i| i + 1);
+        let next = rest[1..]
+            .find(['`', '[', '*'])
+            .map_or(rest.len(), |i| i + 1);
         out += &escape(&rest[..next]);
         rest = &rest[next..];
     }
@@ -189,10 +200,11 @@ mod tests {
     #[test]
     fn inline_markup_becomes_html_and_the_rest_is_escaped() {
         assert_eq!(
-            inline_html("a <b> `x<y` see [the `flame`](f/a.svg) [not a link] & done"),
-            "a &lt;b&gt; <code>x&lt;y</code> see <a href=\"f/a.svg\">the <code>flame</code></a> [not a link] &amp; done"
+            inline_html("a <b> `x<y` see [the `flame`](f/a.svg) [not a link] & **done**"),
+            "a &lt;b&gt; <code>x&lt;y</code> see <a href=\"f/a.svg\">the <code>flame</code></a> [not a link] &amp; <strong>done</strong>"
         );
         assert_eq!(inline_html("unclosed `tick"), "unclosed `tick");
+        assert_eq!(inline_html("2 * 3 **x"), "2 * 3 **x");
     }
 
     #[test]
@@ -209,7 +221,10 @@ mod tests {
         facts.push(vec!["kernel".into(), "6.1.0-amd64".into()]);
         assert!(markdown_table(&facts).contains("| --- | --- |"));
         let h = html("t", &[Block::Table(t), Block::Code("x < y".into())]);
-        assert!(h.contains("<tr><td>a|b</td><td>+1.00</td></tr>"), "{h}");
+        assert!(
+            h.contains("<tr><td class=\"t\">a|b</td><td>+1.00</td></tr>"),
+            "{h}"
+        );
         assert!(h.contains("<pre><code>x &lt; y</code></pre>"), "{h}");
     }
 }
