@@ -65,7 +65,7 @@ pub fn markdown_table(t: &Table) -> String {
 fn numeric_column(t: &Table, col: usize) -> bool {
     col > 0
         && t.rows.iter().all(|row| {
-            row.get(col).map_or(true, |c| {
+            row.get(col).is_none_or(|c| {
                 let c = c.trim().trim_end_matches(['x', '%']);
                 c.is_empty() || c == "-" || c.trim_start_matches('+').parse::<f64>().is_ok()
             })
