@@ -344,7 +344,7 @@ mod tests {
             preload: None,
         };
         assert_eq!(a("hz3_scale").identity_matches("hz3-scale"), Some(true));
-        assert_eq!(a("hz3_scale-adopt").identity_matches("glibc"), Some(false));
+        assert_eq!(a("hz3_scale-stash").identity_matches("glibc"), Some(false));
         assert_eq!(a("tcmalloc").identity_matches("tcmalloc"), Some(true));
         assert_eq!(a("jemalloc").identity_matches("glibc"), Some(false));
         assert_eq!(a("ceiling").identity_matches("ceiling"), Some(true));

@@ -73,8 +73,8 @@ pub fn free(p: *mut u8) {
     // SAFETY: a non-sentinel TLS value is this thread's attached heap.
     let heap = unsafe { &mut *heap };
     let owner = page_map::tag_owner(tag);
-    if cfg!(feature = "scale-adopt") || owner == heap as *mut Heap as usize || owner == 0 {
-        heap.counters.add(crate::probes::Event::FreeLocal, 1);
+    if crate::remote::ADOPT || owner == heap as *mut Heap as usize || owner == 0 {
+        crate::remote::count_kept(heap, owner);
         if !heap.push(class, p) {
             slow_alloc::spill_and_push(heap, class, p);
         }

@@ -7,17 +7,38 @@
 //!   pointer arrays; a full batch is copied into a message block and pushed to the owner with ONE CAS,
 //!   and the stash is flushed every `FLUSH_EVERY` remote frees and on cache misses, at most
 //!   `FLUSH_BUDGET` messages per call. Nothing is written into the objects.
-//! - `scale-adopt` never routes: the freeing thread keeps the object (see `api::free`).
+//! - `remote-adopt` (scale lane) never routes: the freeing thread keeps the object in its own
+//!   cache, as tcmalloc and jemalloc do; nothing crosses threads until a bin spills to the shared
+//!   pool. `remote-stash` wins when both are on (so one word A/Bs the routing).
 
 use crate::heap::Heap;
 use crate::probes::Event;
-use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+#[cfg(not(all(feature = "remote-adopt", not(feature = "remote-stash"))))]
+use core::{
+    ptr,
+    sync::atomic::{AtomicPtr, Ordering},
+};
 
-#[cfg(not(feature = "remote-stash"))]
+#[cfg(all(feature = "remote-adopt", not(feature = "remote-stash")))]
+pub use adopt::{collect, free, return_all, Inbox, Stash};
+#[cfg(not(any(feature = "remote-stash", feature = "remote-adopt")))]
 pub use per_object::{collect, free, return_all, Inbox, Stash};
 #[cfg(feature = "remote-stash")]
 pub use stash::{collect, free, return_all, Inbox, Stash};
+
+/// The freeing thread keeps other threads' objects: `api::free` then skips the owner test.
+pub const ADOPT: bool = cfg!(all(feature = "remote-adopt", not(feature = "remote-stash")));
+
+/// Counts a free that stays in `me`'s cache: local, or (adopt routing) another thread's object
+/// kept here. Without probes this compiles to nothing, owner test included.
+#[inline(always)]
+pub fn count_kept(me: &mut Heap, owner: usize) {
+    if ADOPT && owner != 0 && owner != me as *mut Heap as usize {
+        me.counters.add(Event::RemoteFree, 1);
+    } else {
+        me.counters.add(Event::FreeLocal, 1);
+    }
+}
 
 /// Sends everything still stashed under the flush budget (on a cache miss).
 #[inline]
@@ -32,6 +53,7 @@ pub fn flush_some(me: &mut Heap) {
 
 /// Publishes `first` (and whatever `link` hangs off it) on an MPSC Treiber stack: `link(old)` makes
 /// the new entry point at the current head, then one CAS swings the head (retried on a race).
+#[cfg(not(all(feature = "remote-adopt", not(feature = "remote-stash"))))]
 #[inline]
 fn treiber_push<T>(head: &AtomicPtr<T>, first: *mut T, link: impl Fn(*mut T)) {
     let mut old = head.load(Ordering::Relaxed);
@@ -52,7 +74,33 @@ fn keep(me: &mut Heap, class: usize, obj: *mut u8) {
     }
 }
 
-#[cfg(not(feature = "remote-stash"))]
+#[cfg(all(feature = "remote-adopt", not(feature = "remote-stash")))]
+mod adopt {
+    use super::*;
+
+    /// Nothing is ever sent to a thread.
+    pub struct Inbox;
+    pub struct Stash;
+
+    /// Not reached: `api::free` keeps every object when `ADOPT`.
+    ///
+    /// # Safety
+    /// As the routed lanes' `free`.
+    #[inline]
+    pub unsafe fn free(me: &mut Heap, owner: usize, class: usize, obj: *mut u8) {
+        count_kept(me, owner);
+        keep(me, class, obj);
+    }
+
+    #[inline(always)]
+    pub fn collect(_me: &mut Heap, _class: usize) -> bool {
+        false
+    }
+
+    pub fn return_all(_me: &mut Heap) {}
+}
+
+#[cfg(not(any(feature = "remote-stash", feature = "remote-adopt")))]
 mod per_object {
     use super::*;
     use crate::central;
