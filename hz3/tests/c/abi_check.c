@@ -7,35 +7,10 @@
  * deliberate reads of a block that a failing realloc must have left intact. */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #pragma GCC diagnostic ignored "-Wuse-after-free"
-#include <dlfcn.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <malloc.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-static const char *current_check = "start";
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    printf("FAIL %s: ", current_check);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    exit(1);
-}
-
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
-
-static void begin(const char *name) { current_check = name; }
-static void pass(void) { printf("ok %s\n", current_check); fflush(stdout); }
+#include "check.h"
 
 /* Sizes are laundered through a volatile so nothing is decided at compile time. */
 static volatile size_t launder_sink;
@@ -81,11 +56,7 @@ static void expect_enomem(void *p, const char *call) {
 
 /* Proof that hz3 answers: the lane symbol resolves and every malloc entry point comes from libhz3. */
 static void check_identity(const char *lane) {
-    begin("identity.hz3_lane");
-    const char *(*lane_fn)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz3_lane");
-    CHECK(lane_fn != NULL, "dlsym(hz3_lane) = NULL: hz3 is not preloaded");
-    const char *got = lane_fn();
-    CHECK(got != NULL && strcmp(got, lane) == 0, "hz3_lane() = \"%s\", want \"%s\"", got ? got : "(null)", lane);
+    require_lane(lane);
     pass();
 
     static const char *const entry_points[] = {
@@ -95,8 +66,7 @@ static void check_identity(const char *lane) {
     };
     begin("identity.entry_points_from_hz3");
     for (size_t i = 0; i < sizeof entry_points / sizeof *entry_points; i++) {
-        void *sym = dlsym(RTLD_DEFAULT, entry_points[i]);
-        CHECK(sym != NULL, "dlsym(%s) = NULL", entry_points[i]);
+        void *sym = need_symbol(entry_points[i]);
         Dl_info info;
         CHECK(dladdr(sym, &info) != 0 && info.dli_fname != NULL, "dladdr(%s) failed", entry_points[i]);
         CHECK(strstr(info.dli_fname, "libhz3_") != NULL, "%s resolves to %s, not hz3", entry_points[i], info.dli_fname);

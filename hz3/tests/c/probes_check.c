@@ -15,47 +15,30 @@
  * with hz3_probes_dump() right after it. Prints "ok identity.hz3_lane" and "ok <mode>"; on failure
  * "FAIL <mode>: <why>" and exit 1. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+
+#include "check.h"
 
 #define MAX_OBJECTS (1 << 16)
 #define CONTEND_OBJECTS 1024
 
-static const char *mode = "start";
 static void *objects[MAX_OBJECTS];
-
-static void fail(const char *why, const char *detail) {
-    printf("FAIL %s: %s %s\n", mode, why, detail ? detail : "");
-    fflush(stdout);
-    _exit(1);
-}
 
 static void (*probes_reset)(void);
 static int (*probes_dump)(const char *path);
 
-static void *need_symbol(const char *name) {
-    void *p = dlsym(RTLD_DEFAULT, name);
-    if (!p) fail("symbol not exported by the preloaded library:", name);
-    return p;
-}
-
 static void prove_hz3(const char *lane) {
-    const char *(*hz3_lane)(void) = (const char *(*)(void))need_symbol("hz3_lane");
-    const char *got = hz3_lane();
-    if (!got || strcmp(got, lane) != 0) fail("hz3_lane() is not", lane);
+    require_lane(lane);
     probes_reset = (void (*)(void))need_symbol("hz3_probes_reset");
     probes_dump = (int (*)(const char *))need_symbol("hz3_probes_dump");
-    printf("ok identity.hz3_lane %s\n", got);
+    /* The lane on the "ok" line tells the test which build answered. */
+    printf("ok %s %s\n", current_check, lane);
 }
 
 static size_t parse_count(const char *text, size_t max) {
     char *end;
     unsigned long v = strtoul(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || v == 0 || v > max) fail("bad number:", text);
+    if (*text == '\0' || *end != '\0' || v == 0 || v > max) fail("bad number: %s", text);
     return v;
 }
 
@@ -63,7 +46,7 @@ static void mode_refill(size_t size, size_t n, const char *out) {
     probes_reset();
     for (size_t i = 0; i < n; i++) {
         objects[i] = malloc(size);
-        if (!objects[i]) fail("malloc returned NULL", NULL);
+        if (!objects[i]) fail("malloc returned NULL");
     }
     probes_dump(out);
     for (size_t i = 0; i < n; i++) free(objects[i]);
@@ -80,18 +63,18 @@ static void *free_all(void *arg) {
 static void mode_remote(size_t size, size_t n, const char *out) {
     for (size_t i = 0; i < n; i++) {
         objects[i] = malloc(size);
-        if (!objects[i]) fail("malloc returned NULL", NULL);
+        if (!objects[i]) fail("malloc returned NULL");
     }
     remote_count = n;
     pthread_t freer;
     probes_reset();
-    if (pthread_create(&freer, NULL, free_all, NULL) != 0) fail("pthread_create failed", NULL);
+    if (pthread_create(&freer, NULL, free_all, NULL) != 0) fail("pthread_create failed");
     /* The freer's exit hands its stashed remote frees on: join before the owner takes them back. */
-    if (pthread_join(freer, NULL) != 0) fail("pthread_join failed", NULL);
+    if (pthread_join(freer, NULL) != 0) fail("pthread_join failed");
     /* The owner allocates as many again: its cache runs dry and it collects its inbox. */
     for (size_t i = 0; i < n; i++) {
         objects[i] = malloc(size);
-        if (!objects[i]) fail("malloc returned NULL", NULL);
+        if (!objects[i]) fail("malloc returned NULL");
     }
     probes_dump(out);
     for (size_t i = 0; i < n; i++) free(objects[i]);
@@ -101,7 +84,7 @@ static const char *budget_out;
 
 static void dump_numbered(int k) {
     char path[4096];
-    if (snprintf(path, sizeof path, "%s-%d.csv", budget_out, k) >= (int)sizeof path) fail("path too long", NULL);
+    if (snprintf(path, sizeof path, "%s-%d.csv", budget_out, k) >= (int)sizeof path) fail("path too long");
     probes_dump(path);
 }
 
@@ -123,14 +106,14 @@ static void mode_budget(size_t k, const char *out) {
     /* 16-byte steps: one object in each of the K smallest size classes. */
     for (size_t i = 0; i < k; i++) {
         objects[i] = malloc(16 * (i + 1));
-        if (!objects[i]) fail("malloc returned NULL", NULL);
+        if (!objects[i]) fail("malloc returned NULL");
     }
     remote_count = k;
     budget_out = out;
     pthread_t freer;
     probes_reset();
-    if (pthread_create(&freer, NULL, free_all_then_miss, NULL) != 0) fail("pthread_create failed", NULL);
-    if (pthread_join(freer, NULL) != 0) fail("pthread_join failed", NULL);
+    if (pthread_create(&freer, NULL, free_all_then_miss, NULL) != 0) fail("pthread_create failed");
+    if (pthread_join(freer, NULL) != 0) fail("pthread_join failed");
     dump_numbered(4);
 }
 
@@ -144,7 +127,7 @@ static void *churn(void *arg) {
     for (size_t r = 0; r < contend_rounds; r++) {
         for (size_t i = 0; i < CONTEND_OBJECTS; i++) {
             mine[i] = malloc(contend_size);
-            if (!mine[i]) fail("malloc returned NULL", NULL);
+            if (!mine[i]) fail("malloc returned NULL");
             *(volatile char *)mine[i] = (char)i;
         }
         for (size_t i = 0; i < CONTEND_OBJECTS; i++) free(mine[i]);
@@ -156,22 +139,23 @@ static void mode_contend(size_t size, size_t threads, size_t rounds, const char 
     contend_size = size;
     contend_rounds = rounds;
     pthread_t workers[64];
-    if (threads > 1 && pthread_barrier_init(&start_line, NULL, (unsigned)threads) != 0) fail("barrier", NULL);
+    if (threads > 1 && pthread_barrier_init(&start_line, NULL, (unsigned)threads) != 0) fail("barrier");
     probes_reset();
     if (threads == 1) {
         churn(NULL);
     } else {
         for (size_t t = 0; t < threads; t++)
-            if (pthread_create(&workers[t], NULL, churn, &start_line) != 0) fail("pthread_create failed", NULL);
+            if (pthread_create(&workers[t], NULL, churn, &start_line) != 0) fail("pthread_create failed");
         for (size_t t = 0; t < threads; t++) pthread_join(workers[t], NULL);
     }
     probes_dump(out);
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|contend> ...", NULL);
+    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|budget|contend> ...");
     prove_hz3(argv[1]);
-    mode = argv[2];
+    const char *mode = argv[2];
+    begin(mode);
     if (strcmp(mode, "refill") == 0 && argc == 6) {
         mode_refill(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
     } else if (strcmp(mode, "remote") == 0 && argc == 6) {
@@ -182,8 +166,8 @@ int main(int argc, char **argv) {
         mode_contend(parse_count(argv[3], 1 << 20), parse_count(argv[4], 64), parse_count(argv[5], 1 << 30),
                      argv[6]);
     } else {
-        fail("unknown mode or wrong argument count", NULL);
+        fail("unknown mode or wrong argument count");
     }
-    printf("ok %s\n", mode);
+    pass();
     return 0;
 }

@@ -11,43 +11,13 @@
  * With a lane argument, first checks hz3_lane() names it. Prints "ok <check>" lines and measurements;
  * on failure "FAIL <check>: <why>" and exit 1. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-static const char *current_check = "start";
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    printf("FAIL %s: ", current_check);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    _exit(1);
-}
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
-
-static void pass(void) { printf("ok %s\n", current_check); }
-
-static uint64_t next_random(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
+#include "check.h"
 
 /* A field of /proc/self/status in KiB (VmRSS, VmHWM, VmSize). */
 static size_t status_kib(const char *field) {
@@ -101,7 +71,7 @@ static struct node *fill_until_enomem(size_t size, size_t *count) {
 }
 
 static void run_oom(void) {
-    current_check = "oom.limit";
+    begin("oom.limit");
     free(malloc(100)); /* the allocator is initialised before the limit, as in any real process */
     size_t vm_kib = status_kib("VmSize");
     size_t headroom = (size_t)256 << 20;
@@ -110,14 +80,14 @@ static void run_oom(void) {
     printf("RLIMIT_AS = VmSize %zu KiB + %zu MiB\n", vm_kib, headroom >> 20);
     pass();
 
-    current_check = "oom.large_blocks_fail_with_enomem";
+    begin("oom.large_blocks_fail_with_enomem");
     size_t big_count;
     struct node *big = fill_until_enomem((size_t)1 << 20, &big_count);
     CHECK(big_count >= 64, "only %zu MiB blocks fit in 256 MiB of headroom", big_count);
     printf("1 MiB blocks before ENOMEM: %zu\n", big_count);
     pass();
 
-    current_check = "oom.small_blocks_fail_with_enomem";
+    begin("oom.small_blocks_fail_with_enomem");
     /* Half the large blocks go back; small objects must then fill the space until they fail too. */
     struct node *kept = NULL;
     size_t released = 0;
@@ -134,7 +104,7 @@ static void run_oom(void) {
     CHECK(small_count >= 10000, "only %zu small blocks fit after freeing %zu MiB", small_count, released / 2);
     pass();
 
-    current_check = "oom.calls_fail_cleanly";
+    begin("oom.calls_fail_cleanly");
     void *p = malloc(64);
     int rc;
     /* Memory may be exhausted here: a NULL is fine, but only with ENOMEM, and nothing may crash. */
@@ -157,7 +127,7 @@ static void run_oom(void) {
     CHECK(a == NULL && errno == ENOMEM, "aligned_alloc(1 MiB, 1 GiB) under the limit = %p, errno %d", a, errno);
     pass();
 
-    current_check = "oom.recovers_after_free";
+    begin("oom.recovers_after_free");
     free_list(small);
     free_list(kept);
     for (int i = 0; i < 10000; i++) {
@@ -216,7 +186,7 @@ static void *oom_worker(void *arg) {
 }
 
 static void run_oom_threads(void) {
-    current_check = "oom_threads.enomem_and_remote_recovery";
+    begin("oom_threads.enomem_and_remote_recovery");
     /* Threads (and their stacks) exist before the limit; they start allocating once it is set. */
     CHECK(pthread_barrier_init(&oom_barrier, NULL, OOM_THREADS + 1) == 0, "pthread_barrier_init");
     pthread_t threads[OOM_THREADS];
@@ -288,7 +258,7 @@ static void *churn_thread(void *arg) {
 }
 
 static void run_churn(void) {
-    current_check = "churn.threads";
+    begin("churn.threads");
     for (int started = 0; started < CHURN_THREADS; started += CHURN_WAVE) {
         pthread_t wave[CHURN_WAVE];
         for (int i = 0; i < CHURN_WAVE; i++) {
@@ -319,7 +289,7 @@ static void run_churn(void) {
     while (mailbox_len > 0) check_and_free(mailbox[--mailbox_len]);
     pass();
 
-    current_check = "churn.rss_bounded";
+    begin("churn.rss_bounded");
     size_t hwm = status_kib("VmHWM"), rss = status_kib("VmRSS");
     printf("after %d threads: VmHWM %zu KiB, VmRSS %zu KiB\n", CHURN_THREADS, hwm, rss);
     CHECK(hwm < 256 * 1024, "peak RSS %zu KiB >= 256 MiB: memory of exited threads not reused", hwm);
@@ -359,7 +329,7 @@ static void *free_list_thread(void *list) {
 }
 
 static void run_trim(int remote) {
-    current_check = remote ? "trim.remote_freed_memory_returns" : "trim.freed_memory_returns";
+    begin(remote ? "trim.remote_freed_memory_returns" : "trim.freed_memory_returns");
     size_t before = status_kib("VmRSS");
     struct node *list = NULL;
     if (remote) {
@@ -392,21 +362,16 @@ static void run_trim(int remote) {
     pass();
 }
 
-static void check_lane(const char *lane) {
-    current_check = "identity.hz3_lane";
-    const char *(*lane_fn)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz3_lane");
-    CHECK(lane_fn != NULL, "dlsym(hz3_lane) = NULL: hz3 is not preloaded");
-    CHECK(strcmp(lane_fn(), lane) == 0, "hz3_lane() = %s, want %s", lane_fn(), lane);
-    pass();
-}
-
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2 || argc > 3) {
         fprintf(stderr, "usage: %s <oom|oom-threads|churn|trim|trim-remote> [lane]\n", argv[0]);
         return 2;
     }
-    if (argc == 3) check_lane(argv[2]);
+    if (argc == 3) {
+        require_lane(argv[2]);
+        pass();
+    }
     if (strcmp(argv[1], "oom") == 0) run_oom();
     else if (strcmp(argv[1], "oom-threads") == 0) run_oom_threads();
     else if (strcmp(argv[1], "churn") == 0) run_churn();

@@ -10,41 +10,13 @@
  * With a lane argument, first checks hz3_lane() names it (proof that hz3 answers).
  * Prints "ok <check>"; on failure "FAIL <check>: <why>" and exit 1. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-static const char *current_check = "start";
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...) {
-    va_list ap;
-    printf("FAIL %s: ", current_check);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    _exit(1);
-}
-#define CHECK(cond, ...) do { if (!(cond)) fail(__VA_ARGS__); } while (0)
-
-static uint64_t next_random(uint64_t *state) {
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
+#include "check.h"
 
 /* Mostly the workload's 16..2048 B, with a few medium and large blocks. */
 static size_t random_size(uint64_t *rng) {
@@ -86,14 +58,6 @@ static void free_object(void *obj, const char *who) {
     free(obj);
 }
 
-static void check_lane(const char *lane) {
-    current_check = "identity.hz3_lane";
-    const char *(*lane_fn)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz3_lane");
-    CHECK(lane_fn != NULL, "dlsym(hz3_lane) = NULL: hz3 is not preloaded");
-    CHECK(strcmp(lane_fn(), lane) == 0, "hz3_lane() = %s, want %s", lane_fn(), lane);
-    printf("ok %s\n", current_check);
-}
-
 static pthread_t spawn(void *(*fn)(void *), void *arg) {
     pthread_t t;
     int rc = pthread_create(&t, NULL, fn, arg);
@@ -131,12 +95,12 @@ static void *xthread_worker(void *arg) {
 }
 
 static void run_xthread(void) {
-    current_check = "xthread.cross_thread_frees";
+    begin("xthread.cross_thread_frees");
     pthread_t threads[XTHREADS];
     for (uintptr_t i = 0; i < XTHREADS; i++) threads[i] = spawn(xthread_worker, (void *)i);
     for (int i = 0; i < XTHREADS; i++) pthread_join(threads[i], NULL);
     while (queue_len) free_object(pop_locked(), "xthread drain");
-    printf("ok %s\n", current_check);
+    pass();
 }
 
 /* ---- orphans: objects outlive the threads that allocated them ---- */
@@ -174,7 +138,7 @@ static void *orphan_adopter(void *arg) {
 }
 
 static void run_orphans(void) {
-    current_check = "orphans.freed_after_owner_exit";
+    begin("orphans.freed_after_owner_exit");
     for (int round = 0; round < ORPHAN_ROUNDS; round++) {
         pthread_t threads[ORPHAN_THREADS];
         for (uintptr_t i = 0; i < ORPHAN_THREADS; i++) threads[i] = spawn(orphan_maker, (void *)i);
@@ -187,7 +151,7 @@ static void run_orphans(void) {
             for (int i = 0; i < ORPHANS_PER_THREAD; i++) free_object(orphans[t][i], "main adopter");
         for (int i = 0; i < ORPHAN_THREADS / 2; i++) pthread_join(threads[i], NULL);
     }
-    printf("ok %s\n", current_check);
+    pass();
 }
 
 /* ---- fork: children of a process whose other threads are inside malloc ---- */
@@ -227,7 +191,7 @@ static void child_body(int n) {
 }
 
 static void run_fork(void) {
-    current_check = "fork.child_allocates";
+    begin("fork.child_allocates");
     pthread_t threads[FORK_WORKERS];
     for (uintptr_t i = 0; i < FORK_WORKERS; i++) threads[i] = spawn(fork_background, (void *)i);
     for (int n = 0; n < FORKS; n++) {
@@ -243,7 +207,7 @@ static void run_fork(void) {
     }
     stop_workers = 1;
     for (int i = 0; i < FORK_WORKERS; i++) pthread_join(threads[i], NULL);
-    printf("ok %s\n", current_check);
+    pass();
 }
 
 /* ---- tls-dtor: allocation inside thread-exit destructors ---- */
@@ -271,7 +235,7 @@ static void *dtor_thread(void *arg) {
 }
 
 static void run_tls_dtor(void) {
-    current_check = "tls_dtor.allocate_at_thread_exit";
+    begin("tls_dtor.allocate_at_thread_exit");
     CHECK(pthread_key_create(&dtor_key, dtor) == 0, "pthread_key_create");
     for (uintptr_t i = 0; i < DTOR_THREADS; i += 8) {
         pthread_t t[8];
@@ -279,7 +243,7 @@ static void run_tls_dtor(void) {
         for (int j = 0; j < 8; j++) pthread_join(t[j], NULL);
     }
     for (int i = 0; i < DTOR_THREADS; i++) free_object(dtor_handoff[i], "main after tls destructors");
-    printf("ok %s\n", current_check);
+    pass();
 }
 
 int main(int argc, char **argv) {
@@ -288,7 +252,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s <xthread|orphans|fork|tls-dtor> [lane]\n", argv[0]);
         return 2;
     }
-    if (argc == 3) check_lane(argv[2]);
+    if (argc == 3) {
+        require_lane(argv[2]);
+        pass();
+    }
     if (strcmp(argv[1], "xthread") == 0) run_xthread();
     else if (strcmp(argv[1], "orphans") == 0) run_orphans();
     else if (strcmp(argv[1], "fork") == 0) run_fork();
