@@ -125,7 +125,7 @@ pub fn push(class: usize, objs: &[*mut u8]) {
     filer.finish(objs.len() as u64);
 }
 
-#[cfg_attr(any(feature = "remote-stash", feature = "remote-adopt"), allow(dead_code))]
+#[cfg_attr(not(feature = "remote-inbox"), allow(dead_code))]
 /// As `push`, for a null-terminated chain linked through the objects' first words.
 pub fn push_chain(class: usize, head: *mut Node) {
     if head.is_null() {

@@ -1,9 +1,9 @@
 //! hz3: a small-object allocator for remote-heavy multi-thread workloads.
 //!
-//! Two compile-time lanes over the same boxes: `fast` (the C hz3's shape: mutex central pool,
-//! remote frees pushed one at a time) and `scale` (remote frees batched per destination, a
-//! transfer cache of whole batches in front of the central pool). Mechanisms are cargo features
-//! so that each can be A/B-ed; see docs/decisions.md.
+//! Two compile-time lanes over the same boxes: `fast` (the C hz3's mutex central pool, with
+//! nothing in front of it) and `scale` (a transfer cache of whole batches in front of the central
+//! pool). Both adopt remote frees; owner routing (`remote-inbox`, `remote-stash`) and every other
+//! mechanism are cargo features so that each can be A/B-ed; see docs/decisions.md.
 //!
 //! Boxes (one module each): `size_class`, `heap` (thread cache), `page_map`, `remote`, `central`,
 //! `transfer`, `slow_alloc`, `page_source`, `large`, `lifecycle`, `lock`, `os`, `probes`; `api`
@@ -23,6 +23,7 @@ mod api;
 mod c_abi;
 mod central;
 mod heap;
+mod inject;
 mod large;
 mod lifecycle;
 mod lock;

@@ -16,9 +16,9 @@ use std::process::{Command, Output, Stdio};
 /// A size class no start-up code of the checker touches (its cache starts empty).
 const SIZE: usize = 720;
 
-/// Probes builds of both lanes and of the owner-routed scale variant (`scale-stash`): a build's
-/// name starts with the lane `hz3_lane()` reports.
-const ROUTED_BUILDS: [&str; 2] = ["fast", "scale-stash"];
+/// Probes builds of the owner-routed variants (`remote-inbox`, `remote-stash`): a build's name
+/// starts with the lane `hz3_lane()` reports.
+const ROUTED_BUILDS: [&str; 2] = ["fast-inbox", "scale-stash"];
 
 fn lane_of(build: &str) -> &str {
     build.split('-').next().unwrap_or(build)
@@ -135,7 +135,7 @@ fn refills_from_an_empty_cache_are_exact() {
 
 #[test]
 fn cross_thread_frees_are_counted_once_each() {
-    for lane in ["fast", "scale-stash", "scale"] {
+    for lane in ["fast-inbox", "scale-stash", "fast", "scale"] {
         let batch = learn_batch(lane);
         let n = 10 * batch + 3;
         let d = check(lane, &["remote", &SIZE.to_string(), &n.to_string()]);
@@ -144,7 +144,7 @@ fn cross_thread_frees_are_counted_once_each() {
             n,
             "{lane}: every free of the other thread's objects is remote"
         );
-        if lane == "scale" {
+        if !ROUTED_BUILDS.contains(&lane) {
             // Adopted: the freer keeps every object; nothing is sent, stashed or drained.
             for e in [
                 Event::RemoteEnqueue,
@@ -180,7 +180,7 @@ fn cross_thread_frees_are_counted_once_each() {
         .iter()
         .map(|e| d.event(*e))
         .sum();
-        if lane == "fast" {
+        if lane == "fast-inbox" {
             // One CAS push per object, no stash.
             assert_eq!(d.event(Event::RemoteEnqueue), n, "{lane}");
             assert_eq!(d.event(Event::RemoteFlush), 0, "{lane}");
@@ -389,7 +389,7 @@ fn budgeted_flushes_stop_at_the_same_budget() {
             d.iter().all(|d| d.event(Event::RemoteFree) == K),
             "{lane}: K remote frees, counted once"
         );
-        if lane == "fast" {
+        if lane == "fast-inbox" {
             assert_eq!(
                 ev(&d[0], Event::RemoteEnqueue),
                 K,
