@@ -38,6 +38,7 @@ static POOLS: [Mutex<Pool>; NUM_CLASSES] = [const {
 /// # Safety
 /// `out` must have room for `want` pointers.
 pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
+    crate::inject::delay!("inject-central-pop");
     let size = size_class::size_of(class);
     let tag = page_map::tag_small(owner, class);
     let mut got = 0u32;

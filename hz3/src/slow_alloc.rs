@@ -44,6 +44,7 @@ pub fn pool_push(class: usize, objs: &[*mut u8]) {
 #[inline(never)]
 pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.counters.add(Event::MallocCacheMiss, 1);
+    crate::inject::delay!("inject-slow-refill");
     remote::flush_some(heap);
     if !remote::collect(heap, class) {
         let owner = heap as *mut Heap as usize;
