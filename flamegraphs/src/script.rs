@@ -184,24 +184,27 @@ fn parse_header(text: &str, event: &mut Event) -> Result<(), String> {
 
 /// Finds the first whitespace-delimited `PID/TID` (or bare `TID`) word that has a COMM before it.
 /// Returns (end of COMM, (pid, tid), end of the word).
+///
+/// Words start and end at the same (Unicode) whitespace the rest of the header is split on: a word
+/// that began after an ASCII space but ended at a Unicode one such as U+2000 used to be empty, and
+/// the scan never moved past it.
 fn find_pid_tid(text: &str) -> Option<(usize, (u32, u32), usize)> {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        // A word starts after whitespace, never at position 0 (that is COMM).
-        if i > 0 && !bytes[i].is_ascii_whitespace() && bytes[i - 1].is_ascii_whitespace() {
-            let end = text[i..]
-                .find(char::is_whitespace)
-                .map(|e| i + e)
-                .unwrap_or(text.len());
-            let word = &text[i..end];
-            if let Some(ids) = parse_ids(word) {
-                return Some((i, ids, end));
-            }
-            i = end;
+    let mut after_space = false;
+    for (start, c) in text.char_indices() {
+        if c.is_whitespace() {
+            after_space = true;
             continue;
         }
-        i += 1;
+        // Only a word after whitespace counts: the one at position 0 is COMM.
+        if after_space {
+            let end = text[start..]
+                .find(char::is_whitespace)
+                .map_or(text.len(), |len| start + len);
+            if let Some(ids) = parse_ids(&text[start..end]) {
+                return Some((start, ids, end));
+            }
+        }
+        after_space = false;
     }
     None
 }
@@ -316,5 +319,22 @@ x 10/12 4758.1: 1 sched:sched_switch: prev_comm=x prev_pid=12 prev_state=S ==> n
         assert!(err.to_string().starts_with("perf script line 3:"), "{err}");
         let bad_header = "\nhello world\n";
         assert_eq!(collect(bad_header).unwrap_err().line, 2);
+    }
+
+    /// Found by `random_text_never_panics`: a word that starts after an ASCII space with a Unicode
+    /// space (U+2000) made the PID/TID scan stand still forever.
+    #[test]
+    fn unicode_space_after_ascii_space_ends_the_scan() {
+        let err = collect("/(x/1( \u{2000})\t4\n").unwrap_err();
+        assert_eq!(err.line, 1);
+        // `4` after the tab is a bare TID; the header then lacks its time.
+        assert!(err.message.ends_with("no time"), "{err}");
+        // A Unicode space separates words like an ASCII one does.
+        let events =
+            collect("my\u{2000}prog\u{2000}10/12 1.5: 7 cpu-clock:\n\t1 f (a)\n\n").unwrap();
+        assert_eq!(
+            (events[0].comm.as_str(), events[0].pid, events[0].tid),
+            ("my\u{2000}prog", 10, 12)
+        );
     }
 }
