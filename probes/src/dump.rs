@@ -131,29 +131,37 @@ fn csv_field<S: Sink>(out: &mut Staged<'_, S>, s: &str) {
     out.put(b"\"");
 }
 
-fn json_events<S: Sink>(out: &mut Staged<'_, S>, events: &[u64; Event::COUNT], indent: &str) {
-    out.put(b"{");
-    for (i, e) in Event::ALL.iter().enumerate() {
-        out.str(if i == 0 { "\n" } else { ",\n" });
-        out.str(indent);
-        out.str("  \"");
-        out.str(e.key());
-        out.str("\": ");
-        out.u64(events[e.index()]);
-    }
+/// Opens one member of a JSON object written one member per line: the separator (none before the
+/// first), the indent, the quoted key and the colon. The value follows.
+fn json_member<S: Sink>(out: &mut Staged<'_, S>, first: bool, indent: &str, key: &str) {
+    out.str(if first { "\n" } else { ",\n" });
+    out.str(indent);
+    out.str("  \"");
+    out.str(key);
+    out.str("\": ");
+}
+
+/// Closes an object opened with `{` whose members `json_member` wrote.
+fn json_close<S: Sink>(out: &mut Staged<'_, S>, indent: &str) {
     out.str("\n");
     out.str(indent);
     out.put(b"}");
 }
 
+fn json_events<S: Sink>(out: &mut Staged<'_, S>, events: &[u64; Event::COUNT], indent: &str) {
+    out.put(b"{");
+    for (i, e) in Event::ALL.iter().enumerate() {
+        json_member(out, i == 0, indent, e.key());
+        out.u64(events[e.index()]);
+    }
+    json_close(out, indent);
+}
+
 fn json_locks<S: Sink>(out: &mut Staged<'_, S>, locks: &[u64; LOCK_SLOTS], indent: &str) {
     out.put(b"{");
     for (i, site) in LockSite::ALL.iter().enumerate() {
-        out.str(if i == 0 { "\n" } else { ",\n" });
-        out.str(indent);
-        out.str("  \"");
-        out.str(site.key());
-        out.str("\": {");
+        json_member(out, i == 0, indent, site.key());
+        out.put(b"{");
         for (j, stat) in LockStat::ALL.iter().enumerate() {
             out.str(if j == 0 { "\"" } else { ", \"" });
             out.str(stat.key());
@@ -162,9 +170,7 @@ fn json_locks<S: Sink>(out: &mut Staged<'_, S>, locks: &[u64; LOCK_SLOTS], inden
         }
         out.put(b"}");
     }
-    out.str("\n");
-    out.str(indent);
-    out.put(b"}");
+    json_close(out, indent);
 }
 
 /// Writes `snap` as one JSON document (see the module docs for the shape), ending in a newline.
@@ -283,11 +289,27 @@ mod tests {
         }
     }
 
-    fn sample() -> (
-        [u64; Event::COUNT],
-        [u64; LOCK_SLOTS],
-        std::vec::Vec<ThreadRow>,
-    ) {
+    /// Counters with distinct values (and one u64::MAX) and two thread rows.
+    struct Sample {
+        totals: [u64; Event::COUNT],
+        locks: [u64; LOCK_SLOTS],
+        threads: std::vec::Vec<ThreadRow>,
+    }
+
+    impl Sample {
+        fn snapshot<'a>(&'a self, lane: &'a str) -> Snapshot<'a> {
+            Snapshot {
+                lane,
+                pid: 7,
+                wall_ns: 12,
+                totals: &self.totals,
+                lock_totals: &self.locks,
+                threads: &self.threads,
+            }
+        }
+    }
+
+    fn sample() -> Sample {
         let mut totals = [0u64; Event::COUNT];
         let mut locks = [0u64; LOCK_SLOTS];
         for (i, t) in totals.iter_mut().enumerate() {
@@ -302,20 +324,17 @@ mod tests {
             events: totals,
             locks,
         };
-        (totals, locks, std::vec![row, ThreadRow { tid: 100, ..row }])
+        Sample {
+            totals,
+            locks,
+            threads: std::vec![row, ThreadRow { tid: 100, ..row }],
+        }
     }
 
     #[test]
     fn json_is_valid_and_carries_every_key() {
-        let (totals, locks, threads) = sample();
-        let snap = Snapshot {
-            lane: "sc\"ale\n",
-            pid: 7,
-            wall_ns: 12,
-            totals: &totals,
-            lock_totals: &locks,
-            threads: &threads,
-        };
+        let sample = sample();
+        let snap = sample.snapshot("sc\"ale\n");
         let mut out = std::vec::Vec::new();
         write_json(&mut out, &snap);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -351,15 +370,8 @@ mod tests {
 
     #[test]
     fn csv_rows_and_trailer_agree() {
-        let (totals, locks, threads) = sample();
-        let snap = Snapshot {
-            lane: "a,b",
-            pid: 7,
-            wall_ns: 12,
-            totals: &totals,
-            lock_totals: &locks,
-            threads: &threads,
-        };
+        let sample = sample();
+        let snap = sample.snapshot("a,b");
         let mut out = std::vec::Vec::new();
         write_csv(&mut out, &snap);
         let text = std::string::String::from_utf8(out).unwrap();
@@ -378,15 +390,8 @@ mod tests {
 
     #[test]
     fn staging_batches_small_writes() {
-        let (totals, locks, threads) = sample();
-        let snap = Snapshot {
-            lane: "scale",
-            pid: 7,
-            wall_ns: 12,
-            totals: &totals,
-            lock_totals: &locks,
-            threads: &threads,
-        };
+        let sample = sample();
+        let snap = sample.snapshot("scale");
         let mut chunks = Chunks(std::vec::Vec::new());
         write_json(&mut chunks, &snap);
         let mut whole = std::vec::Vec::new();
