@@ -3,7 +3,7 @@
 //! Thread caches refill from here and spill to here (in the scale lane, behind the transfer
 //! cache). Objects are filed under their run so that a run whose objects are all back can be
 //! returned to the page source; runs with objects to give sit on a per-class partial list. A run's
-//! free objects are kept as offsets on a side stack and its never-used tail is handed out by
+//! free objects are kept in side memory (`run_free`) and its never-used tail is handed out by
 //! address arithmetic (bump): the pool never writes into objects, so pages nobody else wrote to
 //! are never faulted in.
 
@@ -52,7 +52,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
             }
             // SAFETY: a run fresh from the page source is ours alone until listed below.
             unsafe {
-                (*run).nfree = 0;
+                crate::run_free::reset(run);
                 (*run).used = 0;
                 (*run).carved = 0;
                 (*run).capacity = (RUN_SIZE / size) as u16;
@@ -68,9 +68,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
                 (*run).tag.store(tag, Ordering::Release);
             }
             while got < want && (*run).nfree > 0 {
-                (*run).nfree -= 1;
-                let off16 = *(*run).free_stack.add((*run).nfree as usize) as usize;
-                *out.add(got as usize) = ((*run).base + off16 * 16) as *mut u8;
+                *out.add(got as usize) = crate::run_free::take(run) as *mut u8;
                 (*run).used += 1;
                 got += 1;
             }
@@ -181,9 +179,7 @@ impl Filer {
                     "more objects returned than handed out (double free?)",
                 );
             }
-            *(*run).free_stack.add((*run).nfree as usize) =
-                ((obj as usize - (*run).base) >> 4) as u16;
-            (*run).nfree += 1;
+            crate::run_free::put(run, obj as usize);
             (*run).used -= 1;
             if (*run).used == 0 {
                 if (*run).in_partial {

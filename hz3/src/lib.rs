@@ -6,8 +6,9 @@
 //! mechanism are cargo features so that each can be A/B-ed; see docs/decisions.md.
 //!
 //! Boxes (one module each): `size_class`, `heap` (thread cache), `page_map`, `remote`, `central`,
-//! `transfer`, `slow_alloc`, `page_source`, `large`, `lifecycle`, `lock`, `os`, `probes`; `api`
-//! is the entry layer, `c_abi` the exported C functions (feature `preload`).
+//! `run_free` (a run's free set), `transfer`, `slow_alloc`, `page_source`, `large`, `lifecycle`,
+//! `lock`, `os`, `probes`; `api` is the entry layer, `c_abi` the exported C functions (feature
+//! `preload`).
 #![no_std]
 // std is linked for its panic handler and, off x86-64, `thread_local!` (a const Cell without Drop);
 // nothing on a malloc path calls into it.
@@ -32,6 +33,7 @@ mod page_map;
 mod page_source;
 pub mod probes;
 mod remote;
+mod run_free;
 mod size_class;
 mod slow_alloc;
 #[cfg(feature = "transfer-cache")]

@@ -36,11 +36,13 @@ pub struct Node {
 #[repr(C, align(64))]
 pub struct Run {
     pub tag: AtomicUsize,
-    /// The run's free stack (side memory from the page source, never the run itself): offsets
-    /// / 16 of objects returned to the central pool and not yet handed out again.
-    pub free_stack: *mut u16,
-    /// Entries on `free_stack`.
+    /// The run's side memory from the page source (never the run itself): the set of objects
+    /// returned to the central pool and not yet handed out again (see `run_free`).
+    pub side: *mut u8,
+    /// Members of that set.
     pub nfree: u16,
+    /// The lowest bitmap word that may hold a member (`run_free`).
+    pub scan_from: u16,
     /// Objects currently outside the central pool (caches, inboxes, stashes, the program).
     pub used: u16,
     /// Objects carved from the bump region so far.

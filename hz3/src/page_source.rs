@@ -14,9 +14,9 @@ use core::sync::atomic::Ordering;
 
 /// Address space reserved per mmap; modest so the allocator runs under a small `ulimit -v`.
 const RESERVATION: usize = 16 << 20;
-/// Side memory per run for its free stack: one u16 per object of the smallest class. Kept apart
-/// from the run so that freeing never writes into (and faults in) object memory.
-const FREE_STACK_BYTES: usize = RUN_SIZE / 16 * 2;
+/// Side memory per run for its free-object set (`run_free`). Kept apart from the run so that
+/// freeing never writes into (and faults in) object memory.
+const SIDE_BYTES: usize = crate::run_free::SIDE_BYTES;
 /// Empty runs kept committed for quick reuse (16 MiB): below this, runs that empty and refill
 /// with the workload's swings cost no madvise and no page faults.
 const COMMITTED_CACHE: usize = 256;
@@ -73,7 +73,7 @@ pub fn take_run() -> *mut Run {
             if base.is_null() {
                 return ptr::null_mut();
             }
-            let side = os::map(RESERVATION / RUN_SIZE * FREE_STACK_BYTES, true);
+            let side = os::map(RESERVATION / RUN_SIZE * SIDE_BYTES, true);
             if side.is_null() {
                 os::unmap(base, RESERVATION);
                 return ptr::null_mut();
@@ -89,11 +89,11 @@ pub fn take_run() -> *mut Run {
         }
         let index = (addr - (s.end - RESERVATION)) / RUN_SIZE;
         s.bump += RUN_SIZE;
-        // SAFETY: fresh descriptor for a run nobody else knows about; its free stack is its own
+        // SAFETY: fresh descriptor for a run nobody else knows about; its side memory is its own
         // slice of the reservation's side mapping.
         unsafe {
             (*r).base = addr;
-            (*r).free_stack = (s.side + index * FREE_STACK_BYTES) as *mut u16;
+            (*r).side = (s.side + index * SIDE_BYTES) as *mut u8;
         }
         r
     };
