@@ -158,22 +158,28 @@ fn table_json_and_csv_outputs() {
     );
 }
 
-#[test]
-fn user_rules_go_in_front_of_the_defaults() {
+/// `attribute` on the glibc fixture with `rules_text` as the user's box file `r.toml`.
+fn attribute_with_rules(rules_text: &str, extra: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("r.toml");
-    std::fs::write(
-        &rules,
-        "[[box]]\nname = \"mine.int_malloc\"\nframes = [\"_int_malloc\"]\n",
-    )
-    .unwrap();
-    let out = analyze(&[
+    std::fs::write(&rules, rules_text).unwrap();
+    let fixture = fixture("glibc");
+    let mut args = vec![
         "attribute",
-        fixture("glibc").to_str().unwrap(),
+        fixture.to_str().unwrap(),
         "--boxes",
         rules.to_str().unwrap(),
-        "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    analyze(&args)
+}
+
+#[test]
+fn user_rules_go_in_front_of_the_defaults() {
+    let out = attribute_with_rules(
+        "[[box]]\nname = \"mine.int_malloc\"\nframes = [\"_int_malloc\"]\n",
+        &["--json"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let boxes = json["boxes"].as_array().unwrap();
@@ -185,17 +191,10 @@ fn user_rules_go_in_front_of_the_defaults() {
     let glibc = boxes.iter().find(|b| b["name"] == "glibc.malloc").unwrap();
     assert!(glibc["ns_per_op"].as_f64().unwrap() < ns(&report("glibc"), "glibc.malloc"));
 
-    std::fs::write(
-        &rules,
+    let out = attribute_with_rules(
         "[[box]]\nname = \"x\"\nframes = [\"a\"]\nabsorb = \"yes\"\n",
-    )
-    .unwrap();
-    let out = analyze(&[
-        "attribute",
-        fixture("glibc").to_str().unwrap(),
-        "--boxes",
-        rules.to_str().unwrap(),
-    ]);
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("r.toml line 4"), "{err}");

@@ -1,26 +1,87 @@
 //! The matrix as an aligned text table, CSV and markdown (the JSON is the serde form of the report).
+//!
+//! Every column is declared once in [`COLUMNS`]: adding one there adds it to all three formats.
 use super::{MatrixReport, Row};
 use anyhow::Result;
 
-const HEADER: [&str; 10] = [
-    "preset",
-    "allocator",
-    "median Mops/s",
-    "min",
-    "max",
-    "ratio",
-    "CPU ns/op",
-    "peak RSS MiB",
-    "ok",
-    "crashed",
+/// A cell of the table and markdown: rounded for reading, with units where they help.
+type Shown = fn(&Row) -> String;
+
+/// One column of the matrix. The table and markdown show the columns that have a heading; the CSV
+/// writes every column under its field name, numbers in full and missing values as empty cells.
+struct Column {
+    shown: Option<(&'static str, Shown)>,
+    field: &'static str,
+    raw: fn(&Row, &MatrixReport) -> String,
+}
+
+const fn col(
+    shown: Option<(&'static str, Shown)>,
+    field: &'static str,
+    raw: fn(&Row, &MatrixReport) -> String,
+) -> Column {
+    Column { shown, field, raw }
+}
+
+/// Columns in CSV order; the shown ones keep their relative order in the table and markdown, the
+/// first two (text) left-aligned, the rest (numbers) right-aligned.
+#[rustfmt::skip] // one column a line reads as the table it describes
+const COLUMNS: [Column; 13] = [
+    col(Some(("preset", |r| r.preset.clone())), "preset", |r, _| r.preset.clone()),
+    col(Some(("allocator", |r| r.allocator.clone())), "allocator", |r, _| r.allocator.clone()),
+    col(Some(("median Mops/s", |r| mops(r.median_mops))), "median_mops", |r, _| full(r.median_mops)),
+    col(Some(("min", |r| mops(r.min_mops))), "min_mops", |r, _| full(r.min_mops)),
+    col(Some(("max", |r| mops(r.max_mops))), "max_mops", |r, _| full(r.max_mops)),
+    col(Some(("ratio", |r| ratio(r.ratio))), "ratio", |r, _| full(r.ratio)),
+    col(None, "baseline", |_, report| report.baseline.clone()),
+    col(Some(("CPU ns/op", |r| cpu_ns(r.cpu_ns_per_op))), "cpu_ns_per_op", |r, _| full(r.cpu_ns_per_op)),
+    col(Some(("peak RSS MiB", rss_mib)), "peak_rss_kib", |r, _| r.peak_rss_kib.to_string()),
+    col(Some(("ok", |r| r.runs_ok.to_string())), "runs_ok", |r, _| r.runs_ok.to_string()),
+    col(Some(("crashed", crashed)), "crashed", |r, _| r.crashed.to_string()),
+    col(None, "crashes", |r, _| r.crashes.join(";")),
+    col(None, "samples_mops", |r, _| join_full(&r.samples_mops)),
 ];
 
+/// How many columns have text (left-aligned) before the numbers start.
+const TEXT_COLUMNS: usize = 2;
+
+fn shown_columns() -> impl Iterator<Item = (&'static str, Shown)> {
+    COLUMNS.iter().filter_map(|c| c.shown)
+}
+
+fn headings() -> Vec<String> {
+    shown_columns()
+        .map(|(heading, _)| heading.to_owned())
+        .collect()
+}
+
+fn cells(row: &Row) -> Vec<String> {
+    shown_columns().map(|(_, show)| show(row)).collect()
+}
+
+fn or_dash(v: Option<f64>, show: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "-".into(), show)
+}
+
 fn mops(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+    or_dash(v, |v| format!("{v:.2}"))
 }
 
 fn ratio(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.2}x"))
+    or_dash(v, |v| format!("{v:.2}x"))
+}
+
+fn cpu_ns(v: Option<f64>) -> String {
+    or_dash(v, |v| format!("{v:.1}"))
+}
+
+fn full(v: Option<f64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn join_full(values: &[f64]) -> String {
+    let values: Vec<String> = values.iter().map(f64::to_string).collect();
+    values.join(";")
 }
 
 fn rss_mib(row: &Row) -> String {
@@ -37,26 +98,24 @@ fn crashed(row: &Row) -> String {
     }
 }
 
-fn cells(row: &Row) -> [String; 10] {
-    [
-        row.preset.clone(),
-        row.allocator.clone(),
-        mops(row.median_mops),
-        mops(row.min_mops),
-        mops(row.max_mops),
-        ratio(row.ratio),
-        row.cpu_ns_per_op
-            .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
-        rss_mib(row),
-        row.runs_ok.to_string(),
-        crashed(row),
-    ]
+/// "3 round(s) (quick)" and "ratio = median / glibc median on the same preset", for the first
+/// line of the table and of the markdown.
+fn rounds_and_ratio(report: &MatrixReport) -> (String, String) {
+    let quick = if report.quick { " (quick)" } else { "" };
+    (
+        format!("{} round(s){quick}", report.runs),
+        format!(
+            "ratio = median / {} median on the same preset",
+            report.baseline
+        ),
+    )
 }
 
 /// Aligned columns for the terminal: text left, numbers right.
 pub fn table(report: &MatrixReport) -> String {
-    let body: Vec<[String; 10]> = report.rows.iter().map(cells).collect();
-    let mut widths = HEADER.map(str::len);
+    let body: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
+    let heading = headings();
+    let mut widths: Vec<usize> = heading.iter().map(String::len).collect();
     for r in &body {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
@@ -64,11 +123,11 @@ pub fn table(report: &MatrixReport) -> String {
     }
     let line = |cols: &[String]| {
         let mut s = String::new();
-        for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
+        for (i, (c, &w)) in cols.iter().zip(&widths).enumerate() {
             if i > 0 {
                 s.push_str("  ");
             }
-            if i < 2 {
+            if i < TEXT_COLUMNS {
                 s.push_str(&format!("{c:<w$}"));
             } else {
                 s.push_str(&format!("{c:>w$}"));
@@ -76,13 +135,9 @@ pub fn table(report: &MatrixReport) -> String {
         }
         s.trim_end().to_owned() + "\n"
     };
-    let mut out = format!(
-        "hz3-analyze matrix: {} round(s){}, ratio = median / {} median on the same preset\n",
-        report.runs,
-        if report.quick { " (quick)" } else { "" },
-        report.baseline
-    );
-    out += &line(&HEADER.map(String::from));
+    let (rounds, ratio) = rounds_and_ratio(report);
+    let mut out = format!("hz3-analyze matrix: {rounds}, {ratio}\n");
+    out += &line(&heading);
     for r in &body {
         out += &line(r);
     }
@@ -92,52 +147,24 @@ pub fn table(report: &MatrixReport) -> String {
 /// One line per row; numbers unformatted, empty cells where a row has no value (all runs crashed).
 pub fn csv(report: &MatrixReport) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "preset",
-        "allocator",
-        "median_mops",
-        "min_mops",
-        "max_mops",
-        "ratio",
-        "baseline",
-        "cpu_ns_per_op",
-        "peak_rss_kib",
-        "runs_ok",
-        "crashed",
-        "crashes",
-        "samples_mops",
-    ])?;
-    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    w.write_record(COLUMNS.iter().map(|c| c.field))?;
     for r in &report.rows {
-        let samples: Vec<String> = r.samples_mops.iter().map(f64::to_string).collect();
-        w.write_record([
-            r.preset.clone(),
-            r.allocator.clone(),
-            opt(r.median_mops),
-            opt(r.min_mops),
-            opt(r.max_mops),
-            opt(r.ratio),
-            report.baseline.clone(),
-            opt(r.cpu_ns_per_op),
-            r.peak_rss_kib.to_string(),
-            r.runs_ok.to_string(),
-            r.crashed.to_string(),
-            r.crashes.join(";"),
-            samples.join(";"),
-        ])?;
+        w.write_record(COLUMNS.iter().map(|c| (c.raw)(r, report)))?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
 }
 
 pub fn markdown(report: &MatrixReport) -> String {
-    let mut out = format!(
-        "Interleaved matrix, {} round(s){}; ratio = median / {} median on the same preset.\n\n",
-        report.runs,
-        if report.quick { " (quick)" } else { "" },
-        report.baseline
+    let (rounds, ratio) = rounds_and_ratio(report);
+    let mut out = format!("Interleaved matrix, {rounds}; {ratio}.\n\n");
+    let heading = headings();
+    out += &format!("| {} |\n", heading.join(" | "));
+    let numbers = heading.len() - TEXT_COLUMNS;
+    out += &format!(
+        "|{}{}\n",
+        "---|".repeat(TEXT_COLUMNS),
+        "---:|".repeat(numbers)
     );
-    out += &format!("| {} |\n", HEADER.join(" | "));
-    out += &format!("|{}\n", ["---|"; 2].concat() + &["---:|"; 8].concat());
     for r in &report.rows {
         out += &format!("| {} |\n", cells(r).join(" | "));
     }
