@@ -30,6 +30,8 @@ pub enum Command {
     Attribute(crate::attribute::Args),
     /// Per-box ns/op difference between two recorded runs, with the residual
     Gap(crate::gap::Args),
+    /// Check gap against a delay injected into one hz3 box (inject-* builds)
+    InjectCheck(crate::inject_check::Args),
     /// Flamegraph of a run, or a differential flamegraph of two runs
     Flame(crate::flame::Args),
     /// The main job: matrix + record + attribute + gap + flamegraphs into report/
@@ -43,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(a) => crate::record::run(a),
         Command::Attribute(a) => crate::attribute::run(a),
         Command::Gap(a) => crate::gap::run(a),
+        Command::InjectCheck(a) => crate::inject_check::run(a),
         Command::Flame(a) => crate::flame::run(a),
         Command::Report(a) => crate::report::run(a),
     }

@@ -5,6 +5,7 @@ pub mod probes_cmd;
 pub mod record;
 pub mod attribute;
 pub mod gap;
+pub mod inject_check;
 pub mod flame;
 pub mod report;
 pub mod allocators;

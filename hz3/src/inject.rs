@@ -142,7 +142,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_wait_length() {
-        for bad in ["", "0", "-5", "3e2", "300ns", " 300", "1000001", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "-5",
+            "3e2",
+            "300ns",
+            " 300",
+            "1000001",
+            "99999999999999999999999",
+        ] {
             let result = std::panic::catch_unwind(|| parse_ns(bad));
             assert!(result.is_err(), "{bad:?} was accepted");
         }
