@@ -98,8 +98,9 @@ pub fn default_preload_dir() -> Result<PathBuf> {
     Ok(target.join("preload"))
 }
 
-/// Every `libhz3_*.so` under `dir` as `hz3_*`, sorted; the probes and fail-fast builds are left out
-/// (their instrumentation is not what a comparison should measure) unless `with_instrumented`.
+/// Every `libhz3_*.so` under `dir` as `hz3_*`, sorted; the probes, fail-fast and injected-delay
+/// (`_inject`, scripts/validate-attribution) builds are left out (their instrumentation is not
+/// what a comparison should measure) unless `with_instrumented`.
 pub fn hz3_builds(dir: &Path, with_instrumented: bool) -> Result<Vec<Allocator>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(Vec::new());
@@ -118,7 +119,11 @@ pub fn hz3_builds(dir: &Path, with_instrumented: bool) -> Result<Vec<Allocator>>
         if !name.starts_with("hz3_") {
             continue;
         }
-        if !with_instrumented && (name.contains("_probes") || name.contains("_failfast")) {
+        if !with_instrumented
+            && ["_probes", "_failfast", "_inject"]
+                .iter()
+                .any(|tag| name.contains(tag))
+        {
             continue;
         }
         found.push(Allocator {
@@ -261,6 +266,7 @@ mod tests {
             "libhz3_fast.so",
             "libhz3_scale_probes.so",
             "libhz3_fast_failfast.so",
+            "libhz3_scale_inject-central-pop.so",
             "libceiling.so",
             "notes.txt",
         ] {
@@ -272,7 +278,7 @@ mod tests {
             .map(|a| a.name)
             .collect();
         assert_eq!(names, ["hz3_fast", "hz3_scale"]);
-        assert_eq!(hz3_builds(dir.path(), true).unwrap().len(), 4);
+        assert_eq!(hz3_builds(dir.path(), true).unwrap().len(), 5);
 
         let probes = resolve("hz3_scale_probes", dir.path()).unwrap();
         assert_eq!(

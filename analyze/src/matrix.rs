@@ -28,7 +28,7 @@ pub const SCHEMA: &str = "hz3-matrix/1";
 pub struct Args {
     /// Allocator to measure: NAME=PATH.so, or a known name (glibc, tcmalloc, jemalloc, mimalloc,
     /// ceiling, hz3_<build> from target/preload/). Repeatable. Default: the four anchors, every
-    /// libhz3_*.so except *_probes*/*_failfast* builds, and ceiling
+    /// libhz3_*.so except *_probes*/*_failfast*/*_inject* builds, and ceiling
     #[arg(long = "alloc", value_name = "NAME[=PATH]")]
     pub allocs: Vec<String>,
     /// Bench preset(s), comma-separated or repeated, or `all` [default: remote-heavy-small]
