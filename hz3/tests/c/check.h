@@ -3,7 +3,8 @@
  *
  * Protocol the Rust tests parse: one "ok <check>" line per passed check; on the first failure one line
  * "FAIL <check>: <why>" on stdout and exit status 1. A checker names the running check with begin(),
- * asserts with CHECK(cond, printf-format, ...) and reports success with pass().
+ * asserts with CHECK(cond, printf-format, ...) and reports success with pass(); run_checker() is the
+ * whole main() of a checker that takes `<mode> [lane]`.
  *
  * Helpers not every checker uses are `static inline` so that -Wall does not flag them as unused. */
 #ifndef HZ3_TESTS_CHECK_H
@@ -67,6 +68,37 @@ static inline void require_lane(const char *lane) {
     const char *(*lane_fn)(void) = (const char *(*)(void))need_symbol("hz3_lane");
     const char *got = lane_fn();
     CHECK(got != NULL && strcmp(got, lane) == 0, "hz3_lane() = \"%s\", want \"%s\"", got ? got : "(null)", lane);
+}
+
+/* A checker mode: its command-line name and the function that runs its checks. */
+struct check_mode {
+    const char *name;
+    void (*run)(void);
+};
+
+/* The whole main() of a checker used as `checker <mode> [lane]`: stdout unbuffered (an "ok" line must
+ * survive a later crash), the lane proof when a lane is given, then the named mode. Returns the exit
+ * status: 0, or 2 with a usage line on stderr for a wrong argument count or an unknown mode. */
+static inline int run_checker(int argc, char **argv, const struct check_mode *modes, size_t count) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: %s <", argv[0]);
+        for (size_t i = 0; i < count; i++) fprintf(stderr, "%s%s", i ? "|" : "", modes[i].name);
+        fprintf(stderr, "> [lane]\n");
+        return 2;
+    }
+    if (argc == 3) {
+        require_lane(argv[2]);
+        pass();
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(argv[1], modes[i].name) == 0) {
+            modes[i].run();
+            return 0;
+        }
+    }
+    fprintf(stderr, "unknown mode %s\n", argv[1]);
+    return 2;
 }
 
 #endif

@@ -362,24 +362,13 @@ static void run_trim(int remote) {
     pass();
 }
 
+static void run_trim_local(void) { run_trim(0); }
+static void run_trim_remote(void) { run_trim(1); }
+
 int main(int argc, char **argv) {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: %s <oom|oom-threads|churn|trim|trim-remote> [lane]\n", argv[0]);
-        return 2;
-    }
-    if (argc == 3) {
-        require_lane(argv[2]);
-        pass();
-    }
-    if (strcmp(argv[1], "oom") == 0) run_oom();
-    else if (strcmp(argv[1], "oom-threads") == 0) run_oom_threads();
-    else if (strcmp(argv[1], "churn") == 0) run_churn();
-    else if (strcmp(argv[1], "trim") == 0) run_trim(0);
-    else if (strcmp(argv[1], "trim-remote") == 0) run_trim(1);
-    else {
-        fprintf(stderr, "unknown mode %s\n", argv[1]);
-        return 2;
-    }
-    return 0;
+    static const struct check_mode modes[] = {
+        {"oom", run_oom}, {"oom-threads", run_oom_threads}, {"churn", run_churn},
+        {"trim", run_trim_local}, {"trim-remote", run_trim_remote},
+    };
+    return run_checker(argc, argv, modes, sizeof modes / sizeof *modes);
 }

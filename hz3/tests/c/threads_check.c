@@ -247,22 +247,8 @@ static void run_tls_dtor(void) {
 }
 
 int main(int argc, char **argv) {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: %s <xthread|orphans|fork|tls-dtor> [lane]\n", argv[0]);
-        return 2;
-    }
-    if (argc == 3) {
-        require_lane(argv[2]);
-        pass();
-    }
-    if (strcmp(argv[1], "xthread") == 0) run_xthread();
-    else if (strcmp(argv[1], "orphans") == 0) run_orphans();
-    else if (strcmp(argv[1], "fork") == 0) run_fork();
-    else if (strcmp(argv[1], "tls-dtor") == 0) run_tls_dtor();
-    else {
-        fprintf(stderr, "unknown mode %s\n", argv[1]);
-        return 2;
-    }
-    return 0;
+    static const struct check_mode modes[] = {
+        {"xthread", run_xthread}, {"orphans", run_orphans}, {"fork", run_fork}, {"tls-dtor", run_tls_dtor},
+    };
+    return run_checker(argc, argv, modes, sizeof modes / sizeof *modes);
 }
