@@ -67,7 +67,7 @@ impl Heap {
         bin.count -= 1;
         // SAFETY: count <= cap <= BIN_MAX, so count - 1 indexes a filled slot.
         let obj = unsafe { *bin.slots.get_unchecked(bin.count as usize) };
-        self.counters.add(Event::MallocCacheHit, 1);
+        self.counters.add_own(Event::MallocCacheHit, 1);
         obj
     }
 

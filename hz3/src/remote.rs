@@ -32,14 +32,14 @@ pub use stash::{collect, free, return_all, Inbox, Stash};
 /// The freeing thread keeps other threads' objects: `api::free` then skips the owner test.
 pub const ADOPT: bool = cfg!(not(any(feature = "remote-inbox", feature = "remote-stash")));
 
-/// Counts a free that stays in `me`'s cache: local, or (adopt routing) another thread's object
-/// kept here. Without probes this compiles to nothing, owner test included.
+/// Counts a free that stays in `me`'s cache; under adoption, one of another thread's objects is
+/// also counted as a remote free. Branch-free, and nothing at all without probes.
 #[inline(always)]
 pub fn count_kept(me: &mut Heap, owner: usize) {
-    if ADOPT && owner != 0 && owner != me as *mut Heap as usize {
-        me.counters.add(Event::RemoteFree, 1);
-    } else {
-        me.counters.add(Event::FreeLocal, 1);
+    me.counters.add_own(Event::FreeLocal, 1);
+    if ADOPT {
+        let foreign = owner != 0 && owner != me as *mut Heap as usize;
+        me.counters.add_own(Event::RemoteFree, foreign as u64);
     }
 }
 
