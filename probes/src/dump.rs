@@ -331,13 +331,17 @@ mod tests {
         }
     }
 
+    fn json_of(snap: &Snapshot) -> serde_json::Value {
+        let mut out = std::vec::Vec::new();
+        write_json(&mut out, snap);
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
     #[test]
     fn json_is_valid_and_carries_every_key() {
         let sample = sample();
         let snap = sample.snapshot("sc\"ale\n");
-        let mut out = std::vec::Vec::new();
-        write_json(&mut out, &snap);
-        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        let v = json_of(&snap);
         assert_eq!(v["schema"], SCHEMA_VERSION);
         assert_eq!(v["lane"], "sc\"ale\n");
         assert_eq!(v["totals"]["malloc.cache_hit"], u64::MAX);
@@ -362,9 +366,7 @@ mod tests {
             lock_totals: &locks,
             threads: &[],
         };
-        let mut out = std::vec::Vec::new();
-        write_json(&mut out, &snap);
-        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        let v = json_of(&snap);
         assert_eq!(v["threads"].as_array().unwrap().len(), 0);
     }
 
