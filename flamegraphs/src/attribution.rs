@@ -29,43 +29,32 @@ pub struct Attribution {
 }
 
 impl Attribution {
+    /// `value` summed over the boxes `keep` selects.
+    fn sum(&self, keep: impl Fn(&BoxTotal) -> bool, value: fn(&BoxTotal) -> f64) -> f64 {
+        self.boxes.iter().filter(|b| keep(b)).map(value).sum()
+    }
+
     pub fn cpu_total(&self) -> f64 {
-        self.boxes.iter().map(|b| b.cpu).sum()
+        self.sum(|_| true, |b| b.cpu)
     }
 
     /// On-CPU time of the boxes of one lock kind.
     pub fn lock_cpu(&self, kind: LockKind) -> f64 {
-        self.boxes
-            .iter()
-            .filter(|b| b.lock == Some(kind))
-            .map(|b| b.cpu)
-            .sum()
+        self.sum(|b| b.lock == Some(kind), |b| b.cpu)
     }
 
     pub fn cpu_of(&self, name: &str) -> f64 {
-        self.boxes
-            .iter()
-            .filter(|b| b.name == name)
-            .map(|b| b.cpu)
-            .sum()
+        self.sum(|b| b.name == name, |b| b.cpu)
     }
 
     /// Sleep under a lock box of either kind: the lock **wait**.
     pub fn wait(&self) -> f64 {
-        self.boxes
-            .iter()
-            .filter(|b| b.lock.is_some())
-            .map(|b| b.asleep)
-            .sum()
+        self.sum(|b| b.lock.is_some(), |b| b.asleep)
     }
 
     /// Sleep anywhere else (the bench's barriers and joins, I/O, page-in...).
     pub fn asleep_elsewhere(&self) -> f64 {
-        self.boxes
-            .iter()
-            .filter(|b| b.lock.is_none())
-            .map(|b| b.asleep)
-            .sum()
+        self.sum(|b| b.lock.is_none(), |b| b.asleep)
     }
 }
 
