@@ -42,12 +42,17 @@ static size_t parse_count(const char *text, size_t max) {
     return v;
 }
 
-static void mode_refill(size_t size, size_t n, const char *out) {
-    probes_reset();
+/* objects[0..n) = n fresh blocks of `size` bytes. */
+static void allocate_objects(size_t size, size_t n) {
     for (size_t i = 0; i < n; i++) {
         objects[i] = malloc(size);
-        if (!objects[i]) fail("malloc returned NULL");
+        CHECK(objects[i] != NULL, "malloc(%zu) returned NULL", size);
     }
+}
+
+static void mode_refill(size_t size, size_t n, const char *out) {
+    probes_reset();
+    allocate_objects(size, n);
     probes_dump(out);
     for (size_t i = 0; i < n; i++) free(objects[i]);
 }
@@ -61,10 +66,7 @@ static void *free_all(void *arg) {
 }
 
 static void mode_remote(size_t size, size_t n, const char *out) {
-    for (size_t i = 0; i < n; i++) {
-        objects[i] = malloc(size);
-        if (!objects[i]) fail("malloc returned NULL");
-    }
+    allocate_objects(size, n);
     remote_count = n;
     pthread_t freer;
     probes_reset();
@@ -72,10 +74,7 @@ static void mode_remote(size_t size, size_t n, const char *out) {
     /* The freer's exit hands its stashed remote frees on: join before the owner takes them back. */
     if (pthread_join(freer, NULL) != 0) fail("pthread_join failed");
     /* The owner allocates as many again: its cache runs dry and it collects its inbox. */
-    for (size_t i = 0; i < n; i++) {
-        objects[i] = malloc(size);
-        if (!objects[i]) fail("malloc returned NULL");
-    }
+    allocate_objects(size, n);
     probes_dump(out);
     for (size_t i = 0; i < n; i++) free(objects[i]);
 }
