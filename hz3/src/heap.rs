@@ -39,15 +39,47 @@ pub struct Heap {
     pub tid: u64,
     pub all_next: *mut Heap,
     pub free_next: *mut Heap,
+    /// `caps-by-threads`: the live thread count the caps were last fitted to (0: never).
+    pub caps_for: u32,
 }
+
+/// `caps-by-threads`: thread count up to which caches keep their full size; beyond it each
+/// class's byte bound shrinks in proportion, down to two batches.
+const FULL_CAPS_UP_TO: usize = 8;
 
 impl Heap {
     /// Sets a freshly mapped (all-zero) heap's cache bounds.
     pub fn init_caps(&mut self) {
+        self.fit_caps(1);
+    }
+
+    /// Bounds each class to CLASS_BYTES (scaled down by `live` threads beyond FULL_CAPS_UP_TO
+    /// with `caps-by-threads`), and to between one batch (two when scaled) and four.
+    fn fit_caps(&mut self, live: usize) {
+        let scaled = cfg!(feature = "caps-by-threads") && live > FULL_CAPS_UP_TO;
+        let bytes = if scaled {
+            CLASS_BYTES * FULL_CAPS_UP_TO / live
+        } else {
+            CLASS_BYTES
+        };
+        let least = if scaled { 2 } else { 1 };
         for (class, bin) in self.bins.iter_mut().enumerate() {
             let batch = size_class::batch_of(class) as usize;
-            let by_bytes = CLASS_BYTES / size_class::size_of(class);
-            bin.cap = (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32;
+            let by_bytes = bytes / size_class::size_of(class);
+            bin.cap = (4 * batch).min(by_bytes).max(least * batch).min(BIN_MAX) as u32;
+        }
+    }
+
+    /// `caps-by-threads` (slow paths only): refits the caps when the live thread count changed.
+    #[inline]
+    pub fn refit_caps(&mut self) {
+        #[cfg(feature = "caps-by-threads")]
+        {
+            let live = crate::lifecycle::live_threads();
+            if live != self.caps_for {
+                self.caps_for = live;
+                self.fit_caps(live as usize);
+            }
         }
     }
 

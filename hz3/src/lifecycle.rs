@@ -119,6 +119,15 @@ const INIT_NONE: u8 = 0;
 const INIT_RUNNING: u8 = 1;
 const INIT_DONE: u8 = 2;
 static INIT: AtomicU8 = AtomicU8::new(INIT_NONE);
+/// Heaps attached to running threads (for `caps-by-threads`: caches shrink as threads multiply).
+static LIVE_HEAPS: AtomicU32 = AtomicU32::new(0);
+
+/// Threads currently holding a heap (at least 1).
+#[allow(dead_code)]
+#[inline]
+pub fn live_threads() -> u32 {
+    LIVE_HEAPS.load(Ordering::Relaxed).max(1)
+}
 static ATFORK_REGISTERED: AtomicU8 = AtomicU8::new(0);
 static mut EXIT_KEY: libc::pthread_key_t = 0;
 static EXIT_KEY_OK: AtomicU32 = AtomicU32::new(0);
@@ -232,6 +241,7 @@ pub fn attach() -> Option<*mut Heap> {
         (*heap).tid = libc::gettid() as u64;
         (*heap).state.store(STATE_ACTIVE, Ordering::Release);
     }
+    LIVE_HEAPS.fetch_add(1, Ordering::Relaxed);
     tls_slot::set(heap);
     // pthread_setspecific may itself allocate (a second-level key block); our TLS is already set,
     // so that allocation is served from this heap instead of recursing here.
@@ -256,6 +266,7 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
         tls_slot::set(TORN_DOWN as *mut Heap);
         #[cfg(feature = "probes")]
         probes::retire(&*heap);
+        LIVE_HEAPS.fetch_sub(1, Ordering::Relaxed);
         let mut reg = REGISTRY.lock();
         (*heap).state.store(STATE_ABANDONED, Ordering::Release);
         (*heap).free_next = reg.abandoned;
@@ -328,6 +339,7 @@ extern "C" fn fork_child() {
         if me as usize > NO_HEAP_MAX {
             (*me).tid = libc::gettid() as u64;
         }
+        LIVE_HEAPS.store((me as usize > NO_HEAP_MAX) as u32, Ordering::Relaxed);
     }
 }
 

@@ -67,17 +67,23 @@ pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.pop(class)
 }
 
-/// The bin for `class` is full: spills one batch to the shared pool, then caches `obj`.
+/// The bin for `class` is full: spills batches from its top to the shared pool until `obj` fits
+/// (one batch, unless the cap just shrank), then caches it.
 #[cold]
 #[inline(never)]
 pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     heap.counters.add(Event::FreeCacheOverflow, 1);
+    heap.refit_caps();
     let mut batch = [ptr::null_mut::<u8>(); BATCH_MAX];
-    let taken = heap.take_top(class, size_class::batch_of(class) as usize);
-    let n = taken.len();
-    batch[..n].copy_from_slice(taken);
-    pool_push(class, &batch[..n]);
-    heap.push(class, obj);
+    loop {
+        let taken = heap.take_top(class, size_class::batch_of(class) as usize);
+        let n = taken.len();
+        batch[..n].copy_from_slice(taken);
+        pool_push(class, &batch[..n]);
+        if heap.push(class, obj) {
+            return;
+        }
+    }
 }
 
 /// Returns everything a heap holds (cache, stash, inbox) to the central pool: thread exit, trim.
