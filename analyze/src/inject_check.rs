@@ -310,3 +310,53 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ExitCode::from(1)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median([]).is_nan());
+    }
+
+    #[test]
+    fn one_disturbed_pair_does_not_decide() {
+        let pair = |measured_diff: f64, box_diff: f64| PairCheck {
+            baseline: "a".into(),
+            injected: "b".into(),
+            events_per_op: 0.03,
+            expected: 30.0,
+            measured_diff,
+            box_diff,
+            share: box_diff / measured_diff,
+            magnitude: box_diff / 30.0,
+        };
+        let check = judge(
+            "x",
+            "e",
+            1000,
+            0.8,
+            0.2,
+            vec![pair(31.0, 31.0), pair(60.0, 30.0), pair(32.0, 31.5)],
+        );
+        assert!(check.pass, "{check:?}");
+        let check = judge(
+            "x",
+            "e",
+            1000,
+            0.8,
+            0.2,
+            vec![pair(60.0, 30.0), pair(45.0, 30.0), pair(32.0, 31.5)],
+        );
+        assert!(
+            !check.share_ok && check.magnitude_ok && !check.pass,
+            "{check:?}"
+        );
+        // No measured difference at all: the share is undefined and fails.
+        let check = judge("x", "e", 1000, 0.8, 0.2, vec![pair(0.0, 0.0)]);
+        assert!(!check.pass);
+    }
+}
