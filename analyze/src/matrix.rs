@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub mod chart;
 pub mod compare;
+pub mod explain;
 pub mod output;
 pub mod stats;
 
@@ -24,7 +25,11 @@ pub const SCHEMA: &str = "hz3-matrix/1";
   hz3-analyze matrix --quick
   hz3-analyze matrix --preset all --runs 5 --csv m.csv --json m.json --markdown m.md --svg m.svg
   hz3-analyze matrix --alloc glibc --alloc mine=/tmp/libmine.so --baseline glibc -- --threads 4 --iters 100000
-  hz3-analyze matrix --preset all --compare baseline.json --tolerance 5%")]
+  hz3-analyze matrix --preset all --compare baseline.json --tolerance 5%
+  hz3-analyze matrix --compare docs/baseline.json --baseline-preload-dir /tmp/hz3-baseline/target/preload
+  hz3-analyze matrix --compare b.json --explain-with hz3_scale=/tmp/old/libhz3_scale.so --explain-dir /tmp/why
+A regressed row with a baseline build is recorded (baseline build, then this one) and its gap names
+the box that regressed; without one, the commands that get that explanation are printed.")]
 pub struct Args {
     /// Allocator to measure: NAME=PATH.so, or a known name (glibc, tcmalloc, jemalloc, mimalloc,
     /// ceiling, hz3_<build> from target/preload/). Repeatable. Default: the four anchors, every
@@ -76,6 +81,16 @@ pub struct Args {
     /// The anchor the guard divides by, measured in the same session [default: --baseline]
     #[arg(long, value_name = "NAME", requires = "compare")]
     pub anchor: Option<String>,
+    /// Guard: the libhz3_*.so built from the baseline's revision, to name the box of each regressed
+    /// row (e.g. `git worktree add /tmp/hz3-baseline REV && (cd /tmp/hz3-baseline && scripts/build-preload)`)
+    #[arg(long, value_name = "DIR", requires = "compare")]
+    pub baseline_preload_dir: Option<PathBuf>,
+    /// Guard: the baseline's build of one allocator, NAME=PATH.so (repeatable; wins over the dir)
+    #[arg(long, value_name = "NAME=PATH", requires = "compare")]
+    pub explain_with: Vec<String>,
+    /// Guard: where each regressed row's recordings, gap and diff flamegraph go [default: target/guard-explain]
+    #[arg(long, value_name = "DIR", requires = "compare")]
+    pub explain_dir: Option<PathBuf>,
     /// hz3-bench arguments after `--` (applied after the preset, so they override it)
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -227,6 +242,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !allocs.iter().any(|a| a.name == anchor) && previous.is_some() {
         bail!("--compare anchor {anchor:?} is not among the allocators measured");
     }
+    let builds = explain::BaselineBuilds::new(
+        &args.explain_with,
+        args.baseline_preload_dir.as_deref(),
+        &allocs,
+    )?;
     let bench = runner::locate_bench(args.bench.as_deref())?;
     let rounds = args.runs.unwrap_or(if args.quick { 2 } else { 5 });
 
@@ -239,7 +259,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Duration::from_secs(args.timeout),
         &args,
     )?;
-    drop(snapshot);
     print!("{}", output::table(&report));
     write_outputs(&report, &args)?;
 
@@ -256,6 +275,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "{}",
                 compare::describe(&regressions, &anchor, args.tolerance)
             );
+            explain_regressions(
+                &args,
+                &allocs,
+                &snapshot,
+                &builds,
+                &regressions,
+                &preload_dir,
+            )?;
             return Ok(ExitCode::from(EXIT_REGRESSION));
         }
         eprintln!(
@@ -264,6 +291,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guard's explanation of each regressed row (explain.rs), from the matrix's own snapshot.
+fn explain_regressions(
+    args: &Args,
+    allocs: &[Allocator],
+    snapshot: &allocators::Snapshot,
+    builds: &explain::BaselineBuilds,
+    regressions: &[compare::Regression],
+    preload_dir: &std::path::Path,
+) -> Result<()> {
+    let full_length = match workloads(&args.presets, &args.bench_args, false) {
+        Ok(w) => w,
+        Err(WorkloadError::Bench(e)) => bail!("bench arguments: {e}"),
+        Err(WorkloadError::Other(e)) => return Err(e),
+    };
+    let out = match &args.explain_dir {
+        Some(d) => d.clone(),
+        None => preload_dir
+            .parent()
+            .unwrap_or(std::path::Path::new("target"))
+            .join("guard-explain"),
+    };
+    let plan = explain::Plan {
+        builds,
+        allocs,
+        measured: &snapshot.allocators,
+        bench: &snapshot.bench,
+        workloads: &full_length,
+        out,
+        compare: args.compare.as_deref().unwrap_or(std::path::Path::new("")),
+        argv: std::env::args().collect(),
+    };
+    explain::explain(&plan, regressions);
+    Ok(())
 }
 
 enum WorkloadError {
