@@ -268,6 +268,15 @@ fn subcommand(words: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `record`, tried twice: perf once failed to start here (exit 255, nothing in its log) while other
+/// perf sessions shared the machine, and one lost recording should not lose the explanation.
+fn record(words: &[String]) -> Result<()> {
+    subcommand(words).or_else(|first| {
+        eprintln!("  {first:#}; recording once more");
+        subcommand(words)
+    })
+}
+
 /// Records the baseline build, then the measured one, into `dir`; writes their gap and the
 /// differential flamegraph there.
 fn record_and_gap(
@@ -280,14 +289,14 @@ fn record_and_gap(
     let (base_run, cur_run) = (dir.join("baseline"), dir.join("current"));
     let base_spec = format!("{}={}", baseline_name(&current.name), baseline.display());
     let cur_spec = format!("{}={}", current.name, current.preload_env());
-    subcommand(&record_words(
+    record(&record_words(
         base_spec,
         &base_run,
         Some(plan.bench),
         workload,
     ))
     .context("recording the baseline build")?;
-    subcommand(&record_words(
+    record(&record_words(
         cur_spec,
         &cur_run,
         Some(plan.bench),
