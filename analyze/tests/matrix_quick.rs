@@ -169,7 +169,7 @@ fn ceiling_row_is_measured_under_its_preload() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("c.json").display().to_string();
     let preload_dir = repo_root().join("target/preload").display().to_string();
-    let args = vec![
+    let args = [
         "--quick",
         "--runs",
         "1",
@@ -221,7 +221,7 @@ fn crashes_are_rows_and_mislabelled_preloads_are_errors() {
     // Claiming jemalloc while preloading something that is not jemalloc is refused.
     let mimalloc = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
     let spec = format!("jemalloc={mimalloc}");
-    let args = vec![
+    let args = [
         "--quick",
         "--runs",
         "1",

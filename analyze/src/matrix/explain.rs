@@ -619,6 +619,81 @@ mod tests {
     }
 
     #[test]
+    fn rows_that_cannot_be_recorded_say_why_and_how_to_get_an_explanation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("libhz3_fast.so"), b"").unwrap();
+        let allocs = [
+            alloc(
+                "tcmalloc",
+                Some(Path::new("/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4")),
+            ),
+            alloc(
+                "hz3_scale",
+                Some(Path::new("target/preload/libhz3_scale.so")),
+            ),
+            alloc("hz3_fast", Some(Path::new("target/preload/libhz3_fast.so"))),
+        ];
+        let workloads = [Workload {
+            preset: "p".into(),
+            args: strings(&["remote", "--preset", "p"]),
+        }];
+        let regression = |allocator: &str, now: Option<f64>| Regression {
+            preset: "p".into(),
+            allocator: allocator.into(),
+            before: 2.0,
+            now,
+        };
+        let explain = |builds: &BaselineBuilds, r: &Regression| {
+            let plan = Plan {
+                builds,
+                allocs: &allocs,
+                measured: &allocs,
+                bench: Path::new("/b/hz3-bench"),
+                workloads: &workloads,
+                out: PathBuf::from("/why"),
+                compare: Path::new("/nowhere/base.json"),
+                argv: strings(&["hz3-analyze", "matrix", "--compare", "/nowhere/base.json"]),
+            };
+            explain_row(&plan, r)
+        };
+        let none = BaselineBuilds::new(&[], None, &allocs).unwrap();
+        let text = explain(&none, &regression("hz3_scale", None));
+        assert!(
+            text.contains("every run crashed")
+                && text.contains(
+                    "LD_PRELOAD=target/preload/libhz3_scale.so /b/hz3-bench remote --preset p"
+                ),
+            "{text}"
+        );
+        let text = explain(&none, &regression("tcmalloc", Some(1.0)));
+        assert!(text.contains("tcmalloc is a system library"), "{text}");
+        let text = explain(&none, &regression("hz3_scale", Some(1.0)));
+        assert!(text.contains("no baseline build given"), "{text}");
+        assert!(
+            text.contains(
+                "git worktree add /tmp/hz3-baseline <the revision base.json was measured at> &&"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("hz3-analyze matrix --compare /nowhere/base.json --baseline-preload-dir /tmp/hz3-baseline/target/preload"), "{text}");
+        assert!(text.contains("record --quick --freq 4999 --alloc hz3_scale@baseline=/tmp/hz3-baseline/target/preload/libhz3_scale.so --out /why/p--hz3_scale/baseline -- remote --preset p"), "{text}");
+        assert!(
+            text.contains("hz3-analyze gap /why/p--hz3_scale/baseline /why/p--hz3_scale/current"),
+            "{text}"
+        );
+
+        let in_dir = BaselineBuilds::new(&[], Some(dir.path()), &allocs).unwrap();
+        let text = explain(&in_dir, &regression("hz3_scale", Some(1.0)));
+        assert!(
+            text.contains(&format!(
+                "no baseline build to explain it with ({}/libhz3_scale.so does not exist)",
+                dir.path().display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_rerun_command_replaces_the_directory_and_keeps_the_bench_arguments() {
         let argv = strings(&[
             "hz3-analyze",
