@@ -271,7 +271,7 @@ pub fn render_text(check: &InjectCheck) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    if args.runs.len() % 2 != 0 {
+    if !args.runs.len().is_multiple_of(2) {
         // A usage error like clap's own (exit 2): the count is part of the command line's shape.
         clap::Error::raw(
             clap::error::ErrorKind::WrongNumberOfValues,
