@@ -91,6 +91,10 @@ pub struct Args {
     /// Guard: where each regressed row's recordings, gap and diff flamegraph go [default: target/guard-explain]
     #[arg(long, value_name = "DIR", requires = "compare")]
     pub explain_dir: Option<PathBuf>,
+    /// Guard: (baseline build, this build) recording pairs per regressed row; the boxes' medians
+    /// over the pairs name the box (a box moves by a few ns/op between two runs of one build)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20), requires = "compare")]
+    pub explain_pairs: u32,
     /// hz3-bench arguments after `--` (applied after the preset, so they override it)
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -321,8 +325,12 @@ fn explain_regressions(
         bench: &snapshot.bench,
         workloads: &full_length,
         out,
+        pairs: args.explain_pairs,
         compare: args.compare.as_deref().unwrap_or(std::path::Path::new("")),
-        argv: std::env::args().collect(),
+        // Lossy: a non-UTF-8 argument must not panic here (it is only printed back).
+        argv: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
     };
     explain::explain(&plan, regressions);
     Ok(())

@@ -184,7 +184,12 @@ fn the_guard_names_the_box_an_injected_delay_slowed() {
     let with_build: Vec<&str> = guard
         .iter()
         .copied()
-        .chain(["--baseline-preload-dir", &base_dir_s])
+        .chain([
+            "--baseline-preload-dir",
+            &base_dir_s,
+            "--explain-pairs",
+            "2",
+        ])
         .collect();
     let started = std::time::Instant::now();
     let out = matrix(&with_build);
@@ -206,11 +211,18 @@ fn the_guard_names_the_box_an_injected_delay_slowed() {
         "recorded on the full-length workload, not the --quick tenth: {}",
         gap["config"]
     );
+    assert!(
+        gap["a"].as_str().unwrap().starts_with("median of 2 pairs"),
+        "{}",
+        gap["a"]
+    );
     for f in [
         "gap.txt",
         "flame-diff.svg",
-        "baseline/perf.data",
-        "current/perf.data",
+        "baseline-1/perf.data",
+        "current-1/perf.data",
+        "baseline-2/perf.data",
+        "current-2/perf.data",
     ] {
         assert!(row.join(f).is_file(), "{f} missing under {}", row.display());
     }

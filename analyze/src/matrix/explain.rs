@@ -9,11 +9,11 @@ use super::compare::Regression;
 use super::Workload;
 use crate::allocators::Allocator;
 use crate::attribute::build_report;
-use crate::gap::{self, build_gap, Gap};
+use crate::gap::{self, build_gap, Gap, GapRow};
 use crate::perf_run::Run;
 use crate::perf_table::{num, signed};
 use crate::report::shell_line;
-use crate::{boxes, cli};
+use crate::{boxes, cli, inject_check};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -147,6 +147,8 @@ pub struct Plan<'a> {
     /// dozen samples, too few to attribute.
     pub workloads: &'a [Workload],
     pub out: PathBuf,
+    /// (baseline, this build) pairs recorded per row; the gap is the median over them.
+    pub pairs: u32,
     /// The baseline JSON, for the revision it was committed at.
     pub compare: &'a Path,
     /// The matrix's own command line, to print it back with --baseline-preload-dir added.
@@ -179,16 +181,26 @@ fn explain_row(plan: &Plan, r: &Regression) -> String {
     }
     match plan.builds.lookup(alloc) {
         Lookup::Found(baseline) => {
-            eprintln!("{title}: recording the baseline build {} and this build on the full-length workload...", baseline.display());
+            eprintln!(
+                "{title}: recording the baseline build {} and this build on the full-length workload ({} pair(s))...",
+                baseline.display(),
+                plan.pairs
+            );
             let started = Instant::now();
             let dir = plan.out.join(row_dir_name(&r.preset, &r.allocator));
             match record_and_gap(plan, &plan.measured[i], &baseline, workload, &dir) {
-                Ok(g) => format!(
-                    "{}  explained in {:.1}s; files: {} (gap.txt, gap.json, flame-diff.svg, runs baseline/ and current/)",
-                    describe_gap(&title, &g),
-                    started.elapsed().as_secs_f64(),
-                    dir.display()
-                ),
+                Ok(g) => {
+                    let runs = match plan.pairs {
+                        1 => "baseline/ and current/".to_string(),
+                        n => format!("baseline-1..{n}/ and current-1..{n}/"),
+                    };
+                    format!(
+                        "{}  explained in {:.1}s; files: {} (gap.txt, gap.json, flame-diff.svg, runs {runs})",
+                        describe_gap(&title, &g),
+                        started.elapsed().as_secs_f64(),
+                        dir.display()
+                    )
+                }
                 Err(e) => format!(
                     "{title}: cannot explain: {e:#}\n{}",
                     manual_commands(plan, alloc, workload, &baseline)
@@ -277,8 +289,21 @@ fn record(words: &[String]) -> Result<()> {
     })
 }
 
-/// Records the baseline build, then the measured one, into `dir`; writes their gap and the
-/// differential flamegraph there.
+/// The run directories of pair `k` of `pairs`: `baseline`/`current` when there is one pair.
+fn pair_dirs(dir: &Path, k: u32, pairs: u32) -> (PathBuf, PathBuf) {
+    let suffix = if pairs == 1 {
+        String::new()
+    } else {
+        format!("-{k}")
+    };
+    (
+        dir.join(format!("baseline{suffix}")),
+        dir.join(format!("current{suffix}")),
+    )
+}
+
+/// Records `plan.pairs` pairs (the baseline build, then the measured one) into `dir`; writes their
+/// gap (the median over the pairs) and the first pair's differential flamegraph there.
 fn record_and_gap(
     plan: &Plan,
     current: &Allocator,
@@ -286,28 +311,43 @@ fn record_and_gap(
     workload: &Workload,
     dir: &Path,
 ) -> Result<Gap> {
-    let (base_run, cur_run) = (dir.join("baseline"), dir.join("current"));
     let base_spec = format!("{}={}", baseline_name(&current.name), baseline.display());
     let cur_spec = format!("{}={}", current.name, current.preload_env());
-    record(&record_words(
-        base_spec,
-        &base_run,
-        Some(plan.bench),
-        workload,
-    ))
-    .context("recording the baseline build")?;
-    record(&record_words(
-        cur_spec,
-        &cur_run,
-        Some(plan.bench),
-        workload,
-    ))
-    .context("recording this build")?;
     let rules = boxes::load(None)?;
-    let g = build_gap(
-        &build_report(&Run::load(&base_run)?, &rules),
-        &build_report(&Run::load(&cur_run)?, &rules),
-    )?;
+    let mut gaps = Vec::new();
+    for k in 1..=plan.pairs {
+        let (base_run, cur_run) = pair_dirs(dir, k, plan.pairs);
+        record(&record_words(
+            base_spec.clone(),
+            &base_run,
+            Some(plan.bench),
+            workload,
+        ))
+        .context("recording the baseline build")?;
+        record(&record_words(
+            cur_spec.clone(),
+            &cur_run,
+            Some(plan.bench),
+            workload,
+        ))
+        .context("recording this build")?;
+        gaps.push(build_gap(
+            &build_report(&Run::load(&base_run)?, &rules),
+            &build_report(&Run::load(&cur_run)?, &rules),
+        )?);
+        if k == 1 {
+            subcommand(&[
+                "flame".into(),
+                "--diff".into(),
+                base_run.display().to_string(),
+                cur_run.display().to_string(),
+                "--out".into(),
+                dir.join("flame-diff.svg").display().to_string(),
+            ])
+            .context("drawing the differential flamegraph")?;
+        }
+    }
+    let g = median_gap(&gaps);
     std::fs::write(dir.join("gap.txt"), gap::render_text(&g))
         .with_context(|| format!("{}: cannot write gap.txt", dir.display()))?;
     std::fs::write(
@@ -315,17 +355,45 @@ fn record_and_gap(
         serde_json::to_string_pretty(&g)? + "\n",
     )
     .with_context(|| format!("{}: cannot write gap.json", dir.display()))?;
-    let svg = dir.join("flame-diff.svg").display().to_string();
-    subcommand(&[
-        "flame".into(),
-        "--diff".into(),
-        base_run.display().to_string(),
-        cur_run.display().to_string(),
-        "--out".into(),
-        svg,
-    ])
-    .context("drawing the differential flamegraph")?;
     Ok(g)
+}
+
+/// Every figure of a gap as its median over several pairs of runs (boxes matched by name), so
+/// one pair disturbed by the shared machine does not decide alone. One pair is returned as is.
+pub fn median_gap(gaps: &[Gap]) -> Gap {
+    let mut g = gaps[0].clone();
+    if gaps.len() == 1 {
+        return g;
+    }
+    let median = |f: &dyn Fn(&Gap) -> f64| inject_check::median(gaps.iter().map(f));
+    let row_median = |r: &mut GapRow, rows: fn(&Gap) -> &[GapRow]| {
+        let field = |pick: fn(&GapRow) -> f64| {
+            median(&|x: &Gap| rows(x).iter().find(|o| o.name == r.name).map_or(0.0, pick))
+        };
+        (r.a, r.b, r.diff) = (field(|o| o.a), field(|o| o.b), field(|o| o.diff));
+    };
+    for r in &mut g.boxes {
+        row_median(r, |x| &x.boxes);
+    }
+    for r in &mut g.offcpu {
+        row_median(r, |x| &x.offcpu);
+    }
+    row_median(&mut g.wall, |x| std::slice::from_ref(&x.wall));
+    g.boxes.sort_by(|x, y| {
+        y.diff
+            .abs()
+            .total_cmp(&x.diff.abs())
+            .then_with(|| x.name.cmp(&y.name))
+    });
+    g.measured_a = median(&|x| x.measured_a);
+    g.measured_b = median(&|x| x.measured_b);
+    g.measured_diff = median(&|x| x.measured_diff);
+    g.boxes_diff = g.boxes.iter().map(|r| r.diff).sum();
+    g.residual = g.measured_diff - g.boxes_diff;
+    g.a = format!("median of {} pairs: {}, ...", gaps.len(), g.a);
+    g.b = format!("median of {} pairs: {}, ...", gaps.len(), g.b);
+    g.perf_warnings = gaps.iter().flat_map(|x| x.perf_warnings.clone()).collect();
+    g
 }
 
 /// The box that grew the most, when the recordings measured a slowdown at all.
@@ -380,7 +448,7 @@ pub fn describe_gap(title: &str, g: &Gap) -> String {
                 b.diff / g.measured_diff * 100.0
             );
             if b.diff < BOX_NOISE_NS {
-                s += &format!("  (under the ~{BOX_NOISE_NS} ns/op a box moves between two runs of one build: rerun to confirm)\n");
+                s += &format!("  (under the ~{BOX_NOISE_NS} ns/op a box moves between two runs of one build: rerun to confirm, or add --explain-pairs 3)\n");
             }
         }
         None => {
@@ -476,7 +544,6 @@ fn manual_commands(plan: &Plan, alloc: &Allocator, workload: &Workload, baseline
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gap::GapRow;
 
     fn alloc(name: &str, preload: Option<&Path>) -> Allocator {
         Allocator {
@@ -619,6 +686,25 @@ mod tests {
     }
 
     #[test]
+    fn several_pairs_give_each_box_its_median_difference() {
+        let pairs = [
+            gap_with(&[("hz3.central", 9.0), ("bench", 1.0)], 10.0),
+            // A disturbed pair: bench jumps, hz3.central is missing (no samples in either run).
+            gap_with(&[("bench", 40.0)], 41.0),
+            gap_with(&[("bench", 2.0), ("hz3.central", 8.0)], 11.0),
+        ];
+        let m = median_gap(&pairs);
+        let diff = |name: &str| m.boxes.iter().find(|b| b.name == name).unwrap().diff;
+        assert_eq!((diff("hz3.central"), diff("bench")), (8.0, 2.0));
+        assert_eq!(m.boxes[0].name, "hz3.central", "re-sorted by |median|");
+        assert_eq!(m.measured_diff, 11.0);
+        assert_eq!((m.boxes_diff, m.residual), (10.0, 1.0));
+        assert_eq!(regressed_box(&m).unwrap().name, "hz3.central");
+        assert!(m.a.starts_with("median of 3 pairs"), "{}", m.a);
+        assert_eq!(median_gap(&pairs[..1]), pairs[0]);
+    }
+
+    #[test]
     fn rows_that_cannot_be_recorded_say_why_and_how_to_get_an_explanation() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("libhz3_fast.so"), b"").unwrap();
@@ -651,6 +737,7 @@ mod tests {
                 bench: Path::new("/b/hz3-bench"),
                 workloads: &workloads,
                 out: PathBuf::from("/why"),
+                pairs: 1,
                 compare: Path::new("/nowhere/base.json"),
                 argv: strings(&["hz3-analyze", "matrix", "--compare", "/nowhere/base.json"]),
             };
