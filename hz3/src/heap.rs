@@ -106,6 +106,8 @@ impl Heap {
             obj
         };
         self.counters.add_own(Event::MallocCacheHit, 1);
+        #[cfg(feature = "failfast")]
+        crate::failfast::on_alloc(obj);
         obj
     }
 
