@@ -1,0 +1,239 @@
+/* Misuse and corruption cases for hz3's failfast builds (libhz3_{fast,scale}_failfast.so).
+ * Usage: failfast_check <mode> <lane>
+ *   First checks hz3_lane() names <lane> (proof that hz3 answers), then:
+ *   clean:              a normal multi-thread workload (remote frees, realloc, calloc, aligned and
+ *                       large blocks, threads exiting with objects still in flight) must run to the end:
+ *                       prints "ok clean" and exits 0.
+ *   Every other mode prints "addr 0x..." (the pointer the misuse is about) and then misbehaves; under
+ *   failfast the allocator must abort. Reaching the end prints "survived" and exits 3.
+ *   double-free:        free(p) twice.
+ *   interior:           free(p + 16) of a 64-byte block.
+ *   aligned-interior:   free(p + 16) of a 256-byte block aligned to 256.
+ *   foreign:            free() of a pointer into a mapping hz3 never saw.
+ *   write-after-free:   free(p), write its first word, malloc the same size again.
+ *   corrupt-link:       another thread frees two of this thread's blocks (the fast lane links them
+ *                       through the objects), the second one's first word is overwritten with the
+ *                       address of a global buffer, then this thread mallocs that size until the block
+ *                       would come back; prints "redirected" (exit 4) if malloc returns the buffer.
+ *   realloc-freed:      realloc() of a freed block to a size it still fits.
+ *   large-double-free:  free(p) twice of a 1 MiB block.
+ *   large-interior:     free(p + 4096) of a 1 MiB block. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static void die(const char *what) {
+    printf("FAIL %s\n", what);
+    fflush(stdout);
+    _exit(1);
+}
+#define CHECK(cond, what) do { if (!(cond)) die(what); } while (0)
+
+static void announce(void *p) {
+    printf("addr %p\n", p);
+    fflush(stdout);
+}
+
+static uint64_t next_random(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* ---- clean: threads pass blocks round a ring, so most frees are remote ---- */
+
+enum { THREADS = 4, SLOTS = 256, ROUNDS = 200000 };
+static void *_Atomic mailbox[THREADS][SLOTS];
+
+struct worker { int id; uint64_t seed; };
+
+static void fill(unsigned char *p, size_t n, unsigned char v) { memset(p, v, n); }
+
+static void check_fill(const unsigned char *p, size_t n, unsigned char v) {
+    for (size_t i = 0; i < n; i++) CHECK(p[i] == v, "block contents changed while live");
+}
+
+static void *clean_worker(void *arg) {
+    struct worker *w = arg;
+    void *local[64] = {0};
+    size_t filled[64] = {0};
+    for (int r = 0; r < ROUNDS; r++) {
+        uint64_t x = next_random(&w->seed);
+        size_t size = 16 + x % 2033;
+        int k = (int)((x >> 16) % 64);
+        switch ((x >> 24) % 8) {
+        case 0: { /* realloc a local block up or down, contents kept */
+            size_t old = filled[k];
+            unsigned char *q = realloc(local[k], size);
+            CHECK(q != NULL, "realloc returned NULL");
+            CHECK(malloc_usable_size(q) >= size, "malloc_usable_size below the request");
+            check_fill(q, old < size ? old : size, (unsigned char)k);
+            fill(q, size, (unsigned char)k);
+            local[k] = q;
+            filled[k] = size;
+            break;
+        }
+        case 1: { /* aligned blocks, freed at once */
+            void *q = NULL;
+            size_t align = (size_t)16 << (x >> 32) % 8;
+            CHECK(posix_memalign(&q, align, size) == 0, "posix_memalign failed");
+            CHECK((uintptr_t)q % align == 0, "posix_memalign misaligned");
+            fill(q, size, 0x5a);
+            free(q);
+            break;
+        }
+        case 2: { /* calloc must see zeroes even where a canary sat */
+            unsigned char *q = calloc(1, size);
+            CHECK(q != NULL, "calloc returned NULL");
+            check_fill(q, size, 0);
+            free(q);
+            break;
+        }
+        case 3:
+            if (r % 64 == 0) { /* now and then a large block */
+                unsigned char *q = malloc(100000 + size);
+                CHECK(q != NULL, "large malloc returned NULL");
+                fill(q, 100000 + size, 1);
+                free(q);
+            }
+            break;
+        default: { /* hand a block to the next thread; free whatever was waiting in the slot */
+            unsigned char *q = malloc(size);
+            CHECK(q != NULL, "malloc returned NULL");
+            q[0] = 1;
+            q[size - 1] = 2;
+            int slot = (int)((x >> 40) % SLOTS);
+            void *old = atomic_exchange(&mailbox[(w->id + 1) % THREADS][slot], q);
+            free(old);
+            old = atomic_exchange(&mailbox[w->id][slot], NULL);
+            free(old);
+        }
+        }
+    }
+    for (int k = 0; k < 64; k++) free(local[k]);
+    return NULL;
+}
+
+static void run_clean(void) {
+    /* Two generations: threads of the second are born while blocks of the first are still in the
+     * mailboxes, so some owners have exited (late remote frees) or exit with an inbox to return. */
+    for (int gen = 0; gen < 2; gen++) {
+        pthread_t t[THREADS];
+        struct worker w[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            w[i].id = i;
+            w[i].seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1 + gen * THREADS);
+            CHECK(pthread_create(&t[i], NULL, clean_worker, &w[i]) == 0, "pthread_create");
+        }
+        for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    }
+    for (int i = 0; i < THREADS; i++)
+        for (int s = 0; s < SLOTS; s++) free(atomic_exchange(&mailbox[i][s], NULL));
+    printf("ok clean\n");
+}
+
+/* ---- corrupt-link ---- */
+
+static void *victims[2];
+static _Alignas(64) char redirect_target[256];
+
+static void *free_victims(void *arg) {
+    (void)arg;
+    free(victims[0]);
+    free(victims[1]);
+    return NULL;
+}
+
+static void run_corrupt_link(void) {
+    victims[0] = malloc(64);
+    victims[1] = malloc(64);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, free_victims, NULL) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    announce(victims[1]);
+    /* One overwrite of the freed block's first word: where a plain linked free list keeps "next". */
+    *(void **)victims[1] = redirect_target;
+    for (int i = 0; i < 100000; i++) {
+        void *q = malloc(64);
+        if (q == (void *)redirect_target) {
+            printf("redirected\n");
+            fflush(stdout);
+            _exit(4);
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: failfast_check <mode> <lane>\n");
+        return 2;
+    }
+    const char *mode = argv[1], *lane = argv[2];
+    const char *(*lane_fn)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz3_lane");
+    CHECK(lane_fn != NULL, "identity.hz3_lane: dlsym(hz3_lane) = NULL: hz3 is not preloaded");
+    CHECK(strcmp(lane_fn(), lane) == 0, "identity.hz3_lane: another lane answers");
+    printf("ok identity.hz3_lane\n");
+    fflush(stdout);
+
+    if (strcmp(mode, "clean") == 0) {
+        run_clean();
+        return 0;
+    } else if (strcmp(mode, "double-free") == 0) {
+        char *p = malloc(64);
+        announce(p);
+        free(p);
+        free(p);
+    } else if (strcmp(mode, "interior") == 0) {
+        char *p = malloc(64);
+        announce(p + 16);
+        free(p + 16);
+    } else if (strcmp(mode, "aligned-interior") == 0) {
+        void *p = NULL;
+        CHECK(posix_memalign(&p, 256, 256) == 0, "posix_memalign failed");
+        announce((char *)p + 16);
+        free((char *)p + 16);
+    } else if (strcmp(mode, "foreign") == 0) {
+        char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(m != MAP_FAILED, "mmap failed");
+        announce(m + 64);
+        free(m + 64);
+    } else if (strcmp(mode, "write-after-free") == 0) {
+        char *p = malloc(64);
+        announce(p);
+        free(p);
+        memset(p, 'A', 8);
+        char *q = malloc(64);
+        printf("malloc after the write returned %p\n", (void *)q);
+    } else if (strcmp(mode, "corrupt-link") == 0) {
+        run_corrupt_link();
+    } else if (strcmp(mode, "realloc-freed") == 0) {
+        char *p = malloc(64);
+        announce(p);
+        free(p);
+        p = realloc(p, 60);
+    } else if (strcmp(mode, "large-double-free") == 0) {
+        char *p = malloc(1 << 20);
+        announce(p);
+        free(p);
+        free(p);
+    } else if (strcmp(mode, "large-interior") == 0) {
+        char *p = malloc(1 << 20);
+        announce(p + 4096);
+        free(p + 4096);
+    } else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    printf("survived\n");
+    return 3;
+}
