@@ -135,6 +135,43 @@ fn normal_workload_runs_clean() {
     }
 }
 
+/// A freed block's first word is `secret ^ address`: not a plain pointer or zero, and the secret
+/// differs between processes (it comes from the kernel's per-exec random bytes).
+#[test]
+fn free_blocks_hold_a_per_process_encoded_canary() {
+    let dir = TempDir::new("failfast-canary");
+    let exe = compile_c("failfast_check", dir.path());
+    // glibc's %p prints a null pointer as "(nil)".
+    let hex = |s: &str| match s {
+        "(nil)" => 0,
+        _ => u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("a %p value"),
+    };
+    for lane in LANES {
+        let secrets: Vec<u64> = (0..2)
+            .map(|_| {
+                let out = run_case(&exe, "canary", lane);
+                assert!(out.status.success(), "{}", describe(&out));
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let line = stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix("free-word "))
+                    .unwrap_or_else(|| panic!("no canary line\n{}", describe(&out)));
+                let (word, addr) = line.split_once(" addr ").expect("word and address");
+                let (word, addr) = (hex(word), hex(addr));
+                assert!(
+                    word != 0 && word != addr,
+                    "{lane}: free word {word:#x} at {addr:#x}"
+                );
+                word ^ addr
+            })
+            .collect();
+        assert_ne!(
+            secrets[0], secrets[1],
+            "{lane}: the same secret in two processes"
+        );
+    }
+}
+
 fn symbols(lib: &Path) -> String {
     let out = Command::new("nm")
         .args(["--defined-only", "--demangle"])

@@ -17,7 +17,9 @@
  *                       would come back; prints "redirected" (exit 4) if malloc returns the buffer.
  *   realloc-freed:      realloc() of a freed block to a size it still fits.
  *   large-double-free:  free(p) twice of a 1 MiB block.
- *   large-interior:     free(p + 4096) of a 1 MiB block. */
+ *   large-interior:     free(p + 4096) of a 1 MiB block.
+ *   canary:             prints "free-word 0x... addr 0x..." (the first word of a freed block, read
+ *                       back, and the block's address), then exits 0. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <malloc.h>
@@ -190,6 +192,13 @@ int main(int argc, char **argv) {
 
     if (strcmp(mode, "clean") == 0) {
         run_clean();
+        return 0;
+    } else if (strcmp(mode, "canary") == 0) {
+        void **p = malloc(64);
+        *p = NULL;
+        free(p);
+        /* Reading a freed block is the program's own fault; here it shows what hz3 left there. */
+        printf("free-word %p addr %p\n", *(void *volatile *)p, (void *)p);
         return 0;
     } else if (strcmp(mode, "double-free") == 0) {
         char *p = malloc(64);
