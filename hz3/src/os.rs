@@ -29,6 +29,8 @@ pub fn fail_at(box_name: &str, what: &str, addr: usize) -> ! {
     fail_lines(box_name, what, &[b" at 0x", &hex[skip..]])
 }
 
+// Inlined into both callers so that plain builds (no `fail_at`) keep `fail` as their one symbol.
+#[inline(always)]
 fn fail_lines(box_name: &str, what: &str, tail: &[&[u8]]) -> ! {
     let mut buf = [0u8; 256];
     let mut n = 0;
