@@ -9,9 +9,9 @@
 //! - Every free object carries a canary in its first word, `secret ^ address` (the encoded null
 //!   link), written when it is carved or freed and checked (then zeroed, so the program never sees
 //!   the secret) when it is handed out again: a write after free aborts at that handout.
-//! - The only in-object list, the fast lane's per-object remote inbox, stores each link as
-//!   `next ^ secret ^ address`; a decoded link must name a free object of the same class, so a
-//!   single overwrite cannot redirect an allocation to memory of the attacker's choosing.
+//! - The only in-object list, the per-object remote inbox (feature `remote-inbox`), stores each
+//!   link as `next ^ secret ^ address`; a decoded link must name a free object of the same class,
+//!   so a single overwrite cannot redirect an allocation to memory of the attacker's choosing.
 //!
 //! The secret comes from the kernel's AT_RANDOM bytes, mixed with this library's load address.
 //! Hooks elsewhere are one line under `#[cfg(feature = "failfast")]`, except the two link accessors
@@ -19,11 +19,8 @@
 
 use crate::page_map::Node;
 
-/// The value to store as `node`'s link to `next` (the fast lane's inbox).
-#[cfg_attr(
-    any(feature = "remote-stash", feature = "remote-adopt"),
-    allow(dead_code)
-)]
+/// The value to store as `node`'s link to `next` (the `remote-inbox` routing's per-object inbox).
+#[cfg_attr(not(feature = "remote-inbox"), allow(dead_code))]
 #[inline(always)]
 pub fn seal_link(node: *mut Node, next: *mut Node) -> *mut Node {
     #[cfg(feature = "failfast")]
@@ -40,10 +37,7 @@ pub fn seal_link(node: *mut Node, next: *mut Node) -> *mut Node {
 ///
 /// # Safety
 /// `node` is a free hz3 object on a chain the caller owns.
-#[cfg_attr(
-    any(feature = "remote-stash", feature = "remote-adopt"),
-    allow(dead_code)
-)]
+#[cfg_attr(not(feature = "remote-inbox"), allow(dead_code))]
 #[inline(always)]
 pub unsafe fn take_link(node: *mut Node, class: usize) -> *mut Node {
     #[cfg(feature = "failfast")]

@@ -1,22 +1,26 @@
-//! The `failfast` builds (`libhz3_{fast,scale}_failfast.so`), checked by `c/failfast_check.c`: each
-//! misuse or corruption case runs in its own child process, which must die of SIGABRT after one
-//! stderr line naming the box, the fault and the address the program printed; a normal multi-thread
-//! workload must run clean (no false positive). The plain builds carry none of it.
+//! The `failfast` builds (`libhz3_{fast,scale,fast-inbox}_failfast.so`), checked by
+//! `c/failfast_check.c`: each misuse or corruption case runs in its own child process, which must die
+//! of SIGABRT after one stderr line naming the box, the fault and the address the program printed; a
+//! normal multi-thread workload must run clean (no false positive). `fast-inbox` is there because its
+//! per-object inbox is the one free list linked through objects. The plain builds carry none of it.
 
 mod common;
 
 use common::{compile_c, describe, preload_lib, run, TempDir, LANES};
+
+/// (library name, the lane `hz3_lane()` reports) of every failfast build.
+const BUILDS: [(&str, &str); 3] = [
+    ("fast_failfast", "fast"),
+    ("scale_failfast", "scale"),
+    ("fast-inbox_failfast", "fast"),
+];
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn failfast_lib(lane: &str) -> std::path::PathBuf {
-    preload_lib(&format!("{lane}_failfast"))
-}
-
-fn run_case(exe: &Path, mode: &str, lane: &str) -> Output {
+fn run_case(exe: &Path, mode: &str, (build, lane): (&str, &str)) -> Output {
     let mut cmd = Command::new(exe);
-    cmd.args([mode, lane]).env("LD_PRELOAD", failfast_lib(lane));
+    cmd.args([mode, lane]).env("LD_PRELOAD", preload_lib(build));
     // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be; a zero core
     // limit keeps the expected aborts from writing core files.
     unsafe {
@@ -32,11 +36,11 @@ fn run_case(exe: &Path, mode: &str, lane: &str) -> Output {
     run(cmd)
 }
 
-/// Runs `mode` under `lane`'s failfast library and checks the abort: SIGABRT, hz3 answered, and
-/// stderr is exactly one line `hz3 <box>: <what...> at <addr>`, addr being what the program printed.
-fn expect_abort(exe: &Path, mode: &str, lane: &str, box_name: &str, what: &str) {
-    let out = run_case(exe, mode, lane);
-    let ctx = format!("{mode} under {lane}_failfast\n{}", describe(&out));
+/// Runs `mode` under a failfast library and checks the abort: SIGABRT, hz3 answered, and stderr
+/// is exactly one line `hz3 <box>: <what...> at <addr>`, addr being what the program printed.
+fn expect_abort(exe: &Path, mode: &str, build: (&str, &str), box_name: &str, what: &str) {
+    let out = run_case(exe, mode, build);
+    let ctx = format!("{mode} under {}\n{}", build.0, describe(&out));
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{ctx}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ok identity.hz3_lane"), "{ctx}");
@@ -57,13 +61,13 @@ fn expect_abort(exe: &Path, mode: &str, lane: &str, box_name: &str, what: &str) 
     );
 }
 
-/// One case across both lanes; `expect(lane)` gives the box and message that lane reports.
+/// One case across every failfast build; `expect(build)` gives the box and message it reports.
 fn case(mode: &str, expect: impl Fn(&str) -> (&'static str, &'static str)) {
     let dir = TempDir::new("failfast");
     let exe = compile_c("failfast_check", dir.path());
-    for lane in LANES {
-        let (box_name, what) = expect(lane);
-        expect_abort(&exe, mode, lane, box_name, what);
+    for build in BUILDS {
+        let (box_name, what) = expect(build.0);
+        expect_abort(&exe, mode, build, box_name, what);
     }
 }
 
@@ -92,13 +96,14 @@ fn write_after_free_aborts_at_the_next_handout() {
     case("write-after-free", |_| ("failfast", "write after free"));
 }
 
-/// The one in-object list (the fast lane's inbox) decodes and checks each link, so an overwritten
-/// link aborts instead of handing out the attacker's address; the scale lane links nothing through
-/// objects, so the same overwrite is a changed canary when the block is handed out again.
+/// The one in-object list (the `remote-inbox` routing's inbox) decodes and checks each link, so an
+/// overwritten link aborts instead of handing out the attacker's address (the plain fast-inbox build
+/// does hand it out); the adopting lanes link nothing through objects, so there the same overwrite
+/// is a changed canary when the block is handed out again.
 #[test]
 fn overwritten_free_list_link_aborts_instead_of_redirecting() {
-    case("corrupt-link", |lane| match lane {
-        "fast" => ("remote", "corrupt inbox link"),
+    case("corrupt-link", |build| match build {
+        "fast-inbox_failfast" => ("remote", "corrupt inbox link"),
         _ => ("failfast", "write after free"),
     });
 }
@@ -124,9 +129,9 @@ fn large_interior_pointer_free_aborts() {
 fn normal_workload_runs_clean() {
     let dir = TempDir::new("failfast-clean");
     let exe = compile_c("failfast_check", dir.path());
-    for lane in LANES {
-        let out = run_case(&exe, "clean", lane);
-        let ctx = format!("clean under {lane}_failfast\n{}", describe(&out));
+    for build in BUILDS {
+        let out = run_case(&exe, "clean", build);
+        let ctx = format!("clean under {}\n{}", build.0, describe(&out));
         assert!(out.status.success(), "{ctx}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("ok identity.hz3_lane\n"), "{ctx}");
@@ -146,10 +151,11 @@ fn free_blocks_hold_a_per_process_encoded_canary() {
         "(nil)" => 0,
         _ => u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("a %p value"),
     };
-    for lane in LANES {
+    for build in BUILDS {
+        let lane = build.0;
         let secrets: Vec<u64> = (0..2)
             .map(|_| {
-                let out = run_case(&exe, "canary", lane);
+                let out = run_case(&exe, "canary", build);
                 assert!(out.status.success(), "{}", describe(&out));
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let line = stdout
@@ -190,7 +196,7 @@ fn plain_libraries_carry_no_failfast_code() {
         let plain = symbols(&preload_lib(lane));
         let found: Vec<_> = plain.lines().filter(|l| l.contains("failfast")).collect();
         assert!(found.is_empty(), "{lane}: plain build holds {found:?}");
-        let checked = symbols(&failfast_lib(lane));
+        let checked = symbols(&preload_lib(&format!("{lane}_failfast")));
         assert!(
             checked.contains("hz3::failfast::checks::LEAVES"),
             "{lane}: no live bitmap in the failfast build"

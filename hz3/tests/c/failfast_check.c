@@ -21,35 +21,16 @@
  *   canary:             prints "free-word 0x... addr 0x..." (the first word of a freed block, read
  *                       back, and the block's address), then exits 0. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
-static void die(const char *what) {
-    printf("FAIL %s\n", what);
-    fflush(stdout);
-    _exit(1);
-}
-#define CHECK(cond, what) do { if (!(cond)) die(what); } while (0)
+#include "check.h"
 
 static void announce(void *p) {
     printf("addr %p\n", p);
     fflush(stdout);
-}
-
-static uint64_t next_random(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
 }
 
 /* ---- clean: threads pass blocks round a ring, so most frees are remote ---- */
@@ -141,7 +122,6 @@ static void run_clean(void) {
     }
     for (int i = 0; i < THREADS; i++)
         for (int s = 0; s < SLOTS; s++) free(atomic_exchange(&mailbox[i][s], NULL));
-    printf("ok clean\n");
 }
 
 /* ---- corrupt-link ---- */
@@ -183,15 +163,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: failfast_check <mode> <lane>\n");
         return 2;
     }
-    const char *mode = argv[1], *lane = argv[2];
-    const char *(*lane_fn)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz3_lane");
-    CHECK(lane_fn != NULL, "identity.hz3_lane: dlsym(hz3_lane) = NULL: hz3 is not preloaded");
-    CHECK(strcmp(lane_fn(), lane) == 0, "identity.hz3_lane: another lane answers");
-    printf("ok identity.hz3_lane\n");
-    fflush(stdout);
+    const char *mode = argv[1];
+    require_lane(argv[2]);
+    pass();
 
     if (strcmp(mode, "clean") == 0) {
+        begin("clean");
         run_clean();
+        pass();
         return 0;
     } else if (strcmp(mode, "canary") == 0) {
         void **p = malloc(64);
