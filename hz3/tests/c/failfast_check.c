@@ -1,6 +1,6 @@
-/* Misuse and corruption cases for hz3's failfast builds (libhz3_{fast,scale}_failfast.so).
- * Usage: failfast_check <mode> <lane>
- *   First checks hz3_lane() names <lane> (proof that hz3 answers), then:
+/* Misuse and corruption cases for hz3's failfast builds (libhz3_{fast,scale,fast-inbox}_failfast.so).
+ * Usage: failfast_check <mode> [lane]
+ *   With a lane, first checks hz3_lane() names it (proof that hz3 answers), then:
  *   clean:              a normal multi-thread workload (remote frees, realloc, calloc, aligned and
  *                       large blocks, threads exiting with objects still in flight) must run to the end:
  *                       prints "ok clean" and exits 0.
@@ -11,8 +11,9 @@
  *   aligned-interior:   free(p + 16) of a 256-byte block aligned to 256.
  *   foreign:            free() of a pointer into a mapping hz3 never saw.
  *   write-after-free:   free(p), write its first word, malloc the same size again.
- *   corrupt-link:       another thread frees two of this thread's blocks (the fast lane links them
- *                       through the objects), the second one's first word is overwritten with the
+ *   corrupt-link:       another thread frees two of this thread's blocks (the remote-inbox routing
+ *                       links them through the objects, adoption caches them in that thread, which
+ *                       then exits), the second one's first word is overwritten with the
  *                       address of a global buffer, then this thread mallocs that size until the block
  *                       would come back; prints "redirected" (exit 4) if malloc returns the buffer.
  *   realloc-freed:      realloc() of a freed block to a size it still fits.
@@ -31,6 +32,13 @@
 static void announce(void *p) {
     printf("addr %p\n", p);
     fflush(stdout);
+}
+
+/* Reached only when the allocator let the misuse through. */
+static void survived(void) {
+    printf("survived\n");
+    fflush(stdout);
+    _exit(3);
 }
 
 /* ---- clean: threads pass blocks round a ring, so most frees are remote ---- */
@@ -156,75 +164,102 @@ static void run_corrupt_link(void) {
             _exit(4);
         }
     }
+    survived();
+}
+
+/* ---- misuse: each prints the address it is about, misbehaves, and must not come back ---- */
+
+static void run_canary(void) {
+    void **p = malloc(64);
+    *p = NULL;
+    free(p);
+    /* Reading a freed block is the program's own fault; here it shows what hz3 left there. */
+    printf("free-word %p addr %p\n", *(void *volatile *)p, (void *)p);
+}
+
+static void run_double_free(void) {
+    char *p = malloc(64);
+    announce(p);
+    free(p);
+    free(p);
+    survived();
+}
+
+static void run_interior(void) {
+    char *p = malloc(64);
+    announce(p + 16);
+    free(p + 16);
+    survived();
+}
+
+static void run_aligned_interior(void) {
+    void *p = NULL;
+    CHECK(posix_memalign(&p, 256, 256) == 0, "posix_memalign failed");
+    announce((char *)p + 16);
+    free((char *)p + 16);
+    survived();
+}
+
+static void run_foreign(void) {
+    char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED, "mmap failed");
+    announce(m + 64);
+    free(m + 64);
+    survived();
+}
+
+static void run_write_after_free(void) {
+    char *p = malloc(64);
+    announce(p);
+    free(p);
+    memset(p, 'A', 8);
+    char *q = malloc(64);
+    printf("malloc after the write returned %p\n", (void *)q);
+    survived();
+}
+
+static void run_realloc_freed(void) {
+    char *p = malloc(64);
+    announce(p);
+    free(p);
+    p = realloc(p, 60);
+    survived();
+}
+
+static void run_large_double_free(void) {
+    char *p = malloc(1 << 20);
+    announce(p);
+    free(p);
+    free(p);
+    survived();
+}
+
+static void run_large_interior(void) {
+    char *p = malloc(1 << 20);
+    announce(p + 4096);
+    free(p + 4096);
+    survived();
+}
+
+static void run_clean_checked(void) {
+    begin("clean");
+    run_clean();
+    pass();
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: failfast_check <mode> <lane>\n");
-        return 2;
-    }
-    const char *mode = argv[1];
-    require_lane(argv[2]);
-    pass();
-
-    if (strcmp(mode, "clean") == 0) {
-        begin("clean");
-        run_clean();
-        pass();
-        return 0;
-    } else if (strcmp(mode, "canary") == 0) {
-        void **p = malloc(64);
-        *p = NULL;
-        free(p);
-        /* Reading a freed block is the program's own fault; here it shows what hz3 left there. */
-        printf("free-word %p addr %p\n", *(void *volatile *)p, (void *)p);
-        return 0;
-    } else if (strcmp(mode, "double-free") == 0) {
-        char *p = malloc(64);
-        announce(p);
-        free(p);
-        free(p);
-    } else if (strcmp(mode, "interior") == 0) {
-        char *p = malloc(64);
-        announce(p + 16);
-        free(p + 16);
-    } else if (strcmp(mode, "aligned-interior") == 0) {
-        void *p = NULL;
-        CHECK(posix_memalign(&p, 256, 256) == 0, "posix_memalign failed");
-        announce((char *)p + 16);
-        free((char *)p + 16);
-    } else if (strcmp(mode, "foreign") == 0) {
-        char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        CHECK(m != MAP_FAILED, "mmap failed");
-        announce(m + 64);
-        free(m + 64);
-    } else if (strcmp(mode, "write-after-free") == 0) {
-        char *p = malloc(64);
-        announce(p);
-        free(p);
-        memset(p, 'A', 8);
-        char *q = malloc(64);
-        printf("malloc after the write returned %p\n", (void *)q);
-    } else if (strcmp(mode, "corrupt-link") == 0) {
-        run_corrupt_link();
-    } else if (strcmp(mode, "realloc-freed") == 0) {
-        char *p = malloc(64);
-        announce(p);
-        free(p);
-        p = realloc(p, 60);
-    } else if (strcmp(mode, "large-double-free") == 0) {
-        char *p = malloc(1 << 20);
-        announce(p);
-        free(p);
-        free(p);
-    } else if (strcmp(mode, "large-interior") == 0) {
-        char *p = malloc(1 << 20);
-        announce(p + 4096);
-        free(p + 4096);
-    } else {
-        fprintf(stderr, "unknown mode %s\n", mode);
-        return 2;
-    }
-    printf("survived\n");
-    return 3;
+    static const struct check_mode modes[] = {
+        {"clean", run_clean_checked},
+        {"canary", run_canary},
+        {"double-free", run_double_free},
+        {"interior", run_interior},
+        {"aligned-interior", run_aligned_interior},
+        {"foreign", run_foreign},
+        {"write-after-free", run_write_after_free},
+        {"corrupt-link", run_corrupt_link},
+        {"realloc-freed", run_realloc_freed},
+        {"large-double-free", run_large_double_free},
+        {"large-interior", run_large_interior},
+    };
+    return run_checker(argc, argv, modes, sizeof modes / sizeof modes[0]);
 }
