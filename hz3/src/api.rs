@@ -72,6 +72,8 @@ pub fn free(p: *mut u8) {
     }
     // SAFETY: a non-sentinel TLS value is this thread's attached heap.
     let heap = unsafe { &mut *heap };
+    #[cfg(feature = "failfast")]
+    crate::failfast::on_free(p, class);
     let owner = page_map::tag_owner(tag);
     if crate::remote::ADOPT || owner == heap as *mut Heap as usize || owner == 0 {
         crate::remote::count_kept(heap, owner);
@@ -97,8 +99,13 @@ fn free_without_heap(class: usize, p: *mut u8) {
 #[inline(never)]
 fn free_other(p: *mut u8, tag: usize) {
     if page_map::tag_kind(tag) == KIND_LARGE {
+        #[cfg(feature = "failfast")]
+        crate::failfast::check_large_free(p);
         large::free(p);
     } else {
+        #[cfg(feature = "failfast")]
+        crate::failfast::fail_foreign(p);
+        #[cfg(not(feature = "failfast"))]
         os::fail(
             "page_map",
             "free() of a pointer hz3 did not allocate (foreign, or already freed)",
@@ -143,6 +150,8 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         free(p);
         return ptr::null_mut();
     }
+    #[cfg(feature = "failfast")]
+    crate::failfast::check_live(p);
     let old = usable_size(p);
     if size <= old && size > old / 2 {
         return p;

@@ -74,6 +74,8 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
             }
             while got < want && (*run).carved < (*run).capacity {
                 *out.add(got as usize) = ((*run).base + (*run).carved as usize * size) as *mut u8;
+                #[cfg(feature = "failfast")]
+                crate::failfast::on_carve(*out.add(got as usize));
                 (*run).carved += 1;
                 (*run).used += 1;
                 got += 1;
@@ -136,7 +138,7 @@ pub fn push_chain(class: usize, head: *mut Node) {
     while !obj.is_null() {
         // SAFETY: chain objects are free hz3 objects linked through their first word; read the
         // link before filing overwrites it.
-        let next = unsafe { (*obj).next };
+        let next = unsafe { crate::failfast::take_link(obj, class) };
         filer.file(obj);
         n += 1;
         obj = next;

@@ -106,6 +106,8 @@ impl Heap {
             obj
         };
         self.counters.add_own(Event::MallocCacheHit, 1);
+        #[cfg(feature = "failfast")]
+        crate::failfast::on_alloc(obj);
         obj
     }
 
@@ -153,6 +155,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(feature = "failfast", ignore = "pops made-up pointers, which failfast rejects")]
     fn caps_fit_and_allow_a_batch() {
         // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
         let mut heap: std::boxed::Box<Heap> =

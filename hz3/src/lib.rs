@@ -23,6 +23,7 @@ mod api;
 #[cfg(feature = "preload")]
 mod c_abi;
 mod central;
+mod failfast;
 mod heap;
 mod inject;
 mod large;

@@ -10,16 +10,38 @@ pub const PAGE: usize = 4096;
 #[cold]
 #[inline(never)]
 pub fn fail(box_name: &str, what: &str) -> ! {
+    fail_lines(box_name, what, &[])
+}
+
+/// As `fail`, naming the offending address: `hz3 <box>: <what> at 0x<hex>`. Formats by hand so
+/// that it allocates nothing and needs no `core::fmt`.
+#[cold]
+#[inline(never)]
+#[allow(dead_code)]
+pub fn fail_at(box_name: &str, what: &str, addr: usize) -> ! {
+    const DIGITS: usize = usize::BITS as usize / 4;
+    let mut hex = [0u8; DIGITS];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[(addr >> (4 * (DIGITS - 1 - i))) & 0xf];
+    }
+    // Leading zeros dropped, as C's %p prints, so a test can match the address its program printed.
+    let skip = (addr.leading_zeros() as usize / 4).min(DIGITS - 1);
+    fail_lines(box_name, what, &[b" at 0x", &hex[skip..]])
+}
+
+// Inlined into both callers so that plain builds (no `fail_at`) keep `fail` as their one symbol.
+#[inline(always)]
+fn fail_lines(box_name: &str, what: &str, tail: &[&[u8]]) -> ! {
     let mut buf = [0u8; 256];
     let mut n = 0;
-    for part in [
+    let head = [
         b"hz3 ".as_slice(),
         box_name.as_bytes(),
         b": ",
         what.as_bytes(),
-        b"\n",
-    ] {
-        for &b in part {
+    ];
+    for part in head.iter().chain(tail).chain([b"\n".as_slice()].iter()) {
+        for &b in *part {
             if n < buf.len() {
                 buf[n] = b;
                 n += 1;

@@ -126,7 +126,9 @@ mod per_object {
 
         fn push(&self, class: usize, node: *mut Node) {
             // SAFETY: the object is being freed and is ours until the CAS publishes it.
-            treiber_push(self.list(class), node, |old| unsafe { (*node).next = old });
+            treiber_push(self.list(class), node, |old| unsafe {
+                (*node).next = crate::failfast::seal_link(node, old)
+            });
         }
 
         /// Takes everything waiting for `class` (owner thread only).
@@ -168,7 +170,7 @@ mod per_object {
         let mut moved = 0;
         while !cur.is_null() {
             // SAFETY: inbox objects are free hz3 objects linked through their first word.
-            let next = unsafe { (*cur).next };
+            let next = unsafe { crate::failfast::take_link(cur, class) };
             keep(me, class, cur.cast());
             cur = next;
             moved += 1;

@@ -101,11 +101,15 @@ pub fn alloc_uncached(class: usize) -> *mut u8 {
     let mut obj = ptr::null_mut();
     // SAFETY: room for one pointer.
     unsafe { central::pop(class, &mut obj, 1, 0) };
+    #[cfg(feature = "failfast")]
+    crate::failfast::on_alloc(obj);
     obj
 }
 
 /// Free for a thread without a cache.
 #[cold]
 pub fn free_uncached(class: usize, obj: *mut u8) {
+    #[cfg(feature = "failfast")]
+    crate::failfast::on_free(obj, class);
     central::push(class, &[obj]);
 }
