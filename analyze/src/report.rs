@@ -668,7 +668,7 @@ fn write_files(report: &Report, out: &Path) -> Result<()> {
 /// This executable, to run the steps. target/ is shared, so a concurrent build may replace the
 /// file while a report runs: Linux then names the old one `PATH (deleted)`, and the new file at
 /// PATH is what can still be started.
-fn own_executable() -> Result<PathBuf> {
+pub fn own_executable() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
     let text = exe.display().to_string();
     match text.strip_suffix(" (deleted)") {

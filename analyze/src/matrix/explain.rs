@@ -12,12 +12,12 @@ use crate::attribute::build_report;
 use crate::gap::{self, build_gap, Gap, GapRow};
 use crate::perf_run::Run;
 use crate::perf_table::{num, signed};
-use crate::report::shell_line;
+use crate::report::{self, shell_line};
 use crate::{boxes, cli, inject_check};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 /// Boxes listed per explained row, largest |difference| first.
@@ -267,8 +267,27 @@ fn record_words(
     words
 }
 
-/// Runs a subcommand of this executable in-process, from the words its command line would have.
+/// Runs a subcommand of this executable from the words its command line would have: in-process,
+/// unless a rebuild of the shared target/ replaced the file while the matrix ran. `record` hands
+/// perf this executable's path for its counting helper, and the old file's path is then a
+/// deleted one (perf exits 255 without a word), so the new file at the same path runs the step.
 fn subcommand(words: &[String]) -> Result<()> {
+    let running = std::env::current_exe().context("locating the running executable")?;
+    let exe = report::own_executable()?;
+    if exe != running {
+        let status = Command::new(&exe)
+            .args(words)
+            .env_remove("LD_PRELOAD")
+            .status()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        if !status.success() {
+            bail!(
+                "`{}` failed ({status})",
+                shell_line(&exe.display().to_string(), words)
+            );
+        }
+        return Ok(());
+    }
     let cli = cli::Cli::try_parse_from(
         std::iter::once("hz3-analyze").chain(words.iter().map(String::as_str)),
     )
@@ -278,15 +297,6 @@ fn subcommand(words: &[String]) -> Result<()> {
         bail!("`{}` failed ({code:?})", words.join(" "));
     }
     Ok(())
-}
-
-/// `record`, tried twice: perf once failed to start here (exit 255, nothing in its log) while other
-/// perf sessions shared the machine, and one lost recording should not lose the explanation.
-fn record(words: &[String]) -> Result<()> {
-    subcommand(words).or_else(|first| {
-        eprintln!("  {first:#}; recording once more");
-        subcommand(words)
-    })
 }
 
 /// The run directories of pair `k` of `pairs`: `baseline`/`current` when there is one pair.
@@ -317,14 +327,14 @@ fn record_and_gap(
     let mut gaps = Vec::new();
     for k in 1..=plan.pairs {
         let (base_run, cur_run) = pair_dirs(dir, k, plan.pairs);
-        record(&record_words(
+        subcommand(&record_words(
             base_spec.clone(),
             &base_run,
             Some(plan.bench),
             workload,
         ))
         .context("recording the baseline build")?;
-        record(&record_words(
+        subcommand(&record_words(
             cur_spec.clone(),
             &cur_run,
             Some(plan.bench),
