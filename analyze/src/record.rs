@@ -153,7 +153,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.mmap.clone(),
         "--".into(),
     ]);
-    let me = std::env::current_exe().context("locating the running executable")?;
+    // A rebuild while this runs leaves "/path (deleted)": perf then runs the new file at the path.
+    let me = crate::report::own_executable()?;
     perf.extend([
         me.display().to_string(),
         "record".into(),
