@@ -15,9 +15,10 @@ use crate::size_class::{self, NUM_CLASSES};
 use core::ptr;
 use core::sync::atomic::AtomicU32;
 
-/// Upper bound on one class's cache in bytes: keeps a thread's cache within a few hundred KiB
-/// for the classes a workload really uses, so 32 threads do not bloat RSS.
-const CLASS_BYTES: usize = 32 * 1024;
+/// Upper bound on one class's cache in bytes: two 32 KiB batches of mid-size objects, so a spill
+/// leaves a batch behind; objects in a cache are untouched by hz3, so the bound costs RSS only
+/// for what the program itself wrote (docs/decisions.md, batch size A/B).
+const CLASS_BYTES: usize = if cfg!(feature = "small-batches") { 32 * 1024 } else { 64 * 1024 };
 /// Largest cap of any bin (4 batches of the smallest classes).
 pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX;
 

@@ -56,9 +56,9 @@ pub fn size_of(class: usize) -> usize {
 /// Most objects in one batch (`batch_of` never exceeds it).
 pub const BATCH_MAX: usize = 32;
 
-/// Bytes a batch of mid-size objects spans (`batch-16k`: twice as many objects per lock hold; a bin
-/// still holds at most `heap::CLASS_BYTES`, so two batches of those classes instead of four).
-const BATCH_BYTES: usize = if cfg!(feature = "batch-16k") { 16384 } else { 8192 };
+/// Bytes a batch of mid-size objects spans: 32 KiB, so a spill or refill of 1-2 KiB objects moves
+/// 16-32 of them per lock hold (`small-batches`: session 1's 8 KiB).
+const BATCH_BYTES: usize = if cfg!(feature = "small-batches") { 8192 } else { 32768 };
 
 /// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough
 /// that a batch of large objects stays near BATCH_BYTES.
