@@ -18,6 +18,8 @@ extern crate std;
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");
 #[cfg(not(any(feature = "fast", feature = "scale")))]
 compile_error!("hz3: pick exactly one lane: enable feature `fast` or `scale`");
+#[cfg(all(loom, test))]
+compile_error!("hz3: the unit tests do not build under --cfg loom; the loom models are the loom_* test targets (scripts/loom)");
 
 mod api;
 #[cfg(feature = "preload")]
@@ -29,14 +31,19 @@ mod inject;
 mod large;
 mod lifecycle;
 mod lock;
+// Compiled (and so checked) in every build; only the owner routings (remote-inbox, remote-stash) use it.
+#[cfg_attr(not(any(feature = "remote-inbox", feature = "remote-stash")), allow(dead_code))]
+mod mpsc;
 mod os;
 mod page_map;
 mod page_source;
 pub mod probes;
+mod raw_lock;
 mod remote;
 mod run_free;
 mod size_class;
 mod slow_alloc;
+mod sync;
 #[cfg(feature = "transfer-cache")]
 mod transfer;
 

@@ -1,24 +1,15 @@
-//! The one lock type: a futex mutex with a CAS fast path and a short spin before sleeping.
-//!
-//! State word: 0 = free, 1 = held, 2 = held and someone may be asleep in futex wait. Unlock wakes
-//! one sleeper only when the word said 2, so the uncontended path is one CAS and one swap.
+//! The one lock type: a futex mutex (the state-word protocol is `raw_lock::RawLock`: a CAS fast
+//! path, a short spin, then futex sleep) around a value, reached only through a guard.
 //! Each lock names its probe site so the counters split uncontended / spun / waited per site.
 
 use crate::os;
 use crate::probes::{self, LockSite, LockStat};
+use crate::raw_lock::{Acquired, RawLock};
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering};
-
-const FREE: u32 = 0;
-const HELD: u32 = 1;
-const CONTENDED: u32 = 2;
-/// Spin iterations before sleeping: a lock hold here is a few list operations, so a short spin
-/// catches most releases while a descheduled holder still costs the waiter only one futex wait.
-const SPIN_LIMIT: u32 = 100;
 
 pub struct Mutex<T> {
-    state: AtomicU32,
+    raw: RawLock,
     site: Option<LockSite>,
     value: UnsafeCell<T>,
 }
@@ -35,7 +26,7 @@ pub struct Guard<'a, T> {
 impl<T> Mutex<T> {
     pub const fn new(site: Option<LockSite>, value: T) -> Self {
         Mutex {
-            state: AtomicU32::new(FREE),
+            raw: RawLock::new(),
             site,
             value: UnsafeCell::new(value),
         }
@@ -43,14 +34,10 @@ impl<T> Mutex<T> {
 
     #[inline]
     pub fn lock(&self) -> Guard<'_, T> {
-        if self
-            .state
-            .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_contended();
-        } else {
+        if self.raw.try_lock() {
             self.note(LockStat::Uncontended, 1);
+        } else {
+            self.lock_contended();
         }
         Guard { lock: self }
     }
@@ -63,28 +50,12 @@ impl<T> Mutex<T> {
         } else {
             0
         };
-        let mut spins = 0u32;
-        while spins < SPIN_LIMIT {
-            spins += 1;
-            core::hint::spin_loop();
-            if self.state.load(Ordering::Relaxed) == FREE
-                && self
-                    .state
-                    .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.note(LockStat::Spun, 1);
-                self.note(LockStat::SpinIters, spins as u64);
-                self.note_wait(start);
-                return;
-            }
-        }
+        let (stat, spins) = match self.raw.lock_contended() {
+            Acquired::Spun(spins) => (LockStat::Spun, spins),
+            Acquired::Waited(spins) => (LockStat::Waited, spins),
+        };
+        self.note(stat, 1);
         self.note(LockStat::SpinIters, spins as u64);
-        // Announce a sleeper; whoever releases after this swap will wake us.
-        while self.state.swap(CONTENDED, Ordering::Acquire) != FREE {
-            os::futex_wait(&self.state, CONTENDED);
-        }
-        self.note(LockStat::Waited, 1);
         self.note_wait(start);
     }
 
@@ -104,8 +75,7 @@ impl<T> Mutex<T> {
 
     #[inline]
     fn unlock(&self) {
-        if self.state.swap(FREE, Ordering::Release) == CONTENDED {
-            os::futex_wake_one(&self.state);
+        if self.raw.unlock() {
             self.note(LockStat::Wakes, 1);
         }
     }
@@ -122,7 +92,7 @@ impl<T> Mutex<T> {
 
     /// Child after fork: the only thread left holds every lock; reset without waking anyone.
     pub fn fork_reset(&self) {
-        self.state.store(FREE, Ordering::Relaxed);
+        self.raw.reset();
     }
 
     /// The value without locking, for code that provably runs alone (fork child, tests).
@@ -180,6 +150,6 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*m.lock(), 80_000);
-        assert_eq!(m.state.load(Ordering::Relaxed), FREE);
+        assert!(m.raw.is_free());
     }
 }

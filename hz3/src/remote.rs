@@ -12,12 +12,9 @@
 //!   `FLUSH_BUDGET` messages per call. Nothing is written into the objects.
 
 use crate::heap::Heap;
-use crate::probes::Event;
 #[cfg(any(feature = "remote-inbox", feature = "remote-stash"))]
-use core::{
-    ptr,
-    sync::atomic::{AtomicPtr, Ordering},
-};
+use crate::mpsc;
+use crate::probes::Event;
 
 #[cfg(all(feature = "remote-inbox", feature = "remote-stash"))]
 compile_error!("hz3: features `remote-inbox` and `remote-stash` are two routings; pick one");
@@ -52,21 +49,6 @@ pub fn flush_some(me: &mut Heap) {
     }
     #[cfg(not(feature = "remote-stash"))]
     let _ = me;
-}
-
-/// Publishes `first` (and whatever `link` hangs off it) on an MPSC Treiber stack: `link(old)` makes
-/// the new entry point at the current head, then one CAS swings the head (retried on a race).
-#[cfg(any(feature = "remote-inbox", feature = "remote-stash"))]
-#[inline]
-fn treiber_push<T>(head: &AtomicPtr<T>, first: *mut T, link: impl Fn(*mut T)) {
-    let mut old = head.load(Ordering::Relaxed);
-    loop {
-        link(old);
-        match head.compare_exchange_weak(old, first, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(now) => old = now,
-        }
-    }
 }
 
 /// Caches `obj` in `me`'s own bin (spilling a batch first when the bin is full).
@@ -111,7 +93,7 @@ mod per_object {
     use crate::size_class::NUM_CLASSES;
 
     pub struct Inbox {
-        lists: [AtomicPtr<Node>; NUM_CLASSES],
+        lists: [mpsc::Stack<Node>; NUM_CLASSES],
     }
 
     /// No owner-side state in this lane.
@@ -119,25 +101,21 @@ mod per_object {
 
     impl Inbox {
         #[inline(always)]
-        fn list(&self, class: usize) -> &AtomicPtr<Node> {
+        fn list(&self, class: usize) -> &mpsc::Stack<Node> {
             // SAFETY: classes come from run tags or `class_of`, both < NUM_CLASSES.
             unsafe { self.lists.get_unchecked(class) }
         }
 
         fn push(&self, class: usize, node: *mut Node) {
             // SAFETY: the object is being freed and is ours until the CAS publishes it.
-            treiber_push(self.list(class), node, |old| unsafe {
+            self.list(class).push(node, |old| unsafe {
                 (*node).next = crate::failfast::seal_link(node, old)
             });
         }
 
         /// Takes everything waiting for `class` (owner thread only).
         fn drain(&self, class: usize) -> *mut Node {
-            let list = self.list(class);
-            if list.load(Ordering::Relaxed).is_null() {
-                return ptr::null_mut();
-            }
-            list.swap(ptr::null_mut(), Ordering::Acquire)
+            self.list(class).take_all()
         }
     }
 
@@ -209,7 +187,7 @@ mod stash {
     }
 
     pub struct Inbox {
-        head: AtomicPtr<Msg>,
+        head: mpsc::Stack<Msg>,
     }
 
     #[derive(Clone, Copy)]
@@ -300,7 +278,7 @@ mod stash {
         slot.len = 0;
         me.stash.nonempty -= 1;
         // SAFETY: the block is ours until the CAS publishes it.
-        treiber_push(inbox, msg, |old| unsafe { (*msg).next = old });
+        inbox.push(msg, |old| unsafe { (*msg).next = old });
         me.counters.add(Event::RemoteEnqueue, 1);
         me.counters.add(Event::RemoteFlushObjects, n as u64);
         me.counters.add(crate::probes::flush_batch_event(n), 1);
@@ -331,10 +309,10 @@ mod stash {
     /// the shared pool first, so objects beyond what this thread needs are not stranded here);
     /// the blocks become spares. True if `class`'s bin holds any now.
     pub fn collect(me: &mut Heap, class: usize) -> bool {
-        if me.inbox.head.load(Ordering::Relaxed).is_null() {
+        let mut msg = me.inbox.head.take_all();
+        if msg.is_null() {
             return false;
         }
-        let mut msg = me.inbox.head.swap(ptr::null_mut(), Ordering::Acquire);
         me.counters.add(Event::RemoteDrainCalls, 1);
         while !msg.is_null() {
             // SAFETY: drained blocks are ours; each holds `len` hz3 objects freed to us.
