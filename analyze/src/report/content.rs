@@ -115,8 +115,9 @@ fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
     {
         b.push(Block::Para(
             "hz3 was recorded with its probes builds (`*_probes`), so the attribution's probes column is filled; \
-             the matrix measures the plain builds. The probes cost about 1.5% of the instructions \
-             (callgrind, `docs/decisions.md` under probes). Use `--plain` to record the plain builds."
+             the matrix measures the plain builds. The probes add about 7% of the instructions \
+             on a single-thread callgrind workload (`scripts/probe-cost`; `docs/decisions.md`, performance campaign); \
+             use `--plain` to record the plain builds."
                 .into(),
         ));
     }
