@@ -184,5 +184,6 @@ pub fn trim() -> bool {
     lifecycle::flush_current();
     #[cfg(feature = "transfer-cache")]
     crate::transfer::drain_to_central();
+    crate::central::release_empty();
     crate::page_source::trim() > 0
 }

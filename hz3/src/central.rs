@@ -17,7 +17,14 @@ use core::sync::atomic::Ordering;
 
 struct Pool {
     partial: *mut Run,
+    /// Runs on `partial` with no object out (`keep-empty-runs`), at most KEEP_EMPTY.
+    empty_kept: u32,
 }
+
+/// Empty runs a class keeps instead of giving them straight back to the page source: a class that
+/// empties and refills a run with every swing of the workload then costs no page-source lock, no
+/// re-carving and no bitmap reset. Without `keep-empty-runs`, 0.
+const KEEP_EMPTY: u32 = if cfg!(feature = "keep-empty-runs") { 2 } else { 0 };
 
 // SAFETY: descriptors live in the never-unmapped page map; the per-class mutex serialises access.
 unsafe impl Send for Pool {}
@@ -27,6 +34,7 @@ static POOLS: [Mutex<Pool>; NUM_CLASSES] = [const {
         Some(LockSite::Central),
         Pool {
             partial: ptr::null_mut(),
+            empty_kept: 0,
         },
     )
 }; NUM_CLASSES];
@@ -45,6 +53,11 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     let mut pool = POOLS[class].lock();
     while got < want {
         let mut run = pool.partial;
+        // SAFETY: a listed run belongs to this pool, whose lock we hold.
+        if !run.is_null() && unsafe { (*run).used } == 0 {
+            // A kept empty run goes back into service.
+            pool.empty_kept -= 1;
+        }
         if run.is_null() {
             run = page_source::take_run();
             if run.is_null() {
@@ -183,7 +196,12 @@ impl Filer {
             }
             crate::run_free::put(run, obj as usize);
             (*run).used -= 1;
-            if (*run).used == 0 {
+            if (*run).used == 0 && self.pool.empty_kept < KEEP_EMPTY {
+                self.pool.empty_kept += 1;
+                if !(*run).in_partial {
+                    link(&mut self.pool, run);
+                }
+            } else if (*run).used == 0 {
                 if (*run).in_partial {
                     unlink(&mut self.pool, run);
                 }
@@ -204,6 +222,36 @@ impl Filer {
             c.add(Event::CentralPushCalls, 1);
             c.add(Event::CentralPushObjects, pushed);
         });
+        while !empty.is_null() {
+            // SAFETY: runs on `empty` were unlinked under the lock and hold no live object.
+            let next = unsafe { (*empty).next };
+            page_source::give_run(empty);
+            empty = next;
+        }
+    }
+}
+
+/// Gives every kept empty run back to the page source (malloc_trim).
+pub fn release_empty() {
+    for pool in POOLS.iter() {
+        let mut empty: *mut Run = ptr::null_mut();
+        let mut guard = pool.lock();
+        let mut run = guard.partial;
+        while !run.is_null() && guard.empty_kept > 0 {
+            // SAFETY: listed runs belong to this pool, whose lock we hold; an empty one is
+            // unlinked before it is chained for release.
+            unsafe {
+                let next = (*run).next;
+                if (*run).used == 0 {
+                    unlink(&mut guard, run);
+                    guard.empty_kept -= 1;
+                    (*run).next = empty;
+                    empty = run;
+                }
+                run = next;
+            }
+        }
+        drop(guard);
         while !empty.is_null() {
             // SAFETY: runs on `empty` were unlinked under the lock and hold no live object.
             let next = unsafe { (*empty).next };
