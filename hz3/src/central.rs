@@ -233,6 +233,9 @@ impl Filer {
 
 /// Gives every kept empty run back to the page source (malloc_trim).
 pub fn release_empty() {
+    if KEEP_EMPTY == 0 {
+        return;
+    }
     for pool in POOLS.iter() {
         let mut empty: *mut Run = ptr::null_mut();
         let mut guard = pool.lock();
