@@ -60,11 +60,9 @@ fn fraction(text: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// One (baseline, injected) pair, in ns/op unless said otherwise.
+/// The figures of one pair, or their medians over all pairs (ns/op unless said otherwise).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PairCheck {
-    pub baseline: String,
-    pub injected: String,
+pub struct Figures {
     /// Hook passes per op in the injected run.
     pub events_per_op: f64,
     /// NS × events_per_op: what the injection should add.
@@ -79,6 +77,15 @@ pub struct PairCheck {
     pub magnitude: f64,
 }
 
+/// One (baseline, injected) pair.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PairCheck {
+    pub baseline: String,
+    pub injected: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct InjectCheck {
     pub box_name: String,
@@ -88,20 +95,10 @@ pub struct InjectCheck {
     pub tolerance: f64,
     pub pairs: Vec<PairCheck>,
     /// Medians over the pairs, column by column.
-    pub median: PairMedians,
+    pub median: Figures,
     pub share_ok: bool,
     pub magnitude_ok: bool,
     pub pass: bool,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PairMedians {
-    pub events_per_op: f64,
-    pub expected: f64,
-    pub measured_diff: f64,
-    pub box_diff: f64,
-    pub share: f64,
-    pub magnitude: f64,
 }
 
 /// Judges one pair from its gap and the injected run's hook passes per op.
@@ -122,12 +119,14 @@ pub fn check_pair(gap: &Gap, box_name: &str, events_per_op: f64, ns: u64) -> Res
     Ok(PairCheck {
         baseline: gap.a.clone(),
         injected: gap.b.clone(),
-        events_per_op,
-        expected,
-        measured_diff: gap.measured_diff,
-        box_diff: row.diff,
-        share: row.diff / gap.measured_diff,
-        magnitude: row.diff / expected,
+        figures: Figures {
+            events_per_op,
+            expected,
+            measured_diff: gap.measured_diff,
+            box_diff: row.diff,
+            share: row.diff / gap.measured_diff,
+            magnitude: row.diff / expected,
+        },
     })
 }
 
@@ -155,14 +154,14 @@ pub fn judge(
     tolerance: f64,
     pairs: Vec<PairCheck>,
 ) -> InjectCheck {
-    let m = |f: fn(&PairCheck) -> f64| median(pairs.iter().map(f));
-    let median = PairMedians {
-        events_per_op: m(|p| p.events_per_op),
-        expected: m(|p| p.expected),
-        measured_diff: m(|p| p.measured_diff),
-        box_diff: m(|p| p.box_diff),
-        share: m(|p| p.share),
-        magnitude: m(|p| p.magnitude),
+    let m = |f: fn(&Figures) -> f64| median(pairs.iter().map(|p| f(&p.figures)));
+    let median = Figures {
+        events_per_op: m(|f| f.events_per_op),
+        expected: m(|f| f.expected),
+        measured_diff: m(|f| f.measured_diff),
+        box_diff: m(|f| f.box_diff),
+        share: m(|f| f.share),
+        magnitude: m(|f| f.magnitude),
     };
     // NaN (no measured difference) fails both comparisons, as it should.
     let share_ok = median.share >= min_share;
@@ -216,39 +215,25 @@ pub fn table(check: &InjectCheck) -> Table {
         "attributed/measured",
         "attributed/expected",
     ]);
-    let row = |label: String, events: f64, exp: f64, meas: f64, boxd: f64, share: f64, mag: f64| {
+    let row = |label: String, f: &Figures| {
         vec![
             label,
             check.ns.to_string(),
-            format!("{events:.4}"),
-            num(exp),
-            signed(meas),
-            signed(boxd),
-            format!("{:.0}%", share * 100.0),
-            format!("{:.0}%", mag * 100.0),
+            format!("{:.4}", f.events_per_op),
+            num(f.expected),
+            signed(f.measured_diff),
+            signed(f.box_diff),
+            format!("{:.0}%", f.share * 100.0),
+            format!("{:.0}%", f.magnitude * 100.0),
         ]
     };
     for (i, p) in check.pairs.iter().enumerate() {
         t.push(row(
             format!("{} (pair {})", check.box_name, i + 1),
-            p.events_per_op,
-            p.expected,
-            p.measured_diff,
-            p.box_diff,
-            p.share,
-            p.magnitude,
+            &p.figures,
         ));
     }
-    let m = &check.median;
-    t.push(row(
-        format!("{} (median)", check.box_name),
-        m.events_per_op,
-        m.expected,
-        m.measured_diff,
-        m.box_diff,
-        m.share,
-        m.magnitude,
-    ));
+    t.push(row(format!("{} (median)", check.box_name), &check.median));
     t
 }
 
@@ -327,12 +312,14 @@ mod tests {
         let pair = |measured_diff: f64, box_diff: f64| PairCheck {
             baseline: "a".into(),
             injected: "b".into(),
-            events_per_op: 0.03,
-            expected: 30.0,
-            measured_diff,
-            box_diff,
-            share: box_diff / measured_diff,
-            magnitude: box_diff / 30.0,
+            figures: Figures {
+                events_per_op: 0.03,
+                expected: 30.0,
+                measured_diff,
+                box_diff,
+                share: box_diff / measured_diff,
+                magnitude: box_diff / 30.0,
+            },
         };
         let check = judge(
             "x",

@@ -194,9 +194,9 @@ fn gap_recovers_the_injection_within_the_issue_s_bounds() {
         slow_alloc_ns_per_op(&fixture(INJECTED)) - slow_alloc_ns_per_op(&fixture(BASE));
 
     let pair = check_pair(&gap, BOX, per_op, NS).unwrap();
-    assert!((pair.measured_diff - measured).abs() < 1e-9);
-    assert!((pair.box_diff - attributed).abs() < 1e-9);
-    assert!((pair.expected - expected).abs() < 1e-9);
+    assert!((pair.figures.measured_diff - measured).abs() < 1e-9);
+    assert!((pair.figures.box_diff - attributed).abs() < 1e-9);
+    assert!((pair.figures.expected - expected).abs() < 1e-9);
     // The issue's two criteria, on figures counted above.
     assert!(
         attributed >= 0.8 * measured,
@@ -211,7 +211,7 @@ fn gap_recovers_the_injection_within_the_issue_s_bounds() {
 
     let verdict = judge(BOX, EVENT, NS, 0.8, 0.2, vec![pair.clone()]);
     assert!(verdict.pass && verdict.share_ok && verdict.magnitude_ok);
-    assert_eq!(verdict.median.box_diff, pair.box_diff);
+    assert_eq!(verdict.median.box_diff, pair.figures.box_diff);
     // Held to a wait twice as long, the same recording fails the magnitude check only.
     let doubled = check_pair(&gap, BOX, per_op, 2 * NS).unwrap();
     let verdict = judge(BOX, EVENT, 2 * NS, 0.8, 0.2, vec![doubled]);
@@ -263,17 +263,20 @@ fn the_command_passes_fails_and_refuses_bad_input() {
     assert_eq!(out.status.code(), Some(2));
 
     // Input the check cannot use: one precise line each.
-    let out = analyze(&[
-        "inject-check",
-        "--box",
-        "hz3.nope",
-        "--event",
-        EVENT,
-        "--ns",
-        &ns,
-        base,
-        inj,
-    ]);
+    let with = |box_name: &str, event: &str| {
+        analyze(&[
+            "inject-check",
+            "--box",
+            box_name,
+            "--event",
+            event,
+            "--ns",
+            &ns,
+            base,
+            inj,
+        ])
+    };
+    let out = with("hz3.nope", EVENT);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("no box \"hz3.nope\""),
@@ -282,17 +285,7 @@ fn the_command_passes_fails_and_refuses_bad_input() {
     );
     let out = check(&["--ns", &ns, base, inj, "--event", "malloc.nope"]);
     assert_eq!(out.status.code(), Some(2), "--event given twice");
-    let out = analyze(&[
-        "inject-check",
-        "--box",
-        BOX,
-        "--event",
-        "malloc.nope",
-        "--ns",
-        &ns,
-        base,
-        inj,
-    ]);
+    let out = with(BOX, "malloc.nope");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("no such probe counter"),
