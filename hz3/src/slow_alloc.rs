@@ -46,6 +46,12 @@ pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.counters.add(Event::MallocCacheMiss, 1);
     crate::inject::delay!("inject-slow-refill");
     remote::flush_some(heap);
+    // A flush keeps the objects of owners whose threads exited, possibly in this very bin: use
+    // them rather than let the refill below write over them.
+    let kept = heap.pop(class);
+    if !kept.is_null() {
+        return kept;
+    }
     if !remote::collect(heap, class) {
         let owner = heap as *mut Heap as usize;
         // SAFETY: the bin is empty and holds BIN_MAX >= BATCH_MAX slots.
