@@ -17,14 +17,27 @@ use core::sync::atomic::Ordering;
 
 struct Pool {
     partial: *mut Run,
-    /// Runs on `partial` with no object out (`keep-empty-runs`), at most KEEP_EMPTY.
+    /// Runs on `partial` with no object out (`keep-empty-runs`, at most KEEP_EMPTY; else 0).
     empty_kept: u32,
 }
 
-/// Empty runs a class keeps instead of giving them straight back to the page source: a class that
-/// empties and refills a run with every swing of the workload then costs no page-source lock, no
-/// re-carving and no bitmap reset. Without `keep-empty-runs`, 0.
-const KEEP_EMPTY: u32 = if cfg!(feature = "keep-empty-runs") { 2 } else { 0 };
+/// `keep-empty-runs`: empty runs a class keeps instead of giving them straight back to the page
+/// source, so a class that empties and refills a run with every swing of the workload costs no
+/// page-source lock, no re-carving and no bitmap reset.
+#[cfg(feature = "keep-empty-runs")]
+const KEEP_EMPTY: u32 = 2;
+
+/// Whether a class holding `kept` empty runs keeps one more.
+#[cfg(feature = "keep-empty-runs")]
+#[inline]
+fn keeps_another(kept: u32) -> bool {
+    kept < KEEP_EMPTY
+}
+#[cfg(not(feature = "keep-empty-runs"))]
+#[inline]
+fn keeps_another(_kept: u32) -> bool {
+    false
+}
 
 // SAFETY: descriptors live in the never-unmapped page map; the per-class mutex serialises access.
 unsafe impl Send for Pool {}
@@ -196,7 +209,7 @@ impl Filer {
             }
             crate::run_free::put(run, obj as usize);
             (*run).used -= 1;
-            if (*run).used == 0 && self.pool.empty_kept < KEEP_EMPTY {
+            if (*run).used == 0 && keeps_another(self.pool.empty_kept) {
                 self.pool.empty_kept += 1;
                 if !(*run).in_partial {
                     link(&mut self.pool, run);
@@ -233,7 +246,7 @@ impl Filer {
 
 /// Gives every kept empty run back to the page source (malloc_trim).
 pub fn release_empty() {
-    if KEEP_EMPTY == 0 {
+    if !cfg!(feature = "keep-empty-runs") {
         return;
     }
     for pool in POOLS.iter() {

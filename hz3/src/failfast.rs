@@ -284,10 +284,10 @@ mod checks {
     pub fn fail_foreign(p: *mut u8) -> ! {
         let addr = p as usize;
         let run = page_map::lookup(addr);
-        // SAFETY: as in check_large_free.
         let tag = if run.is_null() {
             0
         } else {
+            // SAFETY: as in check_large_free.
             unsafe { (*run).tag.load(Ordering::Acquire) }
         };
         if page_map::tag_kind(tag) == page_map::KIND_LARGE {

@@ -123,7 +123,7 @@ static INIT: AtomicU8 = AtomicU8::new(INIT_NONE);
 static LIVE_HEAPS: AtomicU32 = AtomicU32::new(0);
 
 /// Threads currently holding a heap (at least 1).
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "caps-by-threads"), allow(dead_code))]
 #[inline]
 pub fn live_threads() -> u32 {
     LIVE_HEAPS.load(Ordering::Relaxed).max(1)

@@ -76,7 +76,7 @@ pub fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
     }
     let mut c = class_of(need);
     while c < NUM_CLASSES {
-        if size_of(c) % align == 0 {
+        if size_of(c).is_multiple_of(align) {
             return Some(c);
         }
         c += 1;
