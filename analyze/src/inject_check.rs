@@ -124,7 +124,13 @@ pub fn check_pair(gap: &Gap, box_name: &str, events_per_op: f64, ns: u64) -> Res
             expected,
             measured_diff: gap.measured_diff,
             box_diff: row.diff,
-            share: row.diff / gap.measured_diff,
+            // An injected run that is not slower has no share to give (NaN fails the check);
+            // a negative pair divided by itself would otherwise look like 100%.
+            share: if gap.measured_diff > 0.0 {
+                row.diff / gap.measured_diff
+            } else {
+                f64::NAN
+            },
             magnitude: row.diff / expected,
         },
     })
@@ -200,6 +206,9 @@ pub fn events_per_op(run: &Run, event: &str) -> Result<f64> {
             "{}: {event} is 0: the hook never ran, so nothing was injected (wrong --event, or a build without the inject feature?)",
             run.dir.display()
         );
+    }
+    if run.ops() <= 0.0 {
+        bail!("{}: the bench reported 0 ops", run.dir.display());
     }
     Ok(count as f64 / run.ops())
 }

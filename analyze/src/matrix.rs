@@ -279,14 +279,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "{}",
                 compare::describe(&regressions, &anchor, args.tolerance)
             );
-            explain_regressions(
+            // The verdict is the regression; an explanation that cannot be had does not change it.
+            if let Err(e) = explain_regressions(
                 &args,
                 &allocs,
                 &snapshot,
                 &builds,
                 &regressions,
                 &preload_dir,
-            )?;
+            ) {
+                eprintln!("hz3-analyze matrix: cannot explain the regression: {e:#}");
+            }
             return Ok(ExitCode::from(EXIT_REGRESSION));
         }
         eprintln!(

@@ -357,7 +357,7 @@ fn record_and_gap(
             .context("drawing the differential flamegraph")?;
         }
     }
-    let g = median_gap(&gaps);
+    let g = median_gap(&gaps).context("no pair of runs was recorded")?;
     std::fs::write(dir.join("gap.txt"), gap::render_text(&g))
         .with_context(|| format!("{}: cannot write gap.txt", dir.display()))?;
     std::fs::write(
@@ -369,11 +369,12 @@ fn record_and_gap(
 }
 
 /// Every figure of a gap as its median over several pairs of runs (boxes matched by name), so
-/// one pair disturbed by the shared machine does not decide alone. One pair is returned as is.
-pub fn median_gap(gaps: &[Gap]) -> Gap {
-    let mut g = gaps[0].clone();
+/// one pair disturbed by the shared machine does not decide alone. One pair is returned as is;
+/// none gives None.
+pub fn median_gap(gaps: &[Gap]) -> Option<Gap> {
+    let mut g = gaps.first()?.clone();
     if gaps.len() == 1 {
-        return g;
+        return Some(g);
     }
     let median = |f: &dyn Fn(&Gap) -> f64| inject_check::median(gaps.iter().map(f));
     let row_median = |r: &mut GapRow, rows: fn(&Gap) -> &[GapRow]| {
@@ -403,7 +404,7 @@ pub fn median_gap(gaps: &[Gap]) -> Gap {
     g.a = format!("median of {} pairs: {}, ...", gaps.len(), g.a);
     g.b = format!("median of {} pairs: {}, ...", gaps.len(), g.b);
     g.perf_warnings = gaps.iter().flat_map(|x| x.perf_warnings.clone()).collect();
-    g
+    Some(g)
 }
 
 /// The box that grew the most, when the recordings measured a slowdown at all.
@@ -703,7 +704,7 @@ mod tests {
             gap_with(&[("bench", 40.0)], 41.0),
             gap_with(&[("bench", 2.0), ("hz3.central", 8.0)], 11.0),
         ];
-        let m = median_gap(&pairs);
+        let m = median_gap(&pairs).unwrap();
         let diff = |name: &str| m.boxes.iter().find(|b| b.name == name).unwrap().diff;
         assert_eq!((diff("hz3.central"), diff("bench")), (8.0, 2.0));
         assert_eq!(m.boxes[0].name, "hz3.central", "re-sorted by |median|");
@@ -711,7 +712,8 @@ mod tests {
         assert_eq!((m.boxes_diff, m.residual), (10.0, 1.0));
         assert_eq!(regressed_box(&m).unwrap().name, "hz3.central");
         assert!(m.a.starts_with("median of 3 pairs"), "{}", m.a);
-        assert_eq!(median_gap(&pairs[..1]), pairs[0]);
+        assert_eq!(median_gap(&pairs[..1]), Some(pairs[0].clone()));
+        assert_eq!(median_gap(&[]), None);
     }
 
     #[test]
