@@ -223,6 +223,17 @@ fn cross_thread_frees_are_counted_once_each() {
     }
 }
 
+#[test]
+fn an_exited_owners_objects_freed_here_are_reused_not_lost() {
+    // A few objects (fewer than a batch, so the owner-routed stash keeps them until its flush at the
+    // next miss). Every build must serve that miss from them: the stash lane once wrote a refill
+    // over them instead.
+    for build in ["fast", "scale", "fast-inbox", "scale-stash"] {
+        let d = check(build, &["orphan", &SIZE.to_string(), "3"]);
+        assert_eq!(d.event(Event::RemoteFree), 3, "{build}: the owner had exited");
+    }
+}
+
 /// `contend` on the fast lane's central pool (mutex per class): returns the central site's counters.
 fn contend(threads: usize, rounds: u64) -> Dump {
     check(

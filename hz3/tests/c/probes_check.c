@@ -7,6 +7,9 @@
  *                                                     to OUT-1.csv, mallocs twice (a cache miss each, so a
  *                                                     budgeted flush each) dumping to OUT-2/-3.csv, exits;
  *                                                     main dumps to OUT-4.csv
+ *        probes_check <lane> orphan  SIZE N OUT       a thread mallocs N objects and exits; main frees
+ *                                                     them (their owner is gone), then mallocs one: it
+ *                                                     must get one of them back (none was lost)
  *        probes_check <lane> contend SIZE THREADS ROUNDS OUT
  *                                                     THREADS threads (1 = main alone) each do ROUNDS of
  *                                                     "malloc 4 caches' worth of SIZE, free them all"
@@ -77,6 +80,34 @@ static void mode_remote(size_t size, size_t n, const char *out) {
     allocate_objects(size, n);
     probes_dump(out);
     for (size_t i = 0; i < n; i++) free(objects[i]);
+}
+
+static size_t orphan_size, orphan_count;
+
+static void *allocate_orphans(void *arg) {
+    (void)arg;
+    allocate_objects(orphan_size, orphan_count);
+    return NULL;
+}
+
+/* The objects of an exited owner stay with the thread that frees them (kept at once, or stashed and
+ * kept when the stash is flushed at the next cache miss). Either way that thread's next malloc of
+ * the class must be served from them: a refill that wrote over them would lose them for good. */
+static void mode_orphan(size_t size, size_t n, const char *out) {
+    orphan_size = size;
+    orphan_count = n;
+    pthread_t owner;
+    if (pthread_create(&owner, NULL, allocate_orphans, NULL) != 0) fail("pthread_create failed");
+    if (pthread_join(owner, NULL) != 0) fail("pthread_join failed");
+    probes_reset();
+    for (size_t i = 0; i < n; i++) free(objects[i]);
+    void *p = malloc(size);
+    CHECK(p != NULL, "malloc(%zu) failed", size);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) found |= objects[i] == p;
+    probes_dump(out);
+    CHECK(found, "malloc(%zu) after freeing an exited thread's %zu objects returned %p, none of them", size, n, p);
+    free(p);
 }
 
 static const char *budget_out;
@@ -151,7 +182,7 @@ static void mode_contend(size_t size, size_t threads, size_t rounds, const char 
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|budget|contend> ...");
+    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|orphan|budget|contend> ...");
     prove_hz3(argv[1]);
     const char *mode = argv[2];
     begin(mode);
@@ -159,6 +190,8 @@ int main(int argc, char **argv) {
         mode_refill(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
     } else if (strcmp(mode, "remote") == 0 && argc == 6) {
         mode_remote(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
+    } else if (strcmp(mode, "orphan") == 0 && argc == 6) {
+        mode_orphan(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
     } else if (strcmp(mode, "budget") == 0 && argc == 5) {
         mode_budget(parse_count(argv[3], 64), argv[4]);
     } else if (strcmp(mode, "contend") == 0 && argc == 7) {
