@@ -330,29 +330,16 @@ mod tests {
                 magnitude: box_diff / 30.0,
             },
         };
-        let check = judge(
-            "x",
-            "e",
-            1000,
-            0.8,
-            0.2,
-            vec![pair(31.0, 31.0), pair(60.0, 30.0), pair(32.0, 31.5)],
-        );
+        let judged = |pairs| judge("x", "e", 1000, 0.8, 0.2, pairs);
+        let check = judged(vec![pair(31.0, 31.0), pair(60.0, 30.0), pair(32.0, 31.5)]);
         assert!(check.pass, "{check:?}");
-        let check = judge(
-            "x",
-            "e",
-            1000,
-            0.8,
-            0.2,
-            vec![pair(60.0, 30.0), pair(45.0, 30.0), pair(32.0, 31.5)],
-        );
+        let check = judged(vec![pair(60.0, 30.0), pair(45.0, 30.0), pair(32.0, 31.5)]);
         assert!(
             !check.share_ok && check.magnitude_ok && !check.pass,
             "{check:?}"
         );
         // No measured difference at all: the share is undefined and fails.
-        let check = judge("x", "e", 1000, 0.8, 0.2, vec![pair(0.0, 0.0)]);
+        let check = judged(vec![pair(0.0, 0.0)]);
         assert!(!check.pass);
     }
 }

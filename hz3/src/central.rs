@@ -66,8 +66,9 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     let mut pool = POOLS[class].lock();
     while got < want {
         let mut run = pool.partial;
-        // SAFETY: a listed run belongs to this pool, whose lock we hold.
-        if !run.is_null() && unsafe { (*run).used } == 0 {
+        // SAFETY: a listed run belongs to this pool, whose lock we hold. Only `keep-empty-runs`
+        // lists runs with no object out.
+        if cfg!(feature = "keep-empty-runs") && !run.is_null() && unsafe { (*run).used } == 0 {
             // A kept empty run goes back into service.
             pool.empty_kept -= 1;
         }

@@ -41,6 +41,7 @@ pub struct Heap {
     pub all_next: *mut Heap,
     pub free_next: *mut Heap,
     /// `caps-by-threads`: the live thread count the caps were last fitted to (0: never).
+    #[cfg(feature = "caps-by-threads")]
     pub caps_for: u32,
 }
 

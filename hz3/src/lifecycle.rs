@@ -120,10 +120,12 @@ const INIT_RUNNING: u8 = 1;
 const INIT_DONE: u8 = 2;
 static INIT: AtomicU8 = AtomicU8::new(INIT_NONE);
 /// Heaps attached to running threads (for `caps-by-threads`: caches shrink as threads multiply).
+/// Kept only in that build, so other builds add no atomic to thread start and exit.
+#[cfg(feature = "caps-by-threads")]
 static LIVE_HEAPS: AtomicU32 = AtomicU32::new(0);
 
 /// Threads currently holding a heap (at least 1).
-#[cfg_attr(not(feature = "caps-by-threads"), allow(dead_code))]
+#[cfg(feature = "caps-by-threads")]
 #[inline]
 pub fn live_threads() -> u32 {
     LIVE_HEAPS.load(Ordering::Relaxed).max(1)
@@ -241,6 +243,7 @@ pub fn attach() -> Option<*mut Heap> {
         (*heap).tid = libc::gettid() as u64;
         (*heap).state.store(STATE_ACTIVE, Ordering::Release);
     }
+    #[cfg(feature = "caps-by-threads")]
     LIVE_HEAPS.fetch_add(1, Ordering::Relaxed);
     tls_slot::set(heap);
     // pthread_setspecific may itself allocate (a second-level key block); our TLS is already set,
@@ -266,6 +269,7 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
         tls_slot::set(TORN_DOWN as *mut Heap);
         #[cfg(feature = "probes")]
         probes::retire(&*heap);
+        #[cfg(feature = "caps-by-threads")]
         LIVE_HEAPS.fetch_sub(1, Ordering::Relaxed);
         let mut reg = REGISTRY.lock();
         (*heap).state.store(STATE_ABANDONED, Ordering::Release);
@@ -339,6 +343,7 @@ extern "C" fn fork_child() {
         if me as usize > NO_HEAP_MAX {
             (*me).tid = libc::gettid() as u64;
         }
+        #[cfg(feature = "caps-by-threads")]
         LIVE_HEAPS.store((me as usize > NO_HEAP_MAX) as u32, Ordering::Relaxed);
     }
 }

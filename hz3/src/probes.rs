@@ -52,10 +52,7 @@ impl Counters {
     #[inline(always)]
     pub fn add_own(&self, event: Event, n: u64) {
         #[cfg(feature = "probes")]
-        {
-            let slot = &self.events[event.index()];
-            slot.store(slot.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-        }
+        bump_unshared(&self.events[event.index()], n);
         #[cfg(not(feature = "probes"))]
         let _ = (event, n);
     }
@@ -74,12 +71,19 @@ impl Counters {
         if self.shared {
             slot.fetch_add(n, Ordering::Relaxed);
         } else {
-            slot.store(
-                slot.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
+            bump_unshared(slot, n);
         }
     }
+}
+
+/// A counter only its own thread writes: a relaxed load and store, no read-modify-write.
+#[cfg(feature = "probes")]
+#[inline(always)]
+fn bump_unshared(slot: &AtomicU64, n: u64) {
+    slot.store(
+        slot.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 /// Runs `f` on the calling thread's counters (its heap's, or the shared table). Compiled out when off.
