@@ -1,7 +1,6 @@
 //! The allocator's entry points in Rust terms; the C ABI and `GlobalAlloc` are thin layers over
 //! these. Null means "out of memory" (or an impossible request); callers set errno.
 
-use crate::heap::Heap;
 use crate::large;
 use crate::lifecycle::{self, NO_HEAP_MAX};
 use crate::os;
@@ -72,17 +71,12 @@ pub fn free(p: *mut u8) {
     }
     // SAFETY: a non-sentinel TLS value is this thread's attached heap.
     let heap = unsafe { &mut *heap };
-    #[cfg(feature = "failfast")]
-    crate::failfast::on_free(p, class);
-    let owner = page_map::tag_owner(tag);
-    if crate::remote::ADOPT || owner == heap as *mut Heap as usize || owner == 0 {
-        crate::remote::count_kept(heap, owner);
-        if !heap.push(class, p) {
-            slow_alloc::spill_and_push(heap, class, p);
-        }
-    } else {
-        // SAFETY: `owner` comes from the run tag of a live object; `p` is that object.
-        unsafe { crate::remote::free(heap, owner, class, p) };
+    if crate::config::FAILFAST {
+        crate::failfast::on_free(p, class);
+    }
+    crate::remote::count_kept(heap, page_map::tag_owner(tag));
+    if !heap.push(class, p) {
+        slow_alloc::spill_and_push(heap, class, p);
     }
 }
 
@@ -99,13 +93,14 @@ fn free_without_heap(class: usize, p: *mut u8) {
 #[inline(never)]
 fn free_other(p: *mut u8, tag: usize) {
     if page_map::tag_kind(tag) == KIND_LARGE {
-        #[cfg(feature = "failfast")]
-        crate::failfast::check_large_free(p);
+        if crate::config::FAILFAST {
+            crate::failfast::check_large_free(p);
+        }
         large::free(p);
     } else {
-        #[cfg(feature = "failfast")]
-        crate::failfast::fail_foreign(p);
-        #[cfg(not(feature = "failfast"))]
+        if crate::config::FAILFAST {
+            crate::failfast::fail_foreign(p);
+        }
         os::fail(
             "page_map",
             "free() of a pointer hz3 did not allocate (foreign, or already freed)",
@@ -150,8 +145,9 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         free(p);
         return ptr::null_mut();
     }
-    #[cfg(feature = "failfast")]
-    crate::failfast::check_live(p);
+    if crate::config::FAILFAST {
+        crate::failfast::check_live(p);
+    }
     let old = usable_size(p);
     if size <= old && size > old / 2 {
         return p;
@@ -182,8 +178,8 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
 /// then decommits the free runs held by the page source. True if memory went back to the kernel.
 pub fn trim() -> bool {
     lifecycle::flush_current();
-    #[cfg(feature = "transfer-cache")]
-    crate::transfer::drain_to_central();
-    crate::central::release_empty();
+    if crate::config::SCALE {
+        crate::transfer::drain_to_central();
+    }
     crate::page_source::trim() > 0
 }

@@ -68,7 +68,7 @@ fn aligned(align: usize, size: usize) -> *mut c_void {
 /// `out` must be writable.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
     let p = api::aligned_alloc(align, size);
@@ -180,24 +180,33 @@ pub extern "C" fn mallinfo2() -> MallInfo2 {
 
 #[no_mangle]
 pub extern "C" fn malloc_stats() {
-    let msg: &[u8] = if cfg!(feature = "fast") {
-        b"hz3 allocator, lane fast (statistics: set HZ3_PROBES_OUT with a probes build)\n"
-    } else {
-        b"hz3 allocator, lane scale (statistics: set HZ3_PROBES_OUT with a probes build)\n"
-    };
-    // SAFETY: writes a static byte string to stderr.
-    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    let parts: [&[u8]; 3] = [
+        b"hz3 allocator, lane ",
+        crate::LANE.as_bytes(),
+        b" (statistics: set HZ3_PROBES_OUT with a probes build)\n",
+    ];
+    for part in parts {
+        // SAFETY: writes a static byte string to stderr.
+        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
 }
 
 /// "fast" or "scale": lets tests prove which allocator answers.
 #[no_mangle]
 pub extern "C" fn hz3_lane() -> *const c_char {
-    if cfg!(feature = "fast") {
-        c"fast".as_ptr()
-    } else {
-        c"scale".as_ptr()
-    }
+    LANE_C.as_ptr().cast()
 }
+
+/// `crate::LANE`, NUL-terminated.
+const LANE_C: [u8; crate::LANE.len() + 1] = {
+    let mut s = [0u8; crate::LANE.len() + 1];
+    let mut i = 0;
+    while i < crate::LANE.len() {
+        s[i] = crate::LANE.as_bytes()[i];
+        i += 1;
+    }
+    s
+};
 
 /// Writes a probes dump to `path` (NULL: `HZ3_PROBES_OUT`, else stderr); 0 on success, -1 on error.
 ///

@@ -8,7 +8,7 @@
 //! are never faulted in.
 
 use crate::lock::Mutex;
-use crate::page_map::{self, Node, Run, RUN_SIZE};
+use crate::page_map::{self, Run, RUN_SIZE};
 use crate::page_source;
 use crate::probes::{self, Event, LockSite};
 use crate::size_class::{self, NUM_CLASSES};
@@ -17,26 +17,6 @@ use core::sync::atomic::Ordering;
 
 struct Pool {
     partial: *mut Run,
-    /// Runs on `partial` with no object out (`keep-empty-runs`, at most KEEP_EMPTY; else 0).
-    empty_kept: u32,
-}
-
-/// `keep-empty-runs`: empty runs a class keeps instead of giving them straight back to the page
-/// source, so a class that empties and refills a run with every swing of the workload costs no
-/// page-source lock, no re-carving and no bitmap reset.
-#[cfg(feature = "keep-empty-runs")]
-const KEEP_EMPTY: u32 = 2;
-
-/// Whether a class holding `kept` empty runs keeps one more.
-#[cfg(feature = "keep-empty-runs")]
-#[inline]
-fn keeps_another(kept: u32) -> bool {
-    kept < KEEP_EMPTY
-}
-#[cfg(not(feature = "keep-empty-runs"))]
-#[inline]
-fn keeps_another(_kept: u32) -> bool {
-    false
 }
 
 // SAFETY: descriptors live in the never-unmapped page map; the per-class mutex serialises access.
@@ -47,14 +27,13 @@ static POOLS: [Mutex<Pool>; NUM_CLASSES] = [const {
         Some(LockSite::Central),
         Pool {
             partial: ptr::null_mut(),
-            empty_kept: 0,
         },
     )
 }; NUM_CLASSES];
 
 /// Writes up to `want` objects of `class` to `out`, taking a fresh run from the page source if
 /// the pool has none, and returns how many (0 only when out of memory). Runs served from are
-/// re-tagged to `owner` so the caller's own frees of them stay local.
+/// re-tagged to `owner` (the last refiller owns the run).
 ///
 /// # Safety
 /// `out` must have room for `want` pointers.
@@ -66,12 +45,6 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     let mut pool = POOLS[class].lock();
     while got < want {
         let mut run = pool.partial;
-        // SAFETY: a listed run belongs to this pool, whose lock we hold. Only `keep-empty-runs`
-        // lists runs with no object out.
-        if cfg!(feature = "keep-empty-runs") && !run.is_null() && unsafe { (*run).used } == 0 {
-            // A kept empty run goes back into service.
-            pool.empty_kept -= 1;
-        }
         if run.is_null() {
             run = page_source::take_run();
             if run.is_null() {
@@ -91,9 +64,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         // SAFETY: listed runs belong to this class's pool, whose lock we hold; `out` has room
         // for `want` entries per the contract.
         unsafe {
-            if retag_wanted(run) {
-                (*run).tag.store(tag, Ordering::Release);
-            }
+            (*run).tag.store(tag, Ordering::Release);
             while got < want && (*run).nfree > 0 {
                 *out.add(got as usize) = crate::run_free::take(run) as *mut u8;
                 (*run).used += 1;
@@ -101,8 +72,9 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
             }
             while got < want && (*run).carved < (*run).capacity {
                 *out.add(got as usize) = ((*run).base + (*run).carved as usize * size) as *mut u8;
-                #[cfg(feature = "failfast")]
-                crate::failfast::on_carve(*out.add(got as usize));
+                if crate::config::FAILFAST {
+                    crate::failfast::on_carve(*out.add(got as usize));
+                }
                 (*run).carved += 1;
                 (*run).used += 1;
                 got += 1;
@@ -120,26 +92,6 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     got
 }
 
-/// Whether a pop from `run` should make the caller its owner. Default: always (the last refiller
-/// owns the run). `sticky-owner`: only when no object of the run is out, or its owner's thread
-/// has exited, so a run stays with the thread that carved it while that thread lives.
-///
-/// # Safety
-/// Caller holds the run's pool lock.
-#[inline]
-unsafe fn retag_wanted(run: *mut Run) -> bool {
-    if !cfg!(feature = "sticky-owner") {
-        return true;
-    }
-    // SAFETY: per the contract the descriptor is ours to read; owners are never-unmapped heaps.
-    unsafe {
-        let owner = page_map::tag_owner((*run).tag.load(Ordering::Relaxed));
-        (*run).used == 0
-            || owner == 0
-            || !crate::lifecycle::is_active(&*(owner as *const crate::heap::Heap))
-    }
-}
-
 /// Files objects (all of `class`) back under their runs; runs that become entirely free go back
 /// to the page source.
 pub fn push(class: usize, objs: &[*mut u8]) {
@@ -148,29 +100,9 @@ pub fn push(class: usize, objs: &[*mut u8]) {
     }
     let mut filer = Filer::new(class);
     for &obj in objs {
-        filer.file(obj.cast());
+        filer.file(obj);
     }
     filer.finish(objs.len() as u64);
-}
-
-#[cfg_attr(not(feature = "remote-inbox"), allow(dead_code))]
-/// As `push`, for a null-terminated chain linked through the objects' first words.
-pub fn push_chain(class: usize, head: *mut Node) {
-    if head.is_null() {
-        return;
-    }
-    let mut filer = Filer::new(class);
-    let mut n = 0;
-    let mut obj = head;
-    while !obj.is_null() {
-        // SAFETY: chain objects are free hz3 objects linked through their first word; read the
-        // link before filing overwrites it.
-        let next = unsafe { crate::failfast::take_link(obj, class) };
-        filer.file(obj);
-        n += 1;
-        obj = next;
-    }
-    filer.finish(n);
 }
 
 /// One lock hold that files objects under their runs and collects the runs that became empty.
@@ -189,7 +121,7 @@ impl Filer {
         }
     }
 
-    fn file(&mut self, obj: *mut Node) {
+    fn file(&mut self, obj: *mut u8) {
         let run = page_map::lookup(obj as usize);
         // SAFETY: `obj` is a free hz3 object of this class nobody else references; its run
         // belongs to this class's pool, whose lock we hold.
@@ -210,12 +142,7 @@ impl Filer {
             }
             crate::run_free::put(run, obj as usize);
             (*run).used -= 1;
-            if (*run).used == 0 && keeps_another(self.pool.empty_kept) {
-                self.pool.empty_kept += 1;
-                if !(*run).in_partial {
-                    link(&mut self.pool, run);
-                }
-            } else if (*run).used == 0 {
+            if (*run).used == 0 {
                 if (*run).in_partial {
                     unlink(&mut self.pool, run);
                 }
@@ -236,39 +163,6 @@ impl Filer {
             c.add(Event::CentralPushCalls, 1);
             c.add(Event::CentralPushObjects, pushed);
         });
-        while !empty.is_null() {
-            // SAFETY: runs on `empty` were unlinked under the lock and hold no live object.
-            let next = unsafe { (*empty).next };
-            page_source::give_run(empty);
-            empty = next;
-        }
-    }
-}
-
-/// Gives every kept empty run back to the page source (malloc_trim).
-pub fn release_empty() {
-    if !cfg!(feature = "keep-empty-runs") {
-        return;
-    }
-    for pool in POOLS.iter() {
-        let mut empty: *mut Run = ptr::null_mut();
-        let mut guard = pool.lock();
-        let mut run = guard.partial;
-        while !run.is_null() && guard.empty_kept > 0 {
-            // SAFETY: listed runs belong to this pool, whose lock we hold; an empty one is
-            // unlinked before it is chained for release.
-            unsafe {
-                let next = (*run).next;
-                if (*run).used == 0 {
-                    unlink(&mut guard, run);
-                    guard.empty_kept -= 1;
-                    (*run).next = empty;
-                    empty = run;
-                }
-                run = next;
-            }
-        }
-        drop(guard);
         while !empty.is_null() {
             // SAFETY: runs on `empty` were unlinked under the lock and hold no live object.
             let next = unsafe { (*empty).next };

@@ -9,55 +9,17 @@
 //! - Every free object carries a canary in its first word, `secret ^ address` (the encoded null
 //!   link), written when it is carved or freed and checked (then zeroed, so the program never sees
 //!   the secret) when it is handed out again: a write after free aborts at that handout.
-//! - The only in-object list, the per-object remote inbox (feature `remote-inbox`), stores each
-//!   link as `next ^ secret ^ address`; a decoded link must name a free object of the same class,
-//!   so a single overwrite cannot redirect an allocation to memory of the attacker's choosing.
 //!
 //! The secret comes from the kernel's AT_RANDOM bytes, mixed with this library's load address.
-//! Hooks elsewhere are one line under `#[cfg(feature = "failfast")]`, except the two link accessors
-//! below, which are the plain link store/load without the feature, so plain builds are unchanged.
+//! No free list is threaded through objects, so there is no in-object link to check.
 
-use crate::page_map::Node;
-
-/// The value to store as `node`'s link to `next` (the `remote-inbox` routing's per-object inbox).
-#[cfg_attr(not(feature = "remote-inbox"), allow(dead_code))]
-#[inline(always)]
-pub fn seal_link(node: *mut Node, next: *mut Node) -> *mut Node {
-    #[cfg(feature = "failfast")]
-    return (next as usize ^ checks::canary(node as usize)) as *mut Node;
-    #[cfg(not(feature = "failfast"))]
-    {
-        let _ = node;
-        next
-    }
-}
-
-/// Reads the link stored in `node` (an object of `class` being taken off an inbox chain). With
-/// the feature: checks it decodes to null or a free object of `class`, and restores the canary.
-///
-/// # Safety
-/// `node` is a free hz3 object on a chain the caller owns.
-#[cfg_attr(not(feature = "remote-inbox"), allow(dead_code))]
-#[inline(always)]
-pub unsafe fn take_link(node: *mut Node, class: usize) -> *mut Node {
-    #[cfg(feature = "failfast")]
-    // SAFETY: forwarded contract.
-    return unsafe { checks::take_link(node, class) };
-    #[cfg(not(feature = "failfast"))]
-    {
-        let _ = class;
-        // SAFETY: per the contract, `node` is a free object linked through its first word.
-        unsafe { (*node).next }
-    }
-}
-
-#[cfg(feature = "failfast")]
+// Compiled in every build, so it is type-checked in every build; callers reach it only under
+// `if config::FAILFAST`, so a plain build links none of it (nor its bitmap).
 pub use checks::{check_large_free, check_live, fail_foreign, on_alloc, on_carve, on_free};
 
-#[cfg(feature = "failfast")]
 mod checks {
     use crate::os;
-    use crate::page_map::{self, Node, KIND_SMALL, RUN_SIZE};
+    use crate::page_map::{self, KIND_SMALL, RUN_SIZE};
     use crate::size_class;
     use core::ptr;
     use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -298,35 +260,5 @@ mod checks {
             "pointer hz3 did not allocate (foreign, or a large block already freed)",
             addr,
         )
-    }
-
-    /// See `super::take_link`.
-    ///
-    /// # Safety
-    /// `node` is a free hz3 object on a chain the caller owns.
-    pub unsafe fn take_link(node: *mut Node, class: usize) -> *mut Node {
-        let addr = node as usize;
-        // SAFETY: per the contract, the first word is ours to read and rewrite.
-        let next = unsafe { (*node).next } as usize ^ canary(addr);
-        if next != 0 {
-            let tag = page_map::tag_of(next);
-            let (word, mask) = live_word(next);
-            let valid = page_map::tag_kind(tag) == KIND_SMALL
-                && page_map::tag_class(tag) == class
-                && is_object_start(next, class)
-                && !word.is_null()
-                // SAFETY: a non-null word points into a mapped bitmap leaf.
-                && unsafe { (*word).load(Ordering::Acquire) } & mask == 0;
-            if !valid {
-                os::fail_at(
-                    "remote",
-                    "corrupt inbox link (write after free) in the free object",
-                    addr,
-                );
-            }
-        }
-        // SAFETY: as above.
-        unsafe { (*node).next = canary(addr) as *mut Node };
-        next as *mut Node
     }
 }

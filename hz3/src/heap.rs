@@ -1,16 +1,14 @@
 //! Thread cache: one `Heap` per thread, holding bounded per-class stacks of object pointers that
-//! only the owning thread touches (no lock, no atomic RMW), next to the inbox other threads send
-//! remote frees to and the owner-side remote state (`remote::Stash`).
+//! only the owning thread touches (no lock, no atomic RMW).
 //!
 //! The stacks are arrays, not lists threaded through the objects: caching, spilling and refilling
 //! never write into (or read from) object memory, so objects the program never touched stay
 //! unfaulted and a malloc hit does not miss on a cold object.
 //!
-//! Heaps are mapped page-aligned and never unmapped: run tags name them as owners, so a late remote
-//! free to a thread that has exited still lands in a live inbox.
+//! Heaps are mapped page-aligned and never unmapped: run tags name them as owners, so a tag never
+//! points at unmapped memory.
 
 use crate::probes::{Counters, Event};
-use crate::remote::{Inbox, Stash};
 use crate::size_class::{self, NUM_CLASSES};
 use core::ptr;
 use core::sync::atomic::AtomicU32;
@@ -18,7 +16,7 @@ use core::sync::atomic::AtomicU32;
 /// Upper bound on one class's cache in bytes: two 32 KiB batches of mid-size objects, so a spill
 /// leaves a batch behind; objects in a cache are untouched by hz3, so the bound costs RSS only
 /// for what the program itself wrote (docs/decisions.md, batch size A/B).
-const CLASS_BYTES: usize = if cfg!(feature = "small-batches") { 32 * 1024 } else { 64 * 1024 };
+const CLASS_BYTES: usize = 64 * 1024;
 /// Largest cap of any bin (4 batches of the smallest classes).
 pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX;
 
@@ -32,56 +30,22 @@ pub struct Bin {
 #[repr(C, align(4096))]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
-    pub stash: Stash,
     pub counters: Counters,
-    pub inbox: Inbox,
     // Registry fields, changed under the registry lock.
     pub state: AtomicU32,
     pub tid: u64,
     pub all_next: *mut Heap,
     pub free_next: *mut Heap,
-    /// `caps-by-threads`: the live thread count the caps were last fitted to (0: never).
-    #[cfg(feature = "caps-by-threads")]
-    pub caps_for: u32,
 }
 
-/// `caps-by-threads`: thread count up to which caches keep their full size; beyond it each
-/// class's byte bound shrinks in proportion, down to two batches.
-const FULL_CAPS_UP_TO: usize = 8;
-
 impl Heap {
-    /// Sets a freshly mapped (all-zero) heap's cache bounds.
+    /// Sets a freshly mapped (all-zero) heap's cache bounds: CLASS_BYTES per class, and between
+    /// one batch and four.
     pub fn init_caps(&mut self) {
-        self.fit_caps(1);
-    }
-
-    /// Bounds each class to CLASS_BYTES (scaled down by `live` threads beyond FULL_CAPS_UP_TO
-    /// with `caps-by-threads`), and to between one batch (two when scaled) and four.
-    fn fit_caps(&mut self, live: usize) {
-        let scaled = cfg!(feature = "caps-by-threads") && live > FULL_CAPS_UP_TO;
-        let bytes = if scaled {
-            CLASS_BYTES * FULL_CAPS_UP_TO / live
-        } else {
-            CLASS_BYTES
-        };
-        let least = if scaled { 2 } else { 1 };
         for (class, bin) in self.bins.iter_mut().enumerate() {
             let batch = size_class::batch_of(class) as usize;
-            let by_bytes = bytes / size_class::size_of(class);
-            bin.cap = (4 * batch).min(by_bytes).max(least * batch).min(BIN_MAX) as u32;
-        }
-    }
-
-    /// `caps-by-threads` (slow paths only): refits the caps when the live thread count changed.
-    #[inline]
-    pub fn refit_caps(&mut self) {
-        #[cfg(feature = "caps-by-threads")]
-        {
-            let live = crate::lifecycle::live_threads();
-            if live != self.caps_for {
-                self.caps_for = live;
-                self.fit_caps(live as usize);
-            }
+            let by_bytes = CLASS_BYTES / size_class::size_of(class);
+            bin.cap = (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32;
         }
     }
 
@@ -108,8 +72,9 @@ impl Heap {
             obj
         };
         self.counters.add_own(Event::MallocCacheHit, 1);
-        #[cfg(feature = "failfast")]
-        crate::failfast::on_alloc(obj);
+        if crate::config::FAILFAST {
+            crate::failfast::on_alloc(obj);
+        }
         obj
     }
 

@@ -1,23 +1,31 @@
 //! hz3: a small-object allocator for remote-heavy multi-thread workloads.
 //!
-//! Two compile-time lanes over the same boxes: `fast` (the C hz3's mutex central pool, with
-//! nothing in front of it) and `scale` (a transfer cache of whole batches in front of the central
-//! pool). Both adopt remote frees; owner routing (`remote-inbox`, `remote-stash`) and every other
-//! mechanism are cargo features so that each can be A/B-ed; see docs/decisions.md.
+//! Two compile-time lanes over the same boxes (`config`): `fast`, thread caches over the per-class
+//! futex-mutex central pool alone (the lane that shows lock cost), and `scale`, the same plus a
+//! transfer cache of whole batches in front of the central pool. Both keep a remote free in the
+//! freeing thread's cache (adoption). Measured and retired alternatives: docs/decisions.md.
 //!
-//! Boxes (one module each): `size_class`, `heap` (thread cache), `page_map`, `remote`, `central`,
-//! `run_free` (a run's free set), `transfer`, `slow_alloc`, `page_source`, `large`, `lifecycle`,
-//! `lock`, `os`, `probes`; `api` is the entry layer, `c_abi` the exported C functions (feature
-//! `preload`).
+//! Layers, top to bottom; a box calls only boxes below it (or beside it, in the order listed):
+//!
+//! 1. `c_abi` (the exported C functions, feature `preload`), `Hz3` (`GlobalAlloc`, here)
+//! 2. `api` (the entry points)
+//! 3. `lifecycle` (TLS heap slot, thread attach/exit, fork), `large` (mmap'd blocks)
+//! 4. `slow_alloc` (thread-cache misses and spills), `remote` (a free of another thread's object)
+//! 5. `heap` (the thread cache)
+//! 6. `transfer` (the scale lane's batch cache)
+//! 7. `central` (per-class pool), `page_source` (runs), `run_free` (a run's free set)
+//! 8. `lock`, `raw_lock`, `sync`; `failfast`, `page_map`, `size_class`, `inject`
+//! 9. `os` (syscalls, the one-line abort)
+//! 10. `probes` (event counters), `config` (compile-time knobs)
+//!
+//! The one exception: `probes` finds the calling thread's counters, and its dump the live heaps,
+//! through `lifecycle` and `heap`, and the dump's book sits behind a `lock::Mutex` (observation
+//! only, never an allocation decision), so every box can count events without holding a heap. Every other import follows the order above.
 #![no_std]
 // std is linked for its panic handler and, off x86-64, `thread_local!` (a const Cell without Drop);
 // nothing on a malloc path calls into it.
 extern crate std;
 
-#[cfg(all(feature = "fast", feature = "scale"))]
-compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");
-#[cfg(not(any(feature = "fast", feature = "scale")))]
-compile_error!("hz3: pick exactly one lane: enable feature `fast` or `scale`");
 #[cfg(all(loom, test))]
 compile_error!("hz3: the unit tests do not build under --cfg loom; the loom models are the loom_* test targets (scripts/loom)");
 
@@ -25,15 +33,13 @@ mod api;
 #[cfg(feature = "preload")]
 mod c_abi;
 mod central;
+mod config;
 mod failfast;
 mod heap;
 mod inject;
 mod large;
 mod lifecycle;
 mod lock;
-// Compiled (and so checked) in every build; only the owner routings (remote-inbox, remote-stash) use it.
-#[cfg_attr(not(any(feature = "remote-inbox", feature = "remote-stash")), allow(dead_code))]
-mod mpsc;
 mod os;
 mod page_map;
 mod page_source;
@@ -44,16 +50,12 @@ mod run_free;
 mod size_class;
 mod slow_alloc;
 mod sync;
-#[cfg(feature = "transfer-cache")]
 mod transfer;
 
 use core::alloc::{GlobalAlloc, Layout};
 
-/// The lane this build was compiled for.
-#[cfg(feature = "fast")]
-pub const LANE: &str = "fast";
-#[cfg(all(feature = "scale", not(feature = "fast")))]
-pub const LANE: &str = "scale";
+/// The lane this build was compiled for: "fast" or "scale".
+pub const LANE: &str = config::LANE;
 
 pub use size_class::SMALL_MAX;
 

@@ -3,10 +3,9 @@
 //! TLS is one pointer slot (initial-exec `.tbss` symbol on x86-64, else a const-initialised
 //! `thread_local!` Cell without Drop), so touching it never allocates or registers a destructor.
 //! Thread exit is caught with a pthread key destructor; after it ran the slot holds `TORN_DOWN`
-//! and the thread is served without a cache. An exiting thread returns its
-//! cache and leaves its heap "abandoned"; the next new thread adopts it (and its inbox), so heavy
-//! thread churn reuses a bounded set of heaps and late remote frees to a dead owner are not lost
-//! (while a heap is abandoned, remote frees to it stay with the freeing thread).
+//! and the thread is served without a cache. An exiting thread returns its cache and leaves its
+//! heap "abandoned"; the next new thread adopts it, so heavy thread churn reuses a bounded set of
+//! heaps.
 
 use crate::heap::Heap;
 use crate::lock::Mutex;
@@ -119,17 +118,6 @@ const INIT_NONE: u8 = 0;
 const INIT_RUNNING: u8 = 1;
 const INIT_DONE: u8 = 2;
 static INIT: AtomicU8 = AtomicU8::new(INIT_NONE);
-/// Heaps attached to running threads (for `caps-by-threads`: caches shrink as threads multiply).
-/// Kept only in that build, so other builds add no atomic to thread start and exit.
-#[cfg(feature = "caps-by-threads")]
-static LIVE_HEAPS: AtomicU32 = AtomicU32::new(0);
-
-/// Threads currently holding a heap (at least 1).
-#[cfg(feature = "caps-by-threads")]
-#[inline]
-pub fn live_threads() -> u32 {
-    LIVE_HEAPS.load(Ordering::Relaxed).max(1)
-}
 static ATFORK_REGISTERED: AtomicU8 = AtomicU8::new(0);
 static mut EXIT_KEY: libc::pthread_key_t = 0;
 static EXIT_KEY_OK: AtomicU32 = AtomicU32::new(0);
@@ -149,13 +137,6 @@ pub fn current_heap() -> Option<*mut Heap> {
     } else {
         None
     }
-}
-
-/// True while `heap` belongs to a running thread. Remote frees to a heap whose thread exited
-/// stay with the freeing thread instead: nobody would collect them until a new thread adopts it.
-#[inline]
-pub fn is_active(heap: &Heap) -> bool {
-    heap.state.load(Ordering::Relaxed) == STATE_ACTIVE
 }
 
 /// True once the calling thread's exit destructor has run.
@@ -243,8 +224,6 @@ pub fn attach() -> Option<*mut Heap> {
         (*heap).tid = libc::gettid() as u64;
         (*heap).state.store(STATE_ACTIVE, Ordering::Release);
     }
-    #[cfg(feature = "caps-by-threads")]
-    LIVE_HEAPS.fetch_add(1, Ordering::Relaxed);
     tls_slot::set(heap);
     // pthread_setspecific may itself allocate (a second-level key block); our TLS is already set,
     // so that allocation is served from this heap instead of recursing here.
@@ -269,8 +248,6 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
         tls_slot::set(TORN_DOWN as *mut Heap);
         #[cfg(feature = "probes")]
         probes::retire(&*heap);
-        #[cfg(feature = "caps-by-threads")]
-        LIVE_HEAPS.fetch_sub(1, Ordering::Relaxed);
         let mut reg = REGISTRY.lock();
         (*heap).state.store(STATE_ABANDONED, Ordering::Release);
         (*heap).free_next = reg.abandoned;
@@ -307,8 +284,9 @@ pub fn flush_current() {
 extern "C" fn fork_prepare() {
     probes::fork_acquire();
     REGISTRY.fork_acquire();
-    #[cfg(feature = "transfer-cache")]
-    crate::transfer::fork_acquire();
+    if crate::config::SCALE {
+        crate::transfer::fork_acquire();
+    }
     crate::central::fork_acquire();
     crate::page_source::fork_acquire();
 }
@@ -316,8 +294,9 @@ extern "C" fn fork_prepare() {
 extern "C" fn fork_parent() {
     crate::page_source::fork_release();
     crate::central::fork_release();
-    #[cfg(feature = "transfer-cache")]
-    crate::transfer::fork_release();
+    if crate::config::SCALE {
+        crate::transfer::fork_release();
+    }
     REGISTRY.fork_release();
     probes::fork_release();
 }
@@ -325,8 +304,9 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     crate::page_source::fork_reset();
     crate::central::fork_reset();
-    #[cfg(feature = "transfer-cache")]
-    crate::transfer::fork_reset();
+    if crate::config::SCALE {
+        crate::transfer::fork_reset();
+    }
     REGISTRY.fork_reset();
     probes::fork_reset();
     let me = current_raw();
@@ -343,8 +323,6 @@ extern "C" fn fork_child() {
         if me as usize > NO_HEAP_MAX {
             (*me).tid = libc::gettid() as u64;
         }
-        #[cfg(feature = "caps-by-threads")]
-        LIVE_HEAPS.store((me as usize > NO_HEAP_MAX) as u32, Ordering::Relaxed);
     }
 }
 

@@ -45,7 +45,7 @@ impl<T> Mutex<T> {
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) {
-        let start = if cfg!(feature = "probes") {
+        let start = if crate::config::PROBES {
             os::now_ns()
         } else {
             0
@@ -68,7 +68,7 @@ impl<T> Mutex<T> {
 
     #[inline(always)]
     fn note_wait(&self, start: u64) {
-        if cfg!(feature = "probes") {
+        if crate::config::PROBES {
             self.note(LockStat::WaitNs, os::now_ns().saturating_sub(start));
         }
     }

@@ -17,7 +17,6 @@ pub fn fail(box_name: &str, what: &str) -> ! {
 /// that it allocates nothing and needs no `core::fmt`.
 #[cold]
 #[inline(never)]
-#[cfg_attr(not(feature = "failfast"), allow(dead_code))]
 pub fn fail_at(box_name: &str, what: &str, addr: usize) -> ! {
     const DIGITS: usize = usize::BITS as usize / 4;
     let mut hex = [0u8; DIGITS];

@@ -25,12 +25,6 @@ const CLASS_MASK: usize = 0x7f;
 /// Owner heaps are page aligned, so the tag's low 12 bits are free for kind and class.
 pub const OWNER_MASK: usize = !0xfff;
 
-/// Free object link, for the one list threaded through objects: the fast lane's remote inbox.
-#[repr(C)]
-pub struct Node {
-    pub next: *mut Node,
-}
-
 /// Per-run descriptor. `tag` is read by any thread; the other fields belong to whoever holds the
 /// run: the central pool's lock for the run's class, or the page source's lock while it is free.
 #[repr(C, align(64))]

@@ -7,7 +7,9 @@
 //! table with fetch_add. Heaps merge into the exited book at thread exit; `snapshot` merges the
 //! live ones at dump time. The JSON/CSV writer is the probes crate's.
 
-pub use ::probes::{flush_batch_event, Event, LockSite, LockStat};
+pub use ::probes::{Event, LockSite, LockStat};
+// `#[cfg(feature = "probes")]` rather than `if config::PROBES` below: the counter storage must not
+// exist at all in a plain build (a zero-sized `Counters`, no symbols), so the items themselves differ.
 #[cfg(feature = "probes")]
 use ::probes::{lock_slot, LOCK_SLOTS};
 #[cfg(feature = "probes")]

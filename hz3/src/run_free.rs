@@ -1,11 +1,9 @@
 //! A run's set of free objects held by the central pool, kept in side memory (never in the run,
 //! so filing an object does not fault its page in).
 //!
-//! - default: one bit per 16-byte granule (512 B per run, eight runs to a page), taken lowest
-//!   address first; a granule filed twice is seen at once (double free).
-//! - `run-stack` (session 1's form, kept as the A/B): a stack of 16-byte offsets (LIFO reuse) with
-//!   room for every granule: 8 KiB of side memory per run, of which filing touches at least a
-//!   page, so side RSS grew with every run ever used (45.8 vs 27.7 MiB peak on remote-heavy-small).
+//! One bit per 16-byte granule (512 B per run, eight runs to a page), taken lowest address first;
+//! a granule filed twice is seen at once (double free). A stack of offsets (8 KiB per run) was
+//! measured and retired: side RSS grew with every run ever used (docs/decisions.md, run-stack).
 //!
 //! Callers hold the run's central pool lock; `Run::nfree` counts the members.
 
@@ -14,9 +12,6 @@ use crate::page_map::{Run, RUN_SIZE};
 const GRANULES: usize = RUN_SIZE / 16;
 
 /// Side bytes each run needs (a multiple of 64, so runs' sets never share a cache line).
-#[cfg(feature = "run-stack")]
-pub const SIDE_BYTES: usize = GRANULES * 2;
-#[cfg(not(feature = "run-stack"))]
 pub const SIDE_BYTES: usize = GRANULES / 8;
 
 /// Empties the set of a run about to be carved afresh.
@@ -29,7 +24,6 @@ pub unsafe fn reset(run: *mut Run) {
     unsafe {
         (*run).nfree = 0;
         (*run).scan_from = 0;
-        #[cfg(not(feature = "run-stack"))]
         core::ptr::write_bytes((*run).side, 0, SIDE_BYTES);
     }
 }
@@ -43,21 +37,14 @@ pub unsafe fn put(run: *mut Run, obj: usize) {
     // SAFETY: per the contract; granule < GRANULES because obj lies in the run.
     unsafe {
         let granule = (obj - (*run).base) >> 4;
-        #[cfg(feature = "run-stack")]
-        {
-            *(*run).side.cast::<u16>().add((*run).nfree as usize) = granule as u16;
+        let word = (*run).side.cast::<u64>().add(granule >> 6);
+        let bit = 1u64 << (granule & 63);
+        if *word & bit != 0 {
+            crate::os::fail_at("central", "object returned twice to its run (double free)", obj);
         }
-        #[cfg(not(feature = "run-stack"))]
-        {
-            let word = (*run).side.cast::<u64>().add(granule >> 6);
-            let bit = 1u64 << (granule & 63);
-            if *word & bit != 0 {
-                crate::os::fail_at("central", "object returned twice to its run (double free)", obj);
-            }
-            *word |= bit;
-            if ((granule >> 6) as u16) < (*run).scan_from {
-                (*run).scan_from = (granule >> 6) as u16;
-            }
+        *word |= bit;
+        if ((granule >> 6) as u16) < (*run).scan_from {
+            (*run).scan_from = (granule >> 6) as u16;
         }
         (*run).nfree += 1;
     }
@@ -72,9 +59,6 @@ pub unsafe fn take(run: *mut Run) -> usize {
     // SAFETY: per the contract; with nfree > 0 a member exists at or after `scan_from`.
     unsafe {
         (*run).nfree -= 1;
-        #[cfg(feature = "run-stack")]
-        let granule = *(*run).side.cast::<u16>().add((*run).nfree as usize) as usize;
-        #[cfg(not(feature = "run-stack"))]
         let granule = {
             let words = (*run).side.cast::<u64>();
             let mut w = (*run).scan_from as usize;
@@ -118,7 +102,6 @@ mod tests {
                 .map(|_| take(run) - 0x7000_0000)
                 .collect();
             assert_eq!((*run).nfree, 0);
-            #[cfg(not(feature = "run-stack"))]
             assert!(
                 got.is_sorted(),
                 "the bitmap hands out lowest address first: {got:?}"

@@ -57,8 +57,8 @@ pub fn size_of(class: usize) -> usize {
 pub const BATCH_MAX: usize = 32;
 
 /// Bytes a batch of mid-size objects spans: 32 KiB, so a spill or refill of 1-2 KiB objects moves
-/// 16-32 of them per lock hold (`small-batches`: session 1's 8 KiB).
-const BATCH_BYTES: usize = if cfg!(feature = "small-batches") { 8192 } else { 32768 };
+/// 16-32 of them per lock hold (8 KiB measured NO-GO, docs/decisions.md).
+const BATCH_BYTES: usize = 32768;
 
 /// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough
 /// that a batch of large objects stays near BATCH_BYTES.

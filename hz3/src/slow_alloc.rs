@@ -1,13 +1,13 @@
 //! Slow alloc: everything behind a thread-cache miss or a full bin.
 //!
-//! Miss order: objects other threads sent back (inbox) -> the shared pool (transfer cache then
+//! Miss order: the shared pool (transfer cache then
 //! central in the scale lane, central in the fast lane) -> a fresh run (inside the central pool).
 //! A full bin spills one batch from its top to the shared pool.
 
 use crate::central;
+use crate::config;
 use crate::heap::Heap;
 use crate::probes::{Counters, Event};
-use crate::remote;
 use crate::size_class::{self, BATCH_MAX};
 use core::ptr;
 
@@ -19,10 +19,11 @@ use core::ptr;
 pub unsafe fn pool_pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
     // SAFETY: forwarded contract.
     unsafe {
-        #[cfg(feature = "transfer-cache")]
-        return crate::transfer::pop(class, out, want, owner);
-        #[cfg(not(feature = "transfer-cache"))]
-        return central::pop(class, out, want, owner);
+        if config::SCALE {
+            crate::transfer::pop(class, out, want, owner)
+        } else {
+            central::pop(class, out, want, owner)
+        }
     }
 }
 
@@ -32,10 +33,11 @@ pub fn pool_push(class: usize, objs: &[*mut u8]) {
     if objs.is_empty() {
         return;
     }
-    #[cfg(feature = "transfer-cache")]
-    crate::transfer::push(class, objs);
-    #[cfg(not(feature = "transfer-cache"))]
-    central::push(class, objs);
+    if config::SCALE {
+        crate::transfer::push(class, objs);
+    } else {
+        central::push(class, objs);
+    }
 }
 
 /// Serves a miss in `heap`'s bin for `class`: refills the bin and returns one object (null when
@@ -45,41 +47,31 @@ pub fn pool_push(class: usize, objs: &[*mut u8]) {
 pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.counters.add(Event::MallocCacheMiss, 1);
     crate::inject::delay!("inject-slow-refill");
-    remote::flush_some(heap);
-    // A flush keeps the objects of owners whose threads exited, possibly in this very bin: use
-    // them rather than let the refill below write over them.
-    let kept = heap.pop(class);
-    if !kept.is_null() {
-        return kept;
+    let owner = heap as *mut Heap as usize;
+    // SAFETY: the bin is empty and holds BIN_MAX >= BATCH_MAX slots.
+    let n = unsafe {
+        pool_pop(
+            class,
+            heap.slots_for_refill(class),
+            size_class::batch_of(class),
+            owner,
+        )
+    };
+    if n == 0 {
+        return ptr::null_mut();
     }
-    if !remote::collect(heap, class) {
-        let owner = heap as *mut Heap as usize;
-        // SAFETY: the bin is empty and holds BIN_MAX >= BATCH_MAX slots.
-        let n = unsafe {
-            pool_pop(
-                class,
-                heap.slots_for_refill(class),
-                size_class::batch_of(class),
-                owner,
-            )
-        };
-        if n == 0 {
-            return ptr::null_mut();
-        }
-        heap.set_count(class, n);
-        heap.counters.add(Event::SlowAllocRefill, 1);
-        heap.counters.add(Event::SlowAllocObjects, n as u64);
-    }
+    heap.set_count(class, n);
+    heap.counters.add(Event::SlowAllocRefill, 1);
+    heap.counters.add(Event::SlowAllocObjects, n as u64);
     heap.pop(class)
 }
 
 /// The bin for `class` is full: spills batches from its top to the shared pool until `obj` fits
-/// (one batch, unless the cap just shrank), then caches it.
+/// (one batch), then caches it.
 #[cold]
 #[inline(never)]
 pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     heap.counters.add(Event::FreeCacheOverflow, 1);
-    heap.refit_caps();
     let mut batch = [ptr::null_mut::<u8>(); BATCH_MAX];
     loop {
         let taken = heap.take_top(class, size_class::batch_of(class) as usize);
@@ -92,9 +84,8 @@ pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     }
 }
 
-/// Returns everything a heap holds (cache, stash, inbox) to the central pool: thread exit, trim.
+/// Returns everything a heap's cache holds to the central pool: thread exit, trim.
 pub fn flush_heap(heap: &mut Heap) {
-    remote::return_all(heap);
     for class in 0..size_class::NUM_CLASSES {
         central::push(class, heap.take_all(class));
     }
@@ -107,15 +98,17 @@ pub fn alloc_uncached(class: usize) -> *mut u8 {
     let mut obj = ptr::null_mut();
     // SAFETY: room for one pointer.
     unsafe { central::pop(class, &mut obj, 1, 0) };
-    #[cfg(feature = "failfast")]
-    crate::failfast::on_alloc(obj);
+    if crate::config::FAILFAST {
+        crate::failfast::on_alloc(obj);
+    }
     obj
 }
 
 /// Free for a thread without a cache.
 #[cold]
 pub fn free_uncached(class: usize, obj: *mut u8) {
-    #[cfg(feature = "failfast")]
-    crate::failfast::on_free(obj, class);
+    if crate::config::FAILFAST {
+        crate::failfast::on_free(obj, class);
+    }
     central::push(class, &[obj]);
 }

@@ -13,14 +13,14 @@ pub use crate::os::{futex_wait, futex_wake_one};
 #[cfg(not(all(loom, test)))]
 pub use core::hint::spin_loop;
 #[cfg(not(all(loom, test)))]
-pub use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+pub use core::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(all(loom, test))]
 pub use futex_model::{futex_wait, futex_wake_one};
 #[cfg(all(loom, test))]
 pub use loom::hint::spin_loop;
 #[cfg(all(loom, test))]
-pub use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+pub use loom::sync::atomic::{AtomicU32, Ordering};
 
 /// True when the model build was asked for the deliberately broken protocol variant `variant`
 /// (`HZ3_LOOM_BROKEN=<variant>`, read at compile time by scripts/loom --broken, which expects

@@ -256,7 +256,7 @@ fn threads_free_each_others_blocks() {
                 // Hand half of the survivors to the next thread, free what the previous one sends.
                 let mut rng = Rng::new(7 + i as u64);
                 while let Some((ptr, block)) = shadow.take_random(&mut rng) {
-                    if shadow.live.len() % 2 == 0 {
+                    if shadow.live.len().is_multiple_of(2) {
                         next.send(Parcel(ptr, block)).expect("next thread alive");
                     } else {
                         free_block(ptr, block, "local dealloc");

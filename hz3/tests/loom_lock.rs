@@ -8,7 +8,6 @@ mod loom_util;
 #[allow(dead_code)] // fork reset and the probe counts are the allocator's
 #[path = "../src/raw_lock.rs"]
 mod raw_lock;
-#[allow(unused)] // the inbox atomics are the mpsc models'
 #[path = "../src/sync.rs"]
 mod sync;
 

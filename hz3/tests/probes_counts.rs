@@ -9,20 +9,12 @@ mod common;
 
 use common::{assert_success, compile_c, describe, preload_lib, TempDir, LANES};
 use probes::reader::{read, Dump};
-use probes::{flush_batch_event, Event, LockSite, LockStat};
+use probes::{Event, LockSite, LockStat};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// A size class no start-up code of the checker touches (its cache starts empty).
 const SIZE: usize = 720;
-
-/// Probes builds of the owner-routed variants (`remote-inbox`, `remote-stash`): a build's name
-/// starts with the lane `hz3_lane()` reports.
-const ROUTED_BUILDS: [&str; 2] = ["fast-inbox", "scale-stash"];
-
-fn lane_of(build: &str) -> &str {
-    build.split('-').next().unwrap_or(build)
-}
 
 fn probes_lib(build: &str) -> std::path::PathBuf {
     preload_lib(&format!("{build}_probes"))
@@ -32,7 +24,7 @@ fn probes_lib(build: &str) -> std::path::PathBuf {
 /// unless the caller sets `HZ3_PROBES_OUT` again.
 fn checker(lane: &str, dir: &Path) -> Command {
     let mut cmd = Command::new(compile_c("probes_check", dir));
-    cmd.arg(lane_of(lane))
+    cmd.arg(lane)
         .env("LD_PRELOAD", probes_lib(lane))
         .env_remove("HZ3_PROBES_OUT");
     cmd
@@ -51,7 +43,7 @@ fn run_checked(lane: &str, mut cmd: Command) -> (Output, u32) {
     assert_success(&what, &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("ok identity.hz3_lane {}", lane_of(lane))),
+        stdout.contains(&format!("ok identity.hz3_lane {}", lane)),
         "{what}: hz3 not proven\n{}",
         describe(&out)
     );
@@ -71,7 +63,7 @@ fn check(lane: &str, args: &[&str]) -> Dump {
         describe(&out)
     );
     let dump = read(&dump).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(dump.lane, lane_of(lane));
+    assert_eq!(dump.lane, lane);
     dump
 }
 
@@ -135,7 +127,7 @@ fn refills_from_an_empty_cache_are_exact() {
 
 #[test]
 fn cross_thread_frees_are_counted_once_each() {
-    for lane in ["fast-inbox", "scale-stash", "fast", "scale"] {
+    for lane in LANES {
         let batch = learn_batch(lane);
         let n = 10 * batch + 3;
         let d = check(lane, &["remote", &SIZE.to_string(), &n.to_string()]);
@@ -144,91 +136,24 @@ fn cross_thread_frees_are_counted_once_each() {
             n,
             "{lane}: every free of the other thread's objects is remote"
         );
-        if !ROUTED_BUILDS.contains(&lane) {
-            // Adopted: the freer keeps every object; nothing is sent, stashed or drained.
-            for e in [
-                Event::RemoteEnqueue,
-                Event::RemoteFlush,
-                Event::RemoteFlushObjects,
-                Event::RemoteDrainCalls,
-                Event::RemoteDrainObjects,
-            ] {
-                assert_eq!(d.event(e), 0, "{lane}: {}", e.key());
-            }
-            continue;
-        }
-        // The owner's next miss collects everything the freer sent, in one drain.
-        assert_eq!(
-            d.event(Event::RemoteDrainObjects),
-            n,
-            "{lane}: objects back at their owner"
-        );
-        assert_eq!(
-            d.event(Event::RemoteDrainCalls),
-            1,
-            "{lane}: one drain takes the whole inbox"
-        );
-        let histogram: u64 = [
-            Event::RemoteFlushBatch1,
-            Event::RemoteFlushBatch2,
-            Event::RemoteFlushBatch4,
-            Event::RemoteFlushBatch8,
-            Event::RemoteFlushBatch16,
-            Event::RemoteFlushBatch32,
-            Event::RemoteFlushBatch64,
-        ]
-        .iter()
-        .map(|e| d.event(*e))
-        .sum();
-        if lane == "fast-inbox" {
-            // One CAS push per object, no stash.
-            assert_eq!(d.event(Event::RemoteEnqueue), n, "{lane}");
-            assert_eq!(d.event(Event::RemoteFlush), 0, "{lane}");
-            assert_eq!(d.event(Event::RemoteFlushObjects), 0, "{lane}");
-            assert_eq!(histogram, 0, "{lane}");
-        } else {
-            // Stashed per (owner, class), sent as chains of at most one batch; the freer's exit
-            // sends the rest, so every object left through a flush.
-            let chains = d.event(Event::RemoteEnqueue);
-            assert_eq!(d.event(Event::RemoteFlushObjects), n, "{lane}");
-            assert_eq!(
-                histogram, chains,
-                "{lane}: one histogram entry per chain sent"
-            );
-            assert!(
-                chains >= n.div_ceil(batch) && chains <= n,
-                "{lane}: {chains} chains for {n} objects"
-            );
-            let largest = flush_batch_event(batch as usize).index();
-            for e in probes::Event::ALL
-                .iter()
-                .filter(|e| e.key().starts_with("remote.flush_batch_"))
-            {
-                if e.index() > largest {
-                    assert_eq!(
-                        d.event(*e),
-                        0,
-                        "{lane}: chain longer than a batch ({})",
-                        e.key()
-                    );
-                }
-            }
-            // One stash slot was ever in use, so no flush can have run out of budget.
-            assert_eq!(d.event(Event::RemoteFlushBudgetStop), 0, "{lane}");
-            assert!(
-                d.event(Event::RemoteFlush) >= 1,
-                "{lane}: the freer's exit flushes"
-            );
+        // Adopted: the freer keeps every object; nothing is sent, stashed or drained.
+        for e in [
+            Event::RemoteEnqueue,
+            Event::RemoteFlush,
+            Event::RemoteFlushObjects,
+            Event::RemoteDrainCalls,
+            Event::RemoteDrainObjects,
+        ] {
+            assert_eq!(d.event(e), 0, "{lane}: {}", e.key());
         }
     }
 }
 
 #[test]
 fn an_exited_owners_objects_freed_here_are_reused_not_lost() {
-    // A few objects (fewer than a batch, so the owner-routed stash keeps them until its flush at the
-    // next miss). Every build must serve that miss from them: the stash lane once wrote a refill
-    // over them instead.
-    for build in ["fast", "scale", "fast-inbox", "scale-stash"] {
+    // A few objects (fewer than a batch) of an owner that has exited, freed here: counted as remote
+    // frees, and this thread's next miss is served from them.
+    for build in LANES {
         let d = check(build, &["orphan", &SIZE.to_string(), "3"]);
         assert_eq!(d.event(Event::RemoteFree), 3, "{build}: the owner had exited");
     }
@@ -375,87 +300,4 @@ fn no_dump_without_probes_out() {
         "{}",
         describe(&out)
     );
-}
-
-/// `budget` mode: K stashed remote frees, then two cache misses (one budgeted flush each), then exit.
-fn budget_run(lane: &str, k: u64) -> [Dump; 4] {
-    let dir = TempDir::new("probes-budget");
-    let mut cmd = checker(lane, dir.path());
-    cmd.args(["budget", &k.to_string()])
-        .arg(dir.path().join("dump"));
-    run_checked(lane, cmd);
-    [1, 2, 3, 4].map(|i| {
-        let path = dir.path().join(format!("dump-{i}.csv"));
-        read(&path).unwrap_or_else(|e| panic!("{e}"))
-    })
-}
-
-#[test]
-fn budgeted_flushes_stop_at_the_same_budget() {
-    const K: u64 = 48;
-    let ev = |d: &Dump, e| d.event(e);
-    for lane in ROUTED_BUILDS {
-        let d = budget_run(lane, K);
-        assert!(
-            d.iter().all(|d| d.event(Event::RemoteFree) == K),
-            "{lane}: K remote frees, counted once"
-        );
-        if lane == "fast-inbox" {
-            assert_eq!(
-                ev(&d[0], Event::RemoteEnqueue),
-                K,
-                "{lane}: pushed one by one, at once"
-            );
-            assert!(
-                d.iter().all(|d| d.event(Event::RemoteFlush) == 0),
-                "{lane}: no stash, no flush"
-            );
-            continue;
-        }
-        // Objects still stashed before each flush; chains and stops each flush added.
-        let pending = |d: &Dump| K - d.event(Event::RemoteFlushObjects);
-        let delta = |a: &Dump, b: &Dump, e| b.event(e) - a.event(e);
-        let p1 = pending(&d[0]);
-        assert!(p1 > 0, "{lane}: the frees alone must leave objects stashed");
-        for (before, after) in [(&d[0], &d[1]), (&d[1], &d[2])] {
-            assert_eq!(
-                delta(before, after, Event::RemoteFlush),
-                1,
-                "{lane}: one flush per miss"
-            );
-        }
-        let budget = delta(&d[0], &d[1], Event::RemoteEnqueue);
-        let stop1 = delta(&d[0], &d[1], Event::RemoteFlushBudgetStop);
-        assert!(budget >= 1, "{lane}: a flush sent nothing");
-        if stop1 == 1 {
-            // Stopped by the budget: the second flush must stop at the same number of chains.
-            let p2 = pending(&d[1]);
-            assert!(p2 > 0, "{lane}: stopped with nothing left");
-            let sent2 = delta(&d[1], &d[2], Event::RemoteEnqueue);
-            assert_eq!(
-                sent2,
-                budget.min(p2),
-                "{lane}: same budget on the second flush"
-            );
-            assert_eq!(
-                delta(&d[1], &d[2], Event::RemoteFlushBudgetStop),
-                u64::from(p2 > budget),
-                "{lane}"
-            );
-        } else {
-            assert_eq!(stop1, 0, "{lane}");
-            assert_eq!(
-                pending(&d[1]),
-                0,
-                "{lane}: a flush that did not stop sent everything"
-            );
-        }
-        // The freer's exit flushes everything, with no budget.
-        assert_eq!(pending(&d[3]), 0, "{lane}: objects left stashed after exit");
-        assert_eq!(
-            ev(&d[3], Event::RemoteFlushBudgetStop),
-            ev(&d[2], Event::RemoteFlushBudgetStop),
-            "{lane}"
-        );
-    }
 }

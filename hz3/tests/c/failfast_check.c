@@ -1,4 +1,4 @@
-/* Misuse and corruption cases for hz3's failfast builds (libhz3_{fast,scale,fast-inbox}_failfast.so).
+/* Misuse and corruption cases for hz3's failfast builds (libhz3_{fast,scale}_failfast.so).
  * Usage: failfast_check <mode> [lane]
  *   With a lane, first checks hz3_lane() names it (proof that hz3 answers), then:
  *   clean:              a normal multi-thread workload (remote frees, realloc, calloc, aligned and
@@ -11,9 +11,8 @@
  *   aligned-interior:   free(p + 16) of a 256-byte block aligned to 256.
  *   foreign:            free() of a pointer into a mapping hz3 never saw.
  *   write-after-free:   free(p), write its first word, malloc the same size again.
- *   corrupt-link:       another thread frees two of this thread's blocks (the remote-inbox routing
- *                       links them through the objects, adoption caches them in that thread, which
- *                       then exits), the second one's first word is overwritten with the
+ *   corrupt-link:       another thread frees two of this thread's blocks (adoption caches them in
+ *                       that thread, which then exits), the second one's first word is overwritten with the
  *                       address of a global buffer, then this thread mallocs that size until the block
  *                       would come back; prints "redirected" (exit 4) if malloc returns the buffer.
  *   realloc-freed:      realloc() of a freed block to a size it still fits.

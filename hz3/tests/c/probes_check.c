@@ -1,12 +1,7 @@
 /* Deterministic workloads for hz3's probe counters, run under LD_PRELOAD of libhz3_<lane>_probes.so.
  * Usage: probes_check <lane> refill  SIZE N OUT       one thread mallocs N objects of SIZE bytes
  *        probes_check <lane> remote  SIZE N OUT       main mallocs N objects; a second thread frees them;
- *                                                     main mallocs N more (collecting its inbox)
- *        probes_check <lane> budget  K OUT            main mallocs one object in each of K size classes; a
- *                                                     second thread frees them all (K stash entries), dumps
- *                                                     to OUT-1.csv, mallocs twice (a cache miss each, so a
- *                                                     budgeted flush each) dumping to OUT-2/-3.csv, exits;
- *                                                     main dumps to OUT-4.csv
+ *                                                     main mallocs N more
  *        probes_check <lane> orphan  SIZE N OUT       a thread mallocs N objects and exits; main frees
  *                                                     them (their owner is gone), then mallocs one: it
  *                                                     must get one of them back (none was lost)
@@ -74,9 +69,8 @@ static void mode_remote(size_t size, size_t n, const char *out) {
     pthread_t freer;
     probes_reset();
     if (pthread_create(&freer, NULL, free_all, NULL) != 0) fail("pthread_create failed");
-    /* The freer's exit hands its stashed remote frees on: join before the owner takes them back. */
     if (pthread_join(freer, NULL) != 0) fail("pthread_join failed");
-    /* The owner allocates as many again: its cache runs dry and it collects its inbox. */
+    /* The owner allocates as many again: the freer kept the objects, so its cache runs dry. */
     allocate_objects(size, n);
     probes_dump(out);
     for (size_t i = 0; i < n; i++) free(objects[i]);
@@ -90,9 +84,8 @@ static void *allocate_orphans(void *arg) {
     return NULL;
 }
 
-/* The objects of an exited owner stay with the thread that frees them (kept at once, or stashed and
- * kept when the stash is flushed at the next cache miss). Either way that thread's next malloc of
- * the class must be served from them: a refill that wrote over them would lose them for good. */
+/* The objects of an exited owner stay with the thread that frees them: its next malloc of the
+ * class must be served from them. */
 static void mode_orphan(size_t size, size_t n, const char *out) {
     orphan_size = size;
     orphan_count = n;
@@ -108,43 +101,6 @@ static void mode_orphan(size_t size, size_t n, const char *out) {
     probes_dump(out);
     CHECK(found, "malloc(%zu) after freeing an exited thread's %zu objects returned %p, none of them", size, n, p);
     free(p);
-}
-
-static const char *budget_out;
-
-static void dump_numbered(int k) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s-%d.csv", budget_out, k) >= (int)sizeof path) fail("path too long");
-    probes_dump(path);
-}
-
-static void *free_all_then_miss(void *arg) {
-    (void)arg;
-    for (size_t i = 0; i < remote_count; i++) free(objects[i]);
-    dump_numbered(1);
-    /* This thread has never allocated: any malloc misses, and a miss runs one budgeted flush. */
-    void *a = malloc(64);
-    dump_numbered(2);
-    void *b = malloc(128);
-    dump_numbered(3);
-    free(a);
-    free(b);
-    return NULL;
-}
-
-static void mode_budget(size_t k, const char *out) {
-    /* 16-byte steps: one object in each of the K smallest size classes. */
-    for (size_t i = 0; i < k; i++) {
-        objects[i] = malloc(16 * (i + 1));
-        if (!objects[i]) fail("malloc returned NULL");
-    }
-    remote_count = k;
-    budget_out = out;
-    pthread_t freer;
-    probes_reset();
-    if (pthread_create(&freer, NULL, free_all_then_miss, NULL) != 0) fail("pthread_create failed");
-    if (pthread_join(freer, NULL) != 0) fail("pthread_join failed");
-    dump_numbered(4);
 }
 
 static size_t contend_size, contend_rounds;
@@ -182,7 +138,7 @@ static void mode_contend(size_t size, size_t threads, size_t rounds, const char 
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|orphan|budget|contend> ...");
+    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|orphan|contend> ...");
     prove_hz3(argv[1]);
     const char *mode = argv[2];
     begin(mode);
@@ -192,8 +148,6 @@ int main(int argc, char **argv) {
         mode_remote(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
     } else if (strcmp(mode, "orphan") == 0 && argc == 6) {
         mode_orphan(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
-    } else if (strcmp(mode, "budget") == 0 && argc == 5) {
-        mode_budget(parse_count(argv[3], 64), argv[4]);
     } else if (strcmp(mode, "contend") == 0 && argc == 7) {
         mode_contend(parse_count(argv[3], 1 << 20), parse_count(argv[4], 64), parse_count(argv[5], 1 << 30),
                      argv[6]);
