@@ -25,6 +25,7 @@ use freelist::FreeLists;
 /// Exported so a process can tell the ceiling is the allocator answering (`dlsym`).
 #[cfg_attr(not(test), no_mangle)]
 #[used]
+#[allow(non_upper_case_globals)] // the exported C symbol's name
 pub static ceiling_marker: [u8; 8] = *b"ceiling\0";
 
 const SPAN_SHIFT: u32 = 30; // 1 GiB of address space per (thread, class)
@@ -109,7 +110,7 @@ fn heap_slow() -> *mut ThreadHeap {
 fn small_class(p: usize) -> Option<usize> {
     let base = REGION.load(Ordering::Acquire);
     let offset = p.wrapping_sub(base);
-    (base != 0 && offset < REGION_LEN).then(|| (offset >> SPAN_SHIFT) & (SPANS_PER_THREAD - 1))
+    (base != 0 && offset < REGION_LEN).then_some((offset >> SPAN_SHIFT) & (SPANS_PER_THREAD - 1))
 }
 
 #[inline(always)]
@@ -301,7 +302,7 @@ fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
     let want = size.max(align);
     if want <= MAX_SMALL {
         // A class whose size is a multiple of `align` places every block on an `align` boundary.
-        if let Some(class) = (class_of(want)..CLASSES).find(|&c| class_size(c) % align == 0) {
+        if let Some(class) = (class_of(want)..CLASSES).find(|&c| class_size(c).is_multiple_of(align)) {
             return alloc_class(class);
         }
     }
@@ -412,7 +413,7 @@ pub unsafe extern "C" fn posix_memalign(
     align: usize,
     size: usize,
 ) -> libc::c_int {
-    if !align.is_power_of_two() || align % std::mem::size_of::<usize>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<usize>()) {
         return libc::EINVAL;
     }
     let p = alloc_aligned(align, size);

@@ -143,7 +143,7 @@ impl<'a> Worker<'a> {
 
     /// Checks a block just returned by `op` (alignment, usable size) and enters it in the registry.
     fn accept(&mut self, op: &str, ptr: usize, request: usize, align: usize) -> Block {
-        if ptr % align != 0 {
+        if !ptr.is_multiple_of(align) {
             fail(
                 "alignment",
                 format_args!("{op}({request}) = {ptr:#x}, not aligned to {align}"),
@@ -241,7 +241,7 @@ impl<'a> Worker<'a> {
 
     fn op_calloc(&mut self) {
         let n = random_size(&mut self.rng);
-        let (count, each) = if n >= 16 && n % 8 == 0 {
+        let (count, each) = if n >= 16 && n.is_multiple_of(8) {
             (n / 8, 8)
         } else {
             (1, n)
@@ -403,7 +403,7 @@ impl<'a> Worker<'a> {
 
     fn done(&self) -> bool {
         match self.cfg.deadline {
-            Some(deadline) => self.counts.ops % 256 == 0 && Instant::now() >= deadline,
+            Some(deadline) => self.counts.ops.is_multiple_of(256) && Instant::now() >= deadline,
             None => self.counts.ops >= self.cfg.ops,
         }
     }
@@ -426,7 +426,7 @@ impl<'a> Worker<'a> {
             } else {
                 self.op_malloc();
             }
-            if self.counts.ops % 64 == 0 {
+            if self.counts.ops.is_multiple_of(64) {
                 self.drain_inbox();
             }
             self.counts.ops += 1;
