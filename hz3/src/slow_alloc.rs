@@ -1,7 +1,7 @@
 //! Slow alloc: everything behind a thread-cache miss or a full bin.
 //!
-//! Miss order: the shared pool (transfer cache then
-//! central in the scale lane, central in the fast lane) -> a fresh run (inside the central pool).
+//! Miss order: the shared pool (transfer cache then central in the scale lane, central in the
+//! fast lane) -> a fresh run (inside the central pool).
 //! A full bin spills one batch from its top to the shared pool.
 
 use crate::central;
