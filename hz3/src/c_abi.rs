@@ -1,8 +1,9 @@
 //! The C malloc ABI for LD_PRELOAD (feature `preload`), with glibc's semantics for edge cases.
-//! Exports are exactly the malloc family plus `hz3_*`.
+//! Exports are exactly the malloc family, glibc's direct entry points to it (`__libc_*`, `cfree`),
+//! plus `hz3_*`.
 
 use crate::api;
-use crate::os::PAGE;
+use crate::os::page_size;
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
 
@@ -105,18 +106,64 @@ pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    aligned(PAGE, size)
+    aligned(page_size(), size)
 }
 
 #[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    match size.checked_add(PAGE - 1) {
-        Some(n) => aligned(PAGE, (n & !(PAGE - 1)).max(PAGE)),
+    let page = page_size();
+    match size.checked_add(page - 1) {
+        Some(n) => aligned(page, (n & !(page - 1)).max(page)),
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()
         }
     }
+}
+
+/// glibc's direct entry points: runtimes and debugger helpers call these by name, bypassing
+/// interposition of `malloc`; each must be the same allocator as `malloc`/`free`, or a pointer
+/// crosses between two heaps. Plain forwarding functions, not symbol aliases: Rust has no stable
+/// alias attribute, and with LTO each compiles to a jump.
+#[no_mangle]
+pub extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
+    malloc(size)
+}
+
+#[no_mangle]
+pub extern "C" fn __libc_free(p: *mut c_void) {
+    free(p)
+}
+
+#[no_mangle]
+pub extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
+    calloc(n, size)
+}
+
+#[no_mangle]
+pub extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    realloc(p, size)
+}
+
+#[no_mangle]
+pub extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
+    memalign(align, size)
+}
+
+#[no_mangle]
+pub extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
+    valloc(size)
+}
+
+#[no_mangle]
+pub extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
+    pvalloc(size)
+}
+
+/// The old SunOS name of `free`, still exported by glibc.
+#[no_mangle]
+pub extern "C" fn cfree(p: *mut c_void) {
+    free(p)
 }
 
 #[no_mangle]

@@ -1,7 +1,8 @@
 //! Every compile-time knob of hz3, as a constant: code branches with a plain `if config::X`, so
 //! both arms are type-checked in every build and the optimiser drops the dead one. `#[cfg]` stays
 //! only where an item cannot exist in the other build (probes counter storage and its exported
-//! symbols, the C ABI, the loom model switch in `sync`, and each `inject-*` site's delay).
+//! symbols, the C ABI, the loom model switch in `sync`, each `inject-*` site's delay, the central
+//! pool's padding attribute, and the portable fallbacks' TLS slot and futex call).
 
 /// Lane `fast`: thread caches over the per-class futex-mutex central pool alone.
 pub const FAST: bool = cfg!(feature = "fast");
@@ -13,6 +14,8 @@ pub const LANE: &str = if FAST { "fast" } else { "scale" };
 pub const FAILFAST: bool = cfg!(feature = "failfast");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
+/// A/B (NO-GO, docs/decisions.md): `free` aborts when the block is already on top of its bin.
+pub const DOUBLE_FREE_CHECK: bool = cfg!(feature = "double-free-check");
 
 #[cfg(all(feature = "fast", feature = "scale"))]
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");

@@ -82,6 +82,18 @@ impl Heap {
     #[inline(always)]
     pub fn push(&mut self, class: usize, obj: *mut u8) -> bool {
         let bin = self.bin(class);
+        // `double-free-check` (A/B, docs/decisions.md): `free(p); free(p);` finds p on top.
+        // SAFETY: count - 1 < count <= BIN_MAX indexes a filled slot.
+        if crate::config::DOUBLE_FREE_CHECK
+            && bin.count != 0
+            && unsafe { *bin.slots.get_unchecked(bin.count as usize - 1) } == obj
+        {
+            crate::os::fail_at(
+                "heap",
+                "double free (block already on top of this thread's cache)",
+                obj as usize,
+            );
+        }
         if bin.count >= bin.cap {
             return false;
         }
@@ -98,7 +110,8 @@ impl Heap {
         let n = n.min(bin.count as usize);
         bin.count -= n as u32;
         let at = bin.count as usize;
-        &bin.slots[at..at + n]
+        // SAFETY: at + n is the old count, <= cap <= BIN_MAX.
+        unsafe { bin.slots.get_unchecked(at..at + n) }
     }
 
     /// Removes every cached object of `class`.
@@ -122,7 +135,10 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg_attr(feature = "failfast", ignore = "pops made-up pointers, which failfast rejects")]
+    #[cfg_attr(
+        feature = "failfast",
+        ignore = "pops made-up pointers, which failfast rejects"
+    )]
     fn caps_fit_and_allow_a_batch() {
         // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
         let mut heap: std::boxed::Box<Heap> =

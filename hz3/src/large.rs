@@ -2,7 +2,7 @@
 //! mapping, aligned to at least a run so that its first run's page-map descriptor is its alone
 //! and records the mapped length.
 
-use crate::os::{self, PAGE};
+use crate::os;
 use crate::page_map::{self, KIND_LARGE, RUN_SIZE};
 use crate::probes::{self, Event};
 use core::ptr;
@@ -11,7 +11,8 @@ use core::sync::atomic::Ordering;
 /// Maps `size` bytes aligned to `align` (a power of two); null when the size is impossible or the
 /// kernel refuses. The memory reads as zeroes.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    let Some(len) = size.max(1).checked_add(PAGE - 1).map(|n| n & !(PAGE - 1)) else {
+    let page = os::page_size();
+    let Some(len) = size.max(1).checked_add(page - 1).map(|n| n & !(page - 1)) else {
         return ptr::null_mut();
     };
     if len > isize::MAX as usize {

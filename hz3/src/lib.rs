@@ -7,7 +7,8 @@
 //!
 //! Layers, top to bottom; a box calls only boxes below it (or beside it, in the order listed):
 //!
-//! 1. `c_abi` (the exported C functions, feature `preload`), `Hz3` (`GlobalAlloc`, here)
+//! 1. `c_abi` (the exported C functions, feature `preload`), `Hz3` (`GlobalAlloc`, here),
+//!    `panic_abort` (the preload `.so`'s panic handler)
 //! 2. `api` (the entry points)
 //! 3. `lifecycle` (TLS heap slot, thread attach/exit, fork), `large` (mmap'd blocks)
 //! 4. `slow_alloc` (thread-cache misses and spills), `remote` (a free of another thread's object)
@@ -22,8 +23,10 @@
 //! through `lifecycle` and `heap`, and the dump's book sits behind a `lock::Mutex` (observation
 //! only, never an allocation decision), so every box can count events without holding a heap. Every other import follows the order above.
 #![no_std]
-// std is linked for its panic handler and, off x86-64, `thread_local!` (a const Cell without Drop);
-// nothing on a malloc path calls into it.
+// No std outside the unit tests. The LD_PRELOAD `.so` (feature `preload`) gets its panic handler
+// from `panic_abort`, so none of std's unwinding, backtrace or formatting machinery (nor
+// libgcc_s) is linked in; the rlib used as a Rust global allocator uses its host program's.
+#[cfg(test)]
 extern crate std;
 
 #[cfg(all(loom, test))]
@@ -43,6 +46,8 @@ mod lock;
 mod os;
 mod page_map;
 mod page_source;
+#[cfg(all(feature = "preload", not(test)))]
+mod panic_abort;
 pub mod probes;
 mod raw_lock;
 mod remote;

@@ -1,7 +1,7 @@
 //! Lifecycle: the thread's heap pointer, lazy init, thread attach/exit, heap adoption, and fork.
 //!
-//! TLS is one pointer slot (initial-exec `.tbss` symbol on x86-64, else a const-initialised
-//! `thread_local!` Cell without Drop), so touching it never allocates or registers a destructor.
+//! TLS is one pointer slot (initial-exec `.tbss` symbol on x86-64, else the value of the
+//! thread-exit pthread key), so touching it never allocates or registers a destructor.
 //! Thread exit is caught with a pthread key destructor; after it ran the slot holds `TORN_DOWN`
 //! and the thread is served without a cache. An exiting thread returns its cache and leaves its
 //! heap "abandoned"; the next new thread adopts it, so heavy thread churn reuses a bounded set of
@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 /// model, a call to `__tls_get_addr` on every malloc and free (13% of a local-only run). The
 /// `.so` is loaded at startup by LD_PRELOAD (or linked into the program), where static TLS is
 /// always available.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(feature = "portable-fallbacks")))]
 mod tls_slot {
     use super::Heap;
 
@@ -35,6 +35,12 @@ mod tls_slot {
         ".zero 8",
         ".popsection",
     );
+
+    /// Static TLS needs no set-up.
+    #[inline(always)]
+    pub fn ready() -> bool {
+        true
+    }
 
     #[inline(always)]
     pub fn get() -> *mut Heap {
@@ -67,24 +73,39 @@ mod tls_slot {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+/// Elsewhere (and on x86-64 with `portable-fallbacks`, which tests this path): the slot is the
+/// value of the thread-exit key, which needs neither std nor an unstable `#[thread_local]`.
+/// The key is made by the process's first malloc (under LD_PRELOAD, during libc's start-up,
+/// before any program key), so it is one of the first 32 keys, whose values live in the thread
+/// descriptor: pthread_setspecific on it never allocates. glibc clears a key's value before
+/// calling its destructor; `on_thread_exit` puts the heap back while it flushes and leaves
+/// `TORN_DOWN` behind.
+#[cfg(not(all(target_arch = "x86_64", not(feature = "portable-fallbacks"))))]
 mod tls_slot {
-    use super::Heap;
-    use core::cell::Cell;
+    use super::{Heap, EXIT_KEY, EXIT_KEY_OK};
     use core::ptr;
+    use core::sync::atomic::Ordering;
 
-    std::thread_local! {
-        static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+    /// False until the key exists (or when creating it failed: threads then run uncached).
+    #[inline(always)]
+    pub fn ready() -> bool {
+        EXIT_KEY_OK.load(Ordering::Acquire) == 1
     }
 
     #[inline(always)]
     pub fn get() -> *mut Heap {
-        HEAP.try_with(|h| h.get())
-            .unwrap_or(super::TORN_DOWN as *mut Heap)
+        if !ready() {
+            return ptr::null_mut();
+        }
+        // SAFETY: the key was created (ready); getspecific only reads this thread's value.
+        unsafe { libc::pthread_getspecific(EXIT_KEY).cast() }
     }
 
     pub fn set(heap: *mut Heap) {
-        tls_slot::set(heap);
+        if ready() {
+            // SAFETY: as in `get`; a low key's value needs no allocation (module note).
+            unsafe { libc::pthread_setspecific(EXIT_KEY, heap.cast()) };
+        }
     }
 }
 
@@ -166,10 +187,7 @@ fn ensure_init() {
     }
     register_atfork();
     #[cfg(feature = "probes")]
-    // SAFETY: registers a plain extern "C" function with no captured state.
-    unsafe {
-        libc::atexit(probes::dump_at_exit);
-    }
+    probes::register_exit_dump();
     INIT.store(INIT_DONE, Ordering::Release);
 }
 
@@ -196,6 +214,10 @@ pub fn attach() -> Option<*mut Heap> {
     // Init may have called malloc (pthread_atfork), which may have attached us already.
     if let Some(h) = current_heap() {
         return Some(h);
+    }
+    if !tls_slot::ready() {
+        // No slot to remember a heap in: attaching would take a new heap on every call.
+        return None;
     }
     let heap = {
         let mut reg = REGISTRY.lock();
@@ -238,9 +260,13 @@ pub fn attach() -> Option<*mut Heap> {
 
 extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     let heap = arg.cast::<Heap>();
-    if heap.is_null() {
+    if heap as usize <= NO_HEAP_MAX {
+        // A later destructor round of the key-slot fallback (glibc cleared the value again).
+        tls_slot::set(TORN_DOWN as *mut Heap);
         return;
     }
+    // The key-slot fallback's value was cleared before this call: the flush runs with the heap.
+    tls_slot::set(heap);
     // SAFETY: the key's value is the heap this thread attached; from here the thread runs without it.
     unsafe {
         (*heap).counters.add(Event::ThreadExit, 1);

@@ -3,8 +3,54 @@
 
 use crate::probes::{self, Event};
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-pub const PAGE: usize = 4096;
+/// The kernel's page size, read at the first call (4 KiB on x86-64; 16 or 64 KiB on some arm64
+/// and POWER kernels). hz3's own granules (runs of `page_map::RUN_SIZE` = 64 KiB) are design
+/// constants and a multiple of every Linux page size up to 64 KiB.
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+#[inline]
+pub fn page_size() -> usize {
+    match PAGE_SIZE.load(Ordering::Relaxed) {
+        0 => read_page_size(),
+        known => known,
+    }
+}
+
+#[cold]
+fn read_page_size() -> usize {
+    // getauxval sets errno when the entry is missing; malloc must not leave errno changed.
+    // SAFETY: getauxval and sysconf only read process state.
+    let size = keep_errno(|| unsafe {
+        match libc::getauxval(libc::AT_PAGESZ) as usize {
+            0 => libc::sysconf(libc::_SC_PAGESIZE).max(0) as usize,
+            found => found,
+        }
+    });
+    // A nonsense answer would break every length computed from it; 4 KiB is the Linux minimum.
+    let size = if size.is_power_of_two() && size >= 4096 {
+        size
+    } else {
+        4096
+    };
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// Runs `f` (which calls libc) and puts the thread's errno back as it was: `free` and a
+/// successful `malloc` leave errno unchanged (POSIX.1-2024, glibc >= 2.33).
+#[inline]
+pub fn keep_errno<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *slot };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { *slot = saved };
+    r
+}
 
 /// Prints `hz3 <box>: <what>` to stderr and aborts. Used when corruption or misuse is detected.
 #[cold]
@@ -28,9 +74,9 @@ pub fn fail_at(box_name: &str, what: &str, addr: usize) -> ! {
     fail_lines(box_name, what, &[b" at 0x", &hex[skip..]])
 }
 
-// Inlined into both callers so that plain builds (no `fail_at`) keep `fail` as their one symbol.
+// Inlined into its callers so that plain builds (no `fail_at`) keep `fail` as their one symbol.
 #[inline(always)]
-fn fail_lines(box_name: &str, what: &str, tail: &[&[u8]]) -> ! {
+pub(crate) fn fail_lines(box_name: &str, what: &str, tail: &[&[u8]]) -> ! {
     let mut buf = [0u8; 256];
     let mut n = 0;
     let head = [
@@ -61,8 +107,9 @@ pub fn map(len: usize, noreserve: bool) -> *mut u8 {
     if noreserve {
         flags |= libc::MAP_NORESERVE;
     }
+    // A refused mapping may be retried (after unmapping cached runs) and succeed: errno stays.
     // SAFETY: anonymous private mapping at a kernel-chosen address touches no existing memory.
-    let p = unsafe {
+    let p = keep_errno(|| unsafe {
         libc::mmap(
             ptr::null_mut(),
             len,
@@ -71,7 +118,7 @@ pub fn map(len: usize, noreserve: bool) -> *mut u8 {
             -1,
             0,
         )
-    };
+    });
     if p == libc::MAP_FAILED {
         return ptr::null_mut();
     }
@@ -82,13 +129,14 @@ pub fn map(len: usize, noreserve: bool) -> *mut u8 {
     p.cast()
 }
 
-/// Maps `len` bytes whose start is a multiple of `align` (a power of two >= PAGE), trimming the
-/// over-mapped head and tail; null on failure.
+/// Maps `len` bytes (a multiple of the page size) whose start is a multiple of `align` (a power
+/// of two), trimming the over-mapped head and tail; null on failure.
 pub fn map_aligned(len: usize, align: usize, noreserve: bool) -> *mut u8 {
-    if align <= PAGE {
+    let page = page_size();
+    if align <= page {
         return map(len, noreserve);
     }
-    let Some(total) = len.checked_add(align - PAGE) else {
+    let Some(total) = len.checked_add(align - page) else {
         return ptr::null_mut();
     };
     let raw = map(total, noreserve);
@@ -110,7 +158,7 @@ pub fn map_aligned(len: usize, align: usize, noreserve: bool) -> *mut u8 {
 
 pub fn unmap(p: *mut u8, len: usize) {
     // SAFETY: callers pass a range they mapped through `map` and no longer reference.
-    let rc = unsafe { libc::munmap(p.cast(), len) };
+    let rc = keep_errno(|| unsafe { libc::munmap(p.cast(), len) });
     if rc != 0 {
         fail("page_source", "munmap failed on a range hz3 mapped");
     }
@@ -124,7 +172,7 @@ pub fn unmap(p: *mut u8, len: usize) {
 /// back as zeroes.
 pub fn decommit(p: *mut u8, len: usize) {
     // SAFETY: the range is a whole run hz3 mapped and nobody holds objects in it.
-    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
+    keep_errno(|| unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) });
     probes::here(|c| {
         c.add(Event::MadviseCalls, 1);
         c.add(Event::MadviseBytes, len as u64);
@@ -132,30 +180,69 @@ pub fn decommit(p: *mut u8, len: usize) {
 }
 
 /// Sleeps while `*word == expected` (FUTEX_WAIT_PRIVATE); spurious returns are fine for callers.
+/// The kernel's EAGAIN or EINTR never reaches errno (see `futex`).
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
     // SAFETY: the futex word is a live AtomicU32; a null timeout waits until woken.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            ptr::null::<libc::timespec>(),
-        );
-    }
+    unsafe { futex(word, libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected) };
 }
 
 /// Wakes one waiter on `word`.
 pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
     // SAFETY: FUTEX_WAKE only reads the address to find waiters.
+    unsafe { futex(word, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+}
+
+/// futex(word, op, val, NULL) as a raw system call: libc's `syscall()` writes the kernel's error
+/// (EAGAIN when the word already changed, EINTR) into errno, and `free` must leave errno alone.
+///
+/// # Safety
+/// `word` must be a live futex word; `op` an operation that reads no further arguments.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(feature = "portable-fallbacks")
+))]
+#[inline]
+unsafe fn futex(word: &core::sync::atomic::AtomicU32, op: i32, val: u32) {
+    // SAFETY: the Linux x86-64 system-call convention: number in rax, arguments in rdi, rsi, rdx,
+    // r10; the kernel clobbers rcx and r11 and returns in rax. No stack, no errno.
     unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_futex => _,
+            in("rdi") word.as_ptr(),
+            in("rsi") op,
+            in("rdx") val,
+            in("r10") 0usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Elsewhere (and with `portable-fallbacks`, which tests this path on x86-64): libc's `syscall()`, with
+/// errno saved and restored around it.
+///
+/// # Safety
+/// As the raw variant above.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(feature = "portable-fallbacks")
+)))]
+#[inline]
+unsafe fn futex(word: &core::sync::atomic::AtomicU32, op: i32, val: u32) {
+    // SAFETY: per the contract; a null timeout for FUTEX_WAIT, ignored by FUTEX_WAKE.
+    keep_errno(|| unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        );
-    }
+            op,
+            val,
+            ptr::null::<libc::timespec>(),
+        )
+    });
 }
 
 /// Monotonic nanoseconds (vDSO, no syscall on x86-64); used only on contended lock paths with probes on.
@@ -168,4 +255,55 @@ pub fn now_ns() -> u64 {
     // SAFETY: clock_gettime writes into the local timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicU32;
+
+    fn errno() -> i32 {
+        // SAFETY: this thread's errno slot.
+        unsafe { *libc::__errno_location() }
+    }
+
+    fn set_errno(v: i32) {
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = v };
+    }
+
+    /// A futex wait on a word that no longer holds the expected value returns at once with the
+    /// kernel's EAGAIN: the case a contended lock meets when the holder releases just before the
+    /// waiter sleeps. errno must not see it (with `portable-fallbacks`: the libc path, restored).
+    #[test]
+    fn futex_leaves_errno_alone() {
+        let word = AtomicU32::new(7);
+        set_errno(12345);
+        futex_wait(&word, 8);
+        assert_eq!(errno(), 12345, "futex_wait changed errno");
+        futex_wake_one(&word);
+        assert_eq!(errno(), 12345, "futex_wake_one changed errno");
+    }
+
+    #[test]
+    fn mapping_calls_leave_errno_alone() {
+        set_errno(12345);
+        assert!(
+            map(usize::MAX & !(page_size() - 1), false).is_null(),
+            "an impossible mapping"
+        );
+        assert_eq!(errno(), 12345, "a refused mmap changed errno");
+        let p = map(page_size(), false);
+        assert!(!p.is_null());
+        decommit(p, page_size());
+        unmap(p, page_size());
+        assert_eq!(errno(), 12345);
+    }
+
+    #[test]
+    fn page_size_is_the_kernels() {
+        // SAFETY: sysconf only reads.
+        let kernel = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        assert_eq!(page_size(), kernel);
+    }
 }

@@ -13,7 +13,7 @@ pub use ::probes::{Event, LockSite, LockStat};
 #[cfg(feature = "probes")]
 use ::probes::{lock_slot, LOCK_SLOTS};
 #[cfg(feature = "probes")]
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub struct Counters {
     #[cfg(feature = "probes")]
@@ -282,6 +282,10 @@ mod on {
     /// Writes one dump: `path` ending in `.csv` gets CSV, `stderr` goes to fd 2, anything else JSON.
     /// True on success.
     pub fn dump(path: &CStr) -> bool {
+        write_dump(path, path.to_bytes().ends_with(b".csv"))
+    }
+
+    fn write_dump(path: &CStr, csv: bool) -> bool {
         let bytes = path.to_bytes();
         let fd = if bytes == b"stderr" {
             2
@@ -305,7 +309,7 @@ mod on {
             failed: false,
         };
         snapshot(|snap| {
-            if bytes.ends_with(b".csv") {
+            if csv {
                 ::probes::dump::write_csv(&mut sink, snap);
             } else {
                 ::probes::dump::write_json(&mut sink, snap);
@@ -332,11 +336,51 @@ mod on {
         }
     }
 
-    /// atexit hook: one dump when HZ3_PROBES_OUT is set.
-    pub extern "C" fn dump_at_exit() {
+    /// The process that registered the exit dump; a forked child inherits the registration.
+    static DUMPER_PID: AtomicU32 = AtomicU32::new(0);
+
+    /// Registers the exit-time dump (once per process, from lifecycle's init).
+    pub fn register_exit_dump() {
+        // SAFETY: getpid has no preconditions; atexit takes a plain extern "C" function.
+        unsafe {
+            DUMPER_PID.store(libc::getpid() as u32, Ordering::Relaxed);
+            libc::atexit(dump_at_exit);
+        }
+    }
+
+    /// atexit hook: one dump when HZ3_PROBES_OUT is set. The process that registered it writes
+    /// the path itself; a forked child that calls exit() writes `<path>.<pid>` in the path's
+    /// format instead, so the parent's dump is never truncated by a child.
+    extern "C" fn dump_at_exit() {
         // SAFETY: as in default_target.
-        if !unsafe { libc::getenv(c"HZ3_PROBES_OUT".as_ptr()) }.is_null() {
-            dump(default_target());
+        if unsafe { libc::getenv(c"HZ3_PROBES_OUT".as_ptr()) }.is_null() {
+            return;
+        }
+        let target = default_target();
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        if pid == DUMPER_PID.load(Ordering::Relaxed) || target.to_bytes() == b"stderr" {
+            dump(target);
+            return;
+        }
+        let mut name = [0u8; libc::PATH_MAX as usize];
+        let mut digits = [0u8; 20];
+        let parts = [
+            target.to_bytes(),
+            b".",
+            ::probes::dump::decimal(pid as u64, &mut digits),
+        ];
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len >= name.len() {
+            return; // no room for the child's name: skip its dump rather than clobber the parent's
+        }
+        let mut at = 0;
+        for part in parts {
+            name[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        if let Ok(child_path) = CStr::from_bytes_until_nul(&name) {
+            write_dump(child_path, target.to_bytes().ends_with(b".csv"));
         }
     }
 

@@ -41,11 +41,17 @@ static CACHES: [Mutex<Slots>; NUM_CLASSES] = [const {
     )
 }; NUM_CLASSES];
 
+#[inline(always)]
+fn cache(class: usize) -> &'static Mutex<Slots> {
+    // SAFETY: classes come from `class_of` or a run tag, both < NUM_CLASSES.
+    unsafe { CACHES.get_unchecked(class) }
+}
+
 /// Hands a batch (at most BATCH_MAX objects) to the transfer cache, or to the central pool when
 /// the cache is full.
 pub fn push(class: usize, objs: &[*mut u8]) {
     let n = objs.len().min(BATCH_MAX);
-    let mut slots = CACHES[class].lock();
+    let mut slots = cache(class).lock();
     if slots.len < SLOTS {
         let i = slots.len;
         slots.batches[i].len = n as u32;
@@ -66,10 +72,11 @@ pub fn push(class: usize, objs: &[*mut u8]) {
 /// # Safety
 /// `out` must have room for BATCH_MAX and `want` pointers.
 pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
-    let mut slots = CACHES[class].lock();
+    let mut slots = cache(class).lock();
     if slots.len > 0 {
         slots.len -= 1;
-        let b = &slots.batches[slots.len];
+        // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
+        let b = unsafe { slots.batches.get_unchecked(slots.len) };
         // SAFETY: `out` has room for BATCH_MAX entries per the contract.
         unsafe { ptr::copy_nonoverlapping(b.objs.as_ptr(), out, b.len as usize) };
         let n = b.len;
@@ -92,9 +99,11 @@ pub fn drain_to_central() {
                 break;
             }
             slots.len -= 1;
-            let b = slots.batches[slots.len];
+            // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
+            let b = unsafe { *slots.batches.get_unchecked(slots.len) };
             drop(slots);
-            central::push(class, &b.objs[..b.len as usize]);
+            // SAFETY: a batch's len <= BATCH_MAX (push clamps it).
+            central::push(class, unsafe { b.objs.get_unchecked(..b.len as usize) });
         }
     }
 }

@@ -67,21 +67,9 @@ impl<'s, S: Sink> Staged<'s, S> {
         self.put(s.as_bytes());
     }
 
-    /// Decimal digits, most significant first; filled from the right of a 20-byte buffer (u64::MAX
-    /// has 20 digits), walking slots with an iterator so no index can go out of bounds.
-    fn u64(&mut self, mut n: u64) {
+    fn u64(&mut self, n: u64) {
         let mut digits = [0u8; 20];
-        let mut used = 0;
-        for slot in digits.iter_mut().rev() {
-            *slot = b'0' + (n % 10) as u8;
-            used += 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let start = digits.len() - used;
-        self.put(digits.get(start..).unwrap_or(&[]));
+        self.put(decimal(n, &mut digits));
     }
 
     fn flush(&mut self) {
@@ -146,6 +134,23 @@ fn json_close<S: Sink>(out: &mut Staged<'_, S>, indent: &str) {
     out.str("\n");
     out.str(indent);
     out.put(b"}");
+}
+
+/// `n` in decimal, most significant digit first, written into the right of `buf` (u64::MAX has 20
+/// digits); returns the digits. No allocation, no `core::fmt` (hz3's preload `.so` links neither),
+/// and slots are walked with an iterator so no index can go out of bounds.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut used = 0;
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        used += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = buf.len() - used;
+    buf.get(start..).unwrap_or(&[])
 }
 
 fn json_events<S: Sink>(out: &mut Staged<'_, S>, events: &[u64; Event::COUNT], indent: &str) {
@@ -280,6 +285,14 @@ pub fn write_csv<S: Sink>(sink: &mut S, snap: &Snapshot) {
 #[cfg(all(test, feature = "reader"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_digits() {
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(4096, &mut buf), b"4096");
+        assert_eq!(decimal(u64::MAX, &mut buf), b"18446744073709551615");
+    }
 
     /// A sink that records each `put` separately, to check the staging.
     struct Chunks(std::vec::Vec<std::vec::Vec<u8>>);
