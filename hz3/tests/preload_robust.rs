@@ -159,3 +159,34 @@ fn forked_child_exit_leaves_the_parent_dump_intact() {
         }
     }
 }
+
+/// The portable fallbacks carry the thread lifecycle through a pthread key instead of static TLS:
+/// the thread checks (cross-thread frees, orphans, fork under load, malloc in thread-exit
+/// destructors) must pass on them as on the lanes.
+#[test]
+fn portable_fallbacks_pass_the_thread_checks() {
+    let dir = TempDir::new("robust-portable");
+    let exe = compile_c("threads_check", dir.path());
+    for mode in ["xthread", "orphans", "fork", "tls-dtor"] {
+        let mut cmd = Command::new(&exe);
+        cmd.args([mode, "fast"])
+            .env("LD_PRELOAD", preload_lib("fast_portable"));
+        let out = run(cmd);
+        let what = format!("threads_check {mode} under fast_portable");
+        assert_success(&what, &out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let passed: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("ok "))
+            .collect();
+        assert_eq!(
+            passed.len(),
+            2,
+            "{what}: want the hz3 proof and one check\n{stdout}"
+        );
+        assert!(
+            passed[0].starts_with("identity.hz3_lane"),
+            "{what}: hz3 not proven\n{stdout}"
+        );
+    }
+}
