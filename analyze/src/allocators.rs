@@ -98,9 +98,10 @@ pub fn default_preload_dir() -> Result<PathBuf> {
     Ok(target.join("preload"))
 }
 
-/// Every `libhz3_*.so` under `dir` as `hz3_*`, sorted; the probes, fail-fast and injected-delay
-/// (`_inject`, scripts/validate-attribution) builds are left out (their instrumentation is not
-/// what a comparison should measure) unless `with_instrumented`.
+/// Every `libhz3_*.so` under `dir` as `hz3_*`, sorted; the probes, fail-fast, injected-delay
+/// (`_inject`, scripts/validate-attribution) and portable-fallbacks (`_portable`, a test build of
+/// what other architectures run) builds are left out (they are not what a comparison should
+/// measure) unless `with_instrumented`.
 pub fn hz3_builds(dir: &Path, with_instrumented: bool) -> Result<Vec<Allocator>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(Vec::new());
@@ -120,7 +121,7 @@ pub fn hz3_builds(dir: &Path, with_instrumented: bool) -> Result<Vec<Allocator>>
             continue;
         }
         if !with_instrumented
-            && ["_probes", "_failfast", "_inject"]
+            && ["_probes", "_failfast", "_inject", "_portable"]
                 .iter()
                 .any(|tag| name.contains(tag))
         {
@@ -267,6 +268,7 @@ mod tests {
             "libhz3_scale_probes.so",
             "libhz3_fast_failfast.so",
             "libhz3_scale_inject-central-pop.so",
+            "libhz3_fast_portable.so",
             "libceiling.so",
             "notes.txt",
         ] {
@@ -278,7 +280,7 @@ mod tests {
             .map(|a| a.name)
             .collect();
         assert_eq!(names, ["hz3_fast", "hz3_scale"]);
-        assert_eq!(hz3_builds(dir.path(), true).unwrap().len(), 5);
+        assert_eq!(hz3_builds(dir.path(), true).unwrap().len(), 6);
 
         let probes = resolve("hz3_scale_probes", dir.path()).unwrap();
         assert_eq!(

@@ -33,7 +33,7 @@ the box that regressed; without one, the commands that get that explanation are 
 pub struct Args {
     /// Allocator to measure: NAME=PATH.so, or a known name (glibc, tcmalloc, jemalloc, mimalloc,
     /// ceiling, hz3_<build> from target/preload/). Repeatable. Default: the four anchors, every
-    /// libhz3_*.so except *_probes*/*_failfast*/*_inject* builds, and ceiling
+    /// libhz3_*.so except *_probes*/*_failfast*/*_inject*/*_portable* builds, and ceiling
     #[arg(long = "alloc", value_name = "NAME[=PATH]")]
     pub allocs: Vec<String>,
     /// Bench preset(s), comma-separated or repeated, or `all` [default: remote-heavy-small]
