@@ -14,8 +14,6 @@ pub const LANE: &str = if FAST { "fast" } else { "scale" };
 pub const FAILFAST: bool = cfg!(feature = "failfast");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
-/// A/B (NO-GO, docs/decisions.md): `free` aborts when the block is already on top of its bin.
-pub const DOUBLE_FREE_CHECK: bool = cfg!(feature = "double-free-check");
 
 #[cfg(all(feature = "fast", feature = "scale"))]
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");

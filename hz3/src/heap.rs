@@ -82,18 +82,6 @@ impl Heap {
     #[inline(always)]
     pub fn push(&mut self, class: usize, obj: *mut u8) -> bool {
         let bin = self.bin(class);
-        // `double-free-check` (A/B, docs/decisions.md): `free(p); free(p);` finds p on top.
-        // SAFETY: count - 1 < count <= BIN_MAX indexes a filled slot.
-        if crate::config::DOUBLE_FREE_CHECK
-            && bin.count != 0
-            && unsafe { *bin.slots.get_unchecked(bin.count as usize - 1) } == obj
-        {
-            crate::os::fail_at(
-                "heap",
-                "double free (block already on top of this thread's cache)",
-                obj as usize,
-            );
-        }
         if bin.count >= bin.cap {
             return false;
         }
