@@ -9,10 +9,20 @@ Examples:
   hz3-analyze probes run/probes.json --per-op 1000000
   hz3-analyze record --alloc hz3_scale -- --preset remote-heavy-small
   hz3-analyze gap runs/tcmalloc runs/hz3_scale
-  hz3-analyze report --quick                      # the whole gap report into report/";
+  hz3-analyze report --quick                      # the whole gap report into report/
+  hz3-analyze completions bash > /etc/bash_completion.d/hz3-analyze";
+
+/// `--version`: the crate version and the commit it was built from (build.rs; "unknown commit"
+/// outside a git tree, e.g. a crates.io install).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HZ3_ANALYZE_COMMIT"),
+    ")"
+);
 
 #[derive(Parser, Debug)]
-#[command(name = "hz3-analyze", version, about = "Explain why one allocator beats another: matrix, perf attribution to boxes, flamegraphs", after_help = EXAMPLES)]
+#[command(name = "hz3-analyze", version = VERSION, about = "Explain why one allocator beats another: matrix, perf attribution to boxes, flamegraphs", after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,6 +46,10 @@ pub enum Command {
     Flame(crate::flame::Args),
     /// The main job: matrix + record + attribute + gap + flamegraphs into report/
     Report(crate::report::Args),
+    /// Shell completion script for bash, zsh, fish, elvish or powershell, to stdout
+    Completions(crate::cli_docs::CompletionArgs),
+    /// Manual page (roff) to stdout, or one page per command into a directory
+    Man(crate::cli_docs::ManArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -48,5 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::InjectCheck(a) => crate::inject_check::run(a),
         Command::Flame(a) => crate::flame::run(a),
         Command::Report(a) => crate::report::run(a),
+        Command::Completions(a) => crate::cli_docs::completions(a),
+        Command::Man(a) => crate::cli_docs::man(a),
     }
 }
