@@ -33,5 +33,5 @@ ensure_rust() {
 
 build_tools() {
     log "building hz3-bench and hz3-analyze (release)"
-    cargo build --release --quiet -p bench -p analyze
+    cargo build --release --quiet -p hz3-bench -p hz3-analyze
 }

@@ -16,7 +16,7 @@ pub fn locate_bench(explicit: Option<&Path>) -> Result<PathBuf> {
     };
     if !path.is_file() {
         bail!(
-            "hz3-bench not found at {}: build it with `cargo build --release -p bench` (same profile as hz3-analyze) or pass --bench PATH",
+            "hz3-bench not found at {}: build it with `cargo build --release -p hz3-bench` (same profile as hz3-analyze) or pass --bench PATH",
             path.display()
         );
     }

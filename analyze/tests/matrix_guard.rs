@@ -81,7 +81,7 @@ fn matrix(args: &[&str]) -> Output {
     let bench = Path::new(ANALYZE).with_file_name("hz3-bench");
     assert!(
         bench.is_file(),
-        "{} is missing: run `cargo build --release -p bench` (scripts/test does)",
+        "{} is missing: run `cargo build --release -p hz3-bench` (scripts/test does)",
         bench.display()
     );
     let all: Vec<&str> = ["matrix", "--alloc", "glibc", "--baseline", "glibc"]

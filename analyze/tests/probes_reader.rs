@@ -1,7 +1,7 @@
 //! The probes reader on checked-in fixtures: the valid dumps round-trip, and each kind of damage
 //! gets its own error with the file name and the exact position of the damage.
 //!
-//! The fixtures are produced by the writer itself (`HZ3_UPDATE_FIXTURES=1 cargo test -p analyze
+//! The fixtures are produced by the writer itself (`HZ3_UPDATE_FIXTURES=1 cargo test -p hz3-analyze
 //! --test probes_reader` rewrites them); without that variable this test fails when the writer and
 //! the checked-in files drift apart.
 use probes::reader::{parse, read, Dump, Position, ReadError};

@@ -32,7 +32,7 @@ fn prerequisites() {
     let bench = Path::new(ANALYZE).with_file_name("hz3-bench");
     assert!(
         bench.is_file(),
-        "{} is missing: run `cargo build --release -p bench` (scripts/test does)",
+        "{} is missing: run `cargo build --release -p hz3-bench` (scripts/test does)",
         bench.display()
     );
     for lane in ["fast", "scale"] {
