@@ -214,27 +214,72 @@ pub struct MallInfo2 {
     pub keepcost: usize,
 }
 
-/// hz3 keeps no global byte counters on its hot path, so the statistics are all zero.
-#[no_mangle]
-pub extern "C" fn mallinfo() -> MallInfo {
-    MallInfo::default()
-}
-
+/// glibc's fields with hz3's figures (`hz3::Stats` documents each): `arena` the small-object
+/// heap not given back (runs in service + retained runs), `ordblks` its empty runs (retained or
+/// decommitted), `smblks`/`fsmblks` free objects (count/bytes) in the thread and transfer caches
+/// (glibc's fastbins), `hblks`/`hblkhd` large objects (count/bytes: each is its own mapping, as
+/// glibc's mmapped chunks), `usmblks` 0 (as glibc), `uordblks` live bytes in small objects (the
+/// thread caches of threads other than the caller are estimates), `fordblks` = `arena` -
+/// `uordblks`, `keepcost` what `malloc_trim` would give back.
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> MallInfo2 {
-    MallInfo2::default()
+    let m = crate::stats::mallinfo(&crate::lifecycle::current_stats());
+    MallInfo2 {
+        arena: m.arena,
+        ordblks: m.ordblks,
+        smblks: m.smblks,
+        hblks: m.hblks,
+        hblkhd: m.hblkhd,
+        usmblks: 0,
+        fsmblks: m.fsmblks,
+        uordblks: m.uordblks,
+        fordblks: m.fordblks,
+        keepcost: m.keepcost,
+    }
 }
 
+/// `mallinfo2` truncated to int, as glibc's `mallinfo` does (figures past 2 GiB wrap).
+#[no_mangle]
+pub extern "C" fn mallinfo() -> MallInfo {
+    let m = mallinfo2();
+    MallInfo {
+        arena: m.arena as c_int,
+        ordblks: m.ordblks as c_int,
+        smblks: m.smblks as c_int,
+        hblks: m.hblks as c_int,
+        hblkhd: m.hblkhd as c_int,
+        usmblks: m.usmblks as c_int,
+        fsmblks: m.fsmblks as c_int,
+        uordblks: m.uordblks as c_int,
+        fordblks: m.fordblks as c_int,
+        keepcost: m.keepcost as c_int,
+    }
+}
+
+/// The statistics summary on stderr (what `HZ3_STATS=1` prints at exit).
 #[no_mangle]
 pub extern "C" fn malloc_stats() {
-    let parts: [&[u8]; 3] = [
-        b"hz3 allocator, lane ",
-        crate::LANE.as_bytes(),
-        b" (statistics: set HZ3_PROBES_OUT with a probes build)\n",
-    ];
-    for part in parts {
-        // SAFETY: writes a static byte string to stderr.
-        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    crate::stats::write_summary(
+        &crate::lifecycle::current_stats(),
+        crate::stats::Sink::Fd(2),
+    );
+}
+
+/// glibc's XML statistics (`<malloc version="1">`) written to `stream`; 0, or EINVAL when
+/// `options` is not 0 (as glibc), or -1 when the stream refused the text.
+///
+/// # Safety
+/// `stream` is an open, writable `FILE*`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_info(options: c_int, stream: *mut libc::FILE) -> c_int {
+    if options != 0 {
+        return libc::EINVAL;
+    }
+    let stats = crate::lifecycle::current_stats();
+    if crate::stats::write_xml(&stats, crate::stats::Sink::File(stream)) {
+        0
+    } else {
+        -1
     }
 }
 

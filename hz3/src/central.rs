@@ -98,6 +98,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         }
     }
     drop(pool);
+    crate::stats::central_out(class, got);
     probes::here(|c| {
         c.add(Event::CentralPopCalls, 1);
         c.add(Event::CentralPopObjects, got as u64);
@@ -168,6 +169,7 @@ impl Filer {
     }
 
     fn finish(self, pushed: u64) {
+        crate::stats::central_in(self.class, pushed);
         let Filer {
             pool, mut empty, ..
         } = self;

@@ -31,6 +31,7 @@ pub struct Bin {
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
     pub counters: Counters,
+    pub stats_seen: crate::stats::CacheSeen,
     // Registry fields, changed under the registry lock.
     pub state: AtomicU32,
     pub tid: u64,
@@ -115,6 +116,20 @@ impl Heap {
 
     pub fn set_count(&mut self, class: usize, n: u32) {
         self.bin(class).count = n;
+    }
+
+    /// Publishes this cache's count for `class` to the statistics (slow paths only).
+    #[inline]
+    pub fn publish_stats(&mut self, class: usize) {
+        let now = self.bin(class).count;
+        self.stats_seen.publish(class, now);
+    }
+
+    /// Publishes every class's count (a flush, a snapshot by the owning thread).
+    pub fn publish_all_stats(&mut self) {
+        for class in 0..NUM_CLASSES {
+            self.publish_stats(class);
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
         (*run).base = p as usize;
         (*run).tag.store(KIND_LARGE, Ordering::Release);
     }
+    crate::stats::large(len, false);
     probes::here(|c| c.add(Event::LargeAlloc, 1));
     p
 }
@@ -59,5 +60,6 @@ pub fn free(p: *mut u8) {
         (*run).large_len
     };
     os::unmap(p, len);
+    crate::stats::large(len, true);
     probes::here(|c| c.add(Event::LargeFree, 1));
 }

@@ -305,6 +305,20 @@ pub fn flush_current() {
     }
 }
 
+/// The statistics, after publishing the calling thread's own cache counts so that they are exact.
+pub fn current_stats() -> crate::stats::Stats {
+    if let Some(h) = current_heap() {
+        // SAFETY: our own attached heap.
+        unsafe { (*h).publish_all_stats() };
+    }
+    crate::stats::snapshot()
+}
+
+/// `HZ3_STATS=1`: the summary on stderr at exit.
+extern "C" fn print_stats_at_exit() {
+    crate::stats::write_summary(&current_stats(), crate::stats::Sink::Fd(2));
+}
+
 // Fork: take every lock in one fixed order (the order they nest in at run time), so the child
 // inherits consistent pools; the child then resets them, alone.
 extern "C" fn fork_prepare() {
@@ -359,6 +373,10 @@ extern "C" fn fork_child() {
 static REGISTER_AT_LOAD: extern "C" fn() = {
     extern "C" fn at_load() {
         register_atfork();
+        if crate::stats::wanted_at_exit() {
+            // SAFETY: registers a plain extern "C" function with no captured state.
+            unsafe { libc::atexit(print_stats_at_exit) };
+        }
     }
     at_load
 };

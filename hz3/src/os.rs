@@ -122,6 +122,7 @@ pub fn map(len: usize, noreserve: bool) -> *mut u8 {
     if p == libc::MAP_FAILED {
         return ptr::null_mut();
     }
+    crate::stats::mapped(len);
     probes::here(|c| {
         c.add(Event::MmapCalls, 1);
         c.add(Event::MmapBytes, len as u64);
@@ -162,6 +163,7 @@ pub fn unmap(p: *mut u8, len: usize) {
     if rc != 0 {
         fail("page_source", "munmap failed on a range hz3 mapped");
     }
+    crate::stats::unmapped(len);
     probes::here(|c| {
         c.add(Event::MunmapCalls, 1);
         c.add(Event::MunmapBytes, len as u64);

@@ -9,6 +9,7 @@ use crate::lock::Mutex;
 use crate::os;
 use crate::page_map::{self, Run, RUN_SIZE};
 use crate::probes::{self, Event, LockSite};
+use crate::stats::{self, RunFrom};
 use core::ptr;
 use core::sync::atomic::Ordering;
 
@@ -58,11 +59,13 @@ pub fn take_run() -> *mut Run {
         // SAFETY: listed descriptors are valid and owned by the page source under its lock.
         s.committed = unsafe { (*r).next };
         s.committed_len -= 1;
+        stats::run_taken(RunFrom::Cached);
         r
     } else if !s.decommitted.is_null() {
         let r = s.decommitted;
         // SAFETY: as above.
         s.decommitted = unsafe { (*r).next };
+        stats::run_taken(RunFrom::Returned);
         r
     } else {
         if s.bump == s.end {
@@ -95,6 +98,7 @@ pub fn take_run() -> *mut Run {
             (*r).base = addr;
             (*r).side = (s.side + index * SIDE_BYTES) as *mut u8;
         }
+        stats::run_taken(RunFrom::Fresh);
         r
     };
     drop(s);
@@ -112,6 +116,7 @@ pub fn give_run(run: *mut Run) {
         unsafe { (*run).next = s.committed };
         s.committed = run;
         s.committed_len += 1;
+        stats::run_given(false);
     } else {
         // SAFETY: as above; the run's memory is unused.
         unsafe {
@@ -119,6 +124,7 @@ pub fn give_run(run: *mut Run) {
             (*run).next = s.decommitted;
         }
         s.decommitted = run;
+        stats::run_given(true);
     }
     drop(s);
     probes::here(|c| c.add(Event::RunRelease, 1));
@@ -139,6 +145,7 @@ pub fn trim() -> usize {
         s.decommitted = r;
         bytes += RUN_SIZE;
     }
+    stats::runs_decommitted(s.committed_len);
     s.committed_len = 0;
     bytes
 }
@@ -164,6 +171,7 @@ fn unmap_free_runs(s: &mut State) -> bool {
         }
     }
     s.committed_len = 0;
+    stats::free_runs_unmapped();
     if s.bump < s.end {
         os::unmap(s.bump as *mut u8, s.end - s.bump);
         s.bump = s.end;

@@ -63,7 +63,9 @@ pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.set_count(class, n);
     heap.counters.add(Event::SlowAllocRefill, 1);
     heap.counters.add(Event::SlowAllocObjects, n as u64);
-    heap.pop(class)
+    let obj = heap.pop(class);
+    heap.publish_stats(class);
+    obj
 }
 
 /// The bin for `class` is full: spills batches from its top to the shared pool until `obj` fits
@@ -79,6 +81,7 @@ pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
         batch[..n].copy_from_slice(taken);
         pool_push(class, &batch[..n]);
         if heap.push(class, obj) {
+            heap.publish_stats(class);
             return;
         }
     }
@@ -89,6 +92,7 @@ pub fn flush_heap(heap: &mut Heap) {
     for class in 0..size_class::NUM_CLASSES {
         central::push(class, heap.take_all(class));
     }
+    heap.publish_all_stats();
 }
 
 /// Allocation for a thread without a cache (its cache was torn down at thread exit).

@@ -58,6 +58,7 @@ pub fn push(class: usize, objs: &[*mut u8]) {
         slots.batches[i].objs[..n].copy_from_slice(&objs[..n]);
         slots.len += 1;
         drop(slots);
+        crate::stats::transfer(class, n as isize);
         probes::here(|c| c.add(Event::TransferPush, 1));
         central::push(class, &objs[n..]);
         return;
@@ -81,6 +82,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         unsafe { ptr::copy_nonoverlapping(b.objs.as_ptr(), out, b.len as usize) };
         let n = b.len;
         drop(slots);
+        crate::stats::transfer(class, -(n as isize));
         probes::here(|c| c.add(Event::TransferHit, 1));
         return n;
     }
@@ -102,6 +104,7 @@ pub fn drain_to_central() {
             // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
             let b = unsafe { *slots.batches.get_unchecked(slots.len) };
             drop(slots);
+            crate::stats::transfer(class, -(b.len as isize));
             // SAFETY: a batch's len <= BATCH_MAX (push clamps it).
             central::push(class, unsafe { b.objs.get_unchecked(..b.len as usize) });
         }
