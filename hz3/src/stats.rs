@@ -407,7 +407,8 @@ impl Out {
         self.bytes(&[b'.', b'0' + (tenths % 10) as u8]);
     }
 
-    /// ` name="n"`.
+    /// ` name="n"` (malloc_info's XML).
+    #[cfg_attr(not(feature = "preload"), allow(dead_code))]
     fn attr(&mut self, name: &str, n: usize) {
         self.str(" ");
         self.str(name);
@@ -627,4 +628,40 @@ fn warn_bad_value(value: &[u8]) {
     }
     out.str("\" ignored: expected 1 (print statistics at exit) or 0\n");
     out.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lists_each_figure_and_the_used_classes() {
+        let mut s = snapshot();
+        s.allocated = 3 << 20;
+        s.classes[6].live = 7;
+        let mut pipe = [0 as libc::c_int; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        assert!(write_summary(&s, Sink::Fd(pipe[1])));
+        // SAFETY: closes our own write end, then reads into a local buffer.
+        let text = unsafe {
+            libc::close(pipe[1]);
+            let mut buf = std::vec![0u8; 64 * 1024];
+            let n = libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len());
+            libc::close(pipe[0]);
+            buf.truncate(n.max(0) as usize);
+            std::string::String::from_utf8(buf).unwrap()
+        };
+        assert!(text.starts_with("hz3 allocator, lane "), "{text}");
+        assert!(
+            text.contains("  allocated              3145728 B        3.0 MiB  live"),
+            "{text}"
+        );
+        assert!(text.contains("\n      6    112           7"), "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.contains(" MiB ")).count(),
+            10,
+            "{text}"
+        );
+    }
 }
