@@ -1,7 +1,8 @@
-//! hz3-bench as a library: the remote-free workload, its command line and its report, shared with
+//! hz3-bench as a library: the workloads, its command line and its report, shared with
 //! `hz3-analyze` (which validates bench arguments and reads the JSON with these same types).
 pub mod cli;
 pub mod identity;
+pub mod object;
 pub mod report;
 pub mod ring;
 pub mod rng;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// One run's result with its configuration; the JSON shape `hz3-bench remote --json` prints.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct BenchReport {
+    /// The workload kind ("remote", "server-table", ...).
     pub bench: String,
     pub preset: Option<String>,
     /// Who answered malloc (see [`crate::identity::answering_allocator`]).
@@ -19,7 +20,7 @@ pub struct BenchReport {
     pub matched: bool,
     pub touch: bool,
     pub seed: u64,
-    /// mallocs + local_frees + remote (drained remote frees).
+    /// mallocs + local_frees + remote (drained remote frees) + reallocs.
     pub ops: u64,
     pub mallocs: u64,
     pub local_frees: u64,
@@ -29,6 +30,9 @@ pub struct BenchReport {
     pub sent: u64,
     /// Remote frees done locally because the ring was full.
     pub fallback: u64,
+    /// Successful reallocs (absent in reports older than the field).
+    #[serde(default)]
+    pub reallocs: u64,
     pub secs: f64,
     pub mops: f64,
     /// CPU seconds of all threads in the timed section (absent in reports older than the field).
@@ -44,7 +48,7 @@ impl BenchReport {
         out: &Outcome,
     ) -> BenchReport {
         BenchReport {
-            bench: "remote".into(),
+            bench: cfg.kind.name().into(),
             preset: preset.map(str::to_owned),
             allocator,
             threads: cfg.threads,
@@ -63,6 +67,7 @@ impl BenchReport {
             remote: out.remote_frees,
             sent: out.sent,
             fallback: out.fallbacks,
+            reallocs: out.reallocs,
             secs: out.secs,
             mops: out.mops(),
             cpu_secs: out.cpu_secs,
@@ -80,7 +85,9 @@ impl BenchReport {
 
     pub fn human_line(&self) -> String {
         format!(
-            "threads={} ops={} secs={:.3} mops={:.2} cpu_ns_per_op={:.1} remote={} fallback={} allocator={}",
+            "workload={} touch={} threads={} ops={} secs={:.3} mops={:.2} cpu_ns_per_op={:.1} remote={} fallback={} reallocs={} allocator={}",
+            self.bench,
+            self.touch,
             self.threads,
             self.ops,
             self.secs,
@@ -88,6 +95,7 @@ impl BenchReport {
             self.cpu_ns_per_op(),
             self.remote,
             self.fallback,
+            self.reallocs,
             self.allocator
         )
     }

@@ -34,6 +34,27 @@ impl SplitMix64 {
     pub fn below(&mut self, bound: u64) -> u64 {
         ((self.next_u64() as u128 * bound as u128) >> 64) as u64
     }
+
+    /// Uniform in `lo..=hi`.
+    #[inline(always)]
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// In `lo..=hi` with every power-of-two range equally likely (uniform within it): many small
+    /// values and a few large ones, as sizes and lifetimes in real programs are.
+    #[inline(always)]
+    pub fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
+        let lo = lo.max(1);
+        if hi <= lo {
+            return lo.min(hi.max(1));
+        }
+        let (lo_bits, hi_bits) = (63 - lo.leading_zeros(), 63 - hi.leading_zeros());
+        let bits = lo_bits + self.below((hi_bits - lo_bits + 1) as u64) as u32;
+        let from = (1u64 << bits).max(lo);
+        let to = ((1u64 << bits) - 1 + (1u64 << bits)).min(hi);
+        self.between(from, to)
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +74,20 @@ mod tests {
             seen.iter().all(|&s| s),
             "some value in 0..10 never drawn: {seen:?}"
         );
+    }
+
+    #[test]
+    fn log_uniform_stays_in_range_and_favours_small_values() {
+        let mut rng = SplitMix64::for_thread(9, 0);
+        let draws: Vec<u64> = (0..20_000).map(|_| rng.log_uniform(16, 16384)).collect();
+        assert!(draws.iter().all(|v| (16..=16384).contains(v)));
+        let small = draws.iter().filter(|&&v| v < 128).count();
+        let large = draws.iter().filter(|&&v| v >= 8192).count();
+        // 16..127 is 3 of the 11 power-of-two ranges, 8192..16384 one.
+        assert!(small > 4000 && large > 1000, "small={small} large={large}");
+        assert!(draws.contains(&16) && draws.iter().any(|&v| v > 16000));
+        assert_eq!(rng.log_uniform(7, 7), 7);
+        assert!((1..=3).contains(&rng.log_uniform(0, 3)));
     }
 
     #[test]
