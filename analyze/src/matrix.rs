@@ -18,12 +18,26 @@ pub mod stats;
 
 /// Exit status when `--compare` finds a regression (1 stays "the command failed").
 pub const EXIT_REGRESSION: u8 = 3;
-pub const SCHEMA: &str = "hz3-matrix/1";
+/// Version 2: presets write their objects unless the row is labelled `:untouched` (version 1's
+/// rows never wrote them unless their arguments said `--touch`; [`upgrade`] reads those files).
+pub const SCHEMA: &str = "hz3-matrix/2";
+const SCHEMA_V1: &str = "hz3-matrix/1";
+/// The label suffix of a row whose objects are never written (the secondary, untouched form).
+pub const UNTOUCHED: &str = ":untouched";
+/// Presets whose untouched form `all` keeps as secondary rows: the four that every earlier baseline
+/// measured untouched, so their history stays comparable. The other presets are touched only.
+pub const UNTOUCHED_ROWS: [Preset; 4] = [
+    Preset::RemoteHeavySmall,
+    Preset::Remote90,
+    Preset::LocalSmall,
+    Preset::MixedLarge,
+];
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   hz3-analyze matrix --quick
   hz3-analyze matrix --preset all --runs 5 --csv m.csv --json m.json --markdown m.md --svg m.svg
+  hz3-analyze matrix --preset realloc-growth,local-small,local-small:untouched
   hz3-analyze matrix --alloc glibc --alloc mine=/tmp/libmine.so --baseline glibc -- --threads 4 --iters 100000
   hz3-analyze matrix --preset all --compare baseline.json --tolerance 5%
   hz3-analyze matrix --compare docs/baseline.json --baseline-preload-dir /tmp/hz3-baseline/target/preload
@@ -36,8 +50,15 @@ pub struct Args {
     /// libhz3_*.so except *_probes*/*_failfast*/*_inject*/*_portable* builds, and ceiling
     #[arg(long = "alloc", value_name = "NAME[=PATH]")]
     pub allocs: Vec<String>,
-    /// Bench preset(s), comma-separated or repeated, or `all` [default: remote-heavy-small]
-    #[arg(long = "preset", value_delimiter = ',', value_name = "PRESET")]
+    /// Bench preset(s), comma-separated or repeated, or `all`; objects are written (--touch, the
+    /// reference form); PRESET:untouched is the form that never writes them. `all` = every preset,
+    /// then the untouched rows of remote-heavy-small, remote-90, local-small and mixed-large
+    /// [default: remote-heavy-small]
+    #[arg(
+        long = "preset",
+        value_delimiter = ',',
+        value_name = "PRESET[:untouched]"
+    )]
     pub presets: Vec<String>,
     /// Rounds: each round runs every (preset, allocator) once, in a rotated order [default: 5, --quick: 2]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -344,50 +365,60 @@ enum WorkloadError {
     Other(anyhow::Error),
 }
 
-/// The workloads in order: one per preset (`all` = every preset), or one "custom" workload when
-/// only bench arguments are given. Every argument list is validated by the bench's own parser.
+/// The workloads in order: one per preset and form (`all` = every preset touched, then the
+/// untouched [`UNTOUCHED_ROWS`]), or one "custom" workload when only bench arguments are given.
+/// Every argument list is validated by the bench's own parser; a row's label is its preset and,
+/// when its objects are not written, [`UNTOUCHED`].
 fn workloads(
     presets: &[String],
     bench_args: &[String],
     quick: bool,
 ) -> Result<Vec<Workload>, WorkloadError> {
-    let mut chosen: Vec<Option<Preset>> = Vec::new();
+    let mut chosen: Vec<(Option<Preset>, bool)> = Vec::new();
     for name in presets {
         if name == "all" {
-            chosen.extend(Preset::ALL.map(Some));
-        } else {
-            let preset = Preset::from_name(name).ok_or_else(|| {
-                let known: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
-                WorkloadError::Other(anyhow::anyhow!(
-                    "unknown preset {name:?}: use one of {}, or all",
-                    known.join(", ")
-                ))
-            })?;
-            chosen.push(Some(preset));
+            chosen.extend(Preset::ALL.map(|p| (Some(p), true)));
+            chosen.extend(UNTOUCHED_ROWS.map(|p| (Some(p), false)));
+            continue;
         }
+        let (base, touched) = match name.strip_suffix(UNTOUCHED) {
+            Some(base) => (base, false),
+            None => (name.as_str(), true),
+        };
+        let preset = Preset::from_name(base).ok_or_else(|| {
+            let known: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
+            WorkloadError::Other(anyhow::anyhow!(
+                "unknown preset {name:?}: use one of {}, each optionally with {UNTOUCHED}, or all",
+                known.join(", ")
+            ))
+        })?;
+        chosen.push((Some(preset), touched));
     }
     if chosen.is_empty() {
-        chosen.push(if bench_args.is_empty() {
-            Some(Preset::RemoteHeavySmall)
-        } else {
-            None
-        });
+        let preset = bench_args.is_empty().then_some(Preset::RemoteHeavySmall);
+        chosen.push((preset, true));
     }
-    chosen.dedup();
     let mut out = Vec::new();
-    for preset in chosen {
+    for (preset, touched) in chosen {
         let mut args = vec!["remote".to_owned()];
         if let Some(p) = preset {
             args.extend(["--preset".to_owned(), p.name().to_owned()]);
         }
-        args.extend(bench_args.iter().cloned());
-        let (parsed, cfg) =
+        let parse = |args: &[String]| {
             bench::cli::parse(std::iter::once("hz3-bench".to_owned()).chain(args.iter().cloned()))
-                .map_err(WorkloadError::Bench)?;
+                .map_err(WorkloadError::Bench)
+        };
+        let (given, _) = parse(&[args.clone(), bench_args.to_vec()].concat())?;
+        // Bench arguments that choose the form themselves win over the row's form.
+        if !touched && given.touch.is_none() && !given.untouched {
+            args.push("--untouched".to_owned());
+        }
+        args.extend(bench_args.iter().cloned());
+        let (parsed, cfg) = parse(&args)?;
         if quick && parsed.iters.is_none() {
             args.extend(["--iters".to_owned(), (cfg.iters / 10).max(1).to_string()]);
         }
-        let label = preset.map_or("custom", Preset::name).to_owned();
+        let label = row_label(preset.map_or("custom", Preset::name), cfg.touch);
         if out.iter().any(|w: &Workload| w.preset == label) {
             continue;
         }
@@ -397,6 +428,63 @@ fn workloads(
         });
     }
     Ok(out)
+}
+
+/// `preset`, or `preset:untouched` when the row's objects are never written.
+fn row_label(preset: &str, touched: bool) -> String {
+    if touched {
+        preset.to_owned()
+    } else {
+        format!("{preset}{UNTOUCHED}")
+    }
+}
+
+/// Which form the rows measure, for the first line of the table and the markdown.
+pub fn form_note(report: &MatrixReport) -> &'static str {
+    let untouched = |w: &&Workload| w.preset.ends_with(UNTOUCHED);
+    match report.workloads.iter().filter(untouched).count() {
+        0 => "objects written (--touch, the reference form)",
+        n if n == report.workloads.len() => {
+            "objects never written (the untouched form: not the reference)"
+        }
+        _ => "objects written (--touch, the reference form) except rows labelled :untouched (secondary)",
+    }
+}
+
+/// A matrix JSON as this version reads it: schema 2 as is; schema 1 (presets untouched unless the
+/// arguments said `--touch`) relabelled, so its untouched rows compare with today's
+/// `PRESET:untouched` rows and its `--touch` rows with today's plain ones. Anything else is refused.
+pub fn upgrade(mut report: MatrixReport) -> Result<MatrixReport, String> {
+    if report.schema == SCHEMA {
+        return Ok(report);
+    }
+    if report.schema != SCHEMA_V1 {
+        return Err(format!(
+            "schema {:?}, expected {SCHEMA:?} (or {SCHEMA_V1:?}, read as untouched rows): regenerate it with `hz3-analyze matrix --json`",
+            report.schema
+        ));
+    }
+    for w in &mut report.workloads {
+        let touch_flags = ["--touch", "--touch=true", "--touch=false"];
+        let touched = w.args.iter().any(|a| a == "--touch" || a == "--touch=true");
+        w.args.retain(|a| !touch_flags.contains(&a.as_str()));
+        if touched {
+            continue;
+        }
+        // Where today's matrix puts it: after the subcommand and preset.
+        let at = match w.args.iter().position(|a| a == "--preset") {
+            Some(i) => (i + 2).min(w.args.len()),
+            None => 1.min(w.args.len()),
+        };
+        w.args.insert(at, "--untouched".to_owned());
+        let old = std::mem::take(&mut w.preset);
+        w.preset = row_label(&old, false);
+        for row in report.rows.iter_mut().filter(|r| r.preset == old) {
+            row.preset = w.preset.clone();
+        }
+    }
+    report.schema = SCHEMA.to_owned();
+    Ok(report)
 }
 
 fn check_unique_names(allocs: &[Allocator]) -> Result<()> {
@@ -558,9 +646,23 @@ mod tests {
     #[test]
     fn workloads_expand_presets_apply_overrides_and_quick() {
         let w = workloads(&strings(&["all"]), &[], false).ok().unwrap();
+        let touched: Vec<String> = Preset::ALL.iter().map(|p| p.name().to_owned()).collect();
+        let untouched: Vec<String> = UNTOUCHED_ROWS
+            .iter()
+            .map(|p| format!("{}:untouched", p.name()))
+            .collect();
         assert_eq!(
-            w.iter().map(|w| w.preset.as_str()).collect::<Vec<_>>(),
-            Preset::ALL.map(Preset::name)
+            w.iter().map(|w| w.preset.clone()).collect::<Vec<_>>(),
+            [touched, untouched].concat(),
+            "headline (touched) rows first, the untouched ones after"
+        );
+        assert_eq!(
+            w[0].args,
+            strings(&["remote", "--preset", "remote-heavy-small"])
+        );
+        assert_eq!(
+            w.last().unwrap().args,
+            strings(&["remote", "--preset", "mixed-large", "--untouched"])
         );
 
         let w = workloads(
@@ -601,6 +703,139 @@ mod tests {
             workloads(&strings(&["nope"]), &[], false),
             Err(WorkloadError::Other(_))
         ));
+        assert!(matches!(
+            workloads(&strings(&["local-small:touched"]), &[], false),
+            Err(WorkloadError::Other(_))
+        ));
+    }
+
+    #[test]
+    fn the_untouched_form_is_a_labelled_row_and_bench_arguments_choose_the_form_themselves() {
+        let w = workloads(
+            &strings(&["realloc-growth:untouched", "realloc-growth"]),
+            &strings(&["--iters", "3"]),
+            true,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(
+            w.iter()
+                .map(|w| (w.preset.as_str(), w.args.join(" ")))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "realloc-growth:untouched",
+                    "remote --preset realloc-growth --untouched --iters 3".to_owned()
+                ),
+                (
+                    "realloc-growth",
+                    "remote --preset realloc-growth --iters 3".to_owned()
+                ),
+            ]
+        );
+        // `-- --untouched` makes every row untouched: one row per preset, labelled so.
+        let w = workloads(
+            &strings(&["local-small", "local-small:untouched"]),
+            &strings(&["--untouched"]),
+            false,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(
+            w.iter().map(|w| w.preset.as_str()).collect::<Vec<_>>(),
+            ["local-small:untouched"]
+        );
+        let w = workloads(&[], &strings(&["--touch=false"]), false)
+            .ok()
+            .unwrap();
+        assert_eq!(w[0].preset, "custom:untouched");
+    }
+
+    fn report_with(schema: &str, workloads: &[(&str, &[&str])]) -> MatrixReport {
+        MatrixReport {
+            schema: schema.into(),
+            baseline: "tcmalloc".into(),
+            runs: 1,
+            quick: false,
+            workloads: workloads
+                .iter()
+                .map(|(p, args)| Workload {
+                    preset: p.to_string(),
+                    args: strings(args),
+                })
+                .collect(),
+            rows: workloads
+                .iter()
+                .map(|(p, _)| test_row(p, "glibc", &[1.0], &[]))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_schema_1_file_reads_as_untouched_rows_unless_it_said_touch() {
+        let old = report_with(
+            "hz3-matrix/1",
+            &[
+                ("remote-90", &["remote", "--preset", "remote-90"]),
+                (
+                    "remote-heavy-small",
+                    &["remote", "--preset", "remote-heavy-small", "--touch"],
+                ),
+                ("custom", &["remote", "--threads", "4"]),
+            ],
+        );
+        let new = upgrade(old).unwrap();
+        assert_eq!(new.schema, SCHEMA);
+        let today = workloads(
+            &strings(&["remote-90:untouched", "remote-heavy-small"]),
+            &[],
+            false,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(
+            new.workloads[..2],
+            today[..],
+            "upgraded rows match today's arguments"
+        );
+        assert_eq!(
+            (
+                new.workloads[2].preset.as_str(),
+                new.workloads[2].args.join(" ")
+            ),
+            (
+                "custom:untouched",
+                "remote --untouched --threads 4".to_owned()
+            )
+        );
+        assert!(new.row("remote-90:untouched", "glibc").is_some());
+        assert!(new.row("remote-90", "glibc").is_none());
+        assert!(new.row("remote-heavy-small", "glibc").is_some());
+
+        let current = report_with(SCHEMA, &[("local-small", &["remote"])]);
+        assert_eq!(upgrade(current.clone()).unwrap(), current);
+        let err = upgrade(report_with("hz3-matrix/9", &[])).unwrap_err();
+        assert!(err.contains("regenerate"), "{err}");
+    }
+
+    #[test]
+    fn the_summary_says_which_form_the_rows_are() {
+        let touched = report_with(SCHEMA, &[("a", &[])]);
+        assert!(form_note(&touched).starts_with("objects written"));
+        let both = report_with(SCHEMA, &[("a", &[]), ("a:untouched", &[])]);
+        assert!(form_note(&both).contains("except rows labelled :untouched"));
+        let untouched = report_with(SCHEMA, &[("a:untouched", &[])]);
+        assert!(form_note(&untouched).contains("never written"));
+        assert!(output::table(&both)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("reference form"));
+        assert!(output::markdown(&both)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("reference form"));
     }
 
     #[test]

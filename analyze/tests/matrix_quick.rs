@@ -264,3 +264,74 @@ fn crashes_are_rows_and_mislabelled_preloads_are_errors() {
         stderr(&out)
     );
 }
+
+#[test]
+fn new_presets_and_untouched_rows_are_labelled_and_old_baselines_still_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (json_path, old_path) = (path("m.json"), path("old.json"));
+    let args = [
+        QUICK_GLIBC_JEMALLOC,
+        &[
+            "--runs",
+            "1",
+            "--preset",
+            "realloc-growth,local-small:untouched",
+            "--json",
+            &json_path,
+        ],
+    ]
+    .concat();
+    let out = matrix(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .contains("except rows labelled :untouched"),
+        "{table}"
+    );
+    let json = read_json(&json_path);
+    assert_eq!(json["schema"], "hz3-matrix/2");
+    let labels: Vec<&str> = json["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["preset"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["realloc-growth", "local-small:untouched"]);
+    assert!(json["workloads"][1]["args"]
+        .as_array()
+        .unwrap()
+        .contains(&"--untouched".into()));
+    for row in json["rows"].as_array().unwrap() {
+        assert!(row["median_mops"].as_f64().unwrap() > 0.0, "{row}");
+    }
+
+    // The same result as a schema-1 file wrote it (untouched was the default then): it still
+    // compares, row for row, with today's `:untouched` rows.
+    let old = std::fs::read_to_string(&json_path)
+        .unwrap()
+        .replace("hz3-matrix/2", "hz3-matrix/1")
+        .replace("local-small:untouched", "local-small")
+        .replace("\"--untouched\",", "");
+    std::fs::write(&old_path, old).unwrap();
+    let compare = [
+        &args[..args.len() - 2],
+        &["--compare", &old_path, "--tolerance", "99%"],
+    ]
+    .concat();
+    let out = matrix(&compare);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no row regressed"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = matrix(&["--preset", "nope"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains(":untouched"), "{}", stderr(&out));
+}

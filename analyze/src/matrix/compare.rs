@@ -1,6 +1,6 @@
 //! The regression guard: medians as ratios to an anchor measured in the same session (absolute
 //! numbers drift on a shared machine), compared row by row against an earlier matrix JSON.
-use super::{MatrixReport, Row, Workload, SCHEMA};
+use super::{MatrixReport, Row, Workload};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -48,14 +48,7 @@ pub fn load(path: &Path) -> Result<MatrixReport> {
             e.column()
         )
     })?;
-    if report.schema != SCHEMA {
-        bail!(
-            "{}: schema {:?}, expected {SCHEMA:?}",
-            path.display(),
-            report.schema
-        );
-    }
-    Ok(report)
+    super::upgrade(report).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// What the guard compares: throughput (the bench's Mops/s) or CPU time per op (steadier when the
@@ -187,7 +180,7 @@ pub fn describe(regressions: &[Regression], anchor: &str, tolerance: f64) -> Str
 
 #[cfg(test)]
 mod tests {
-    use super::super::{finish_rows, test_row, Row, Workload};
+    use super::super::{finish_rows, test_row, Row, Workload, SCHEMA};
     use super::*;
 
     fn report(rows: &[(&str, &str, &[f64])]) -> MatrixReport {

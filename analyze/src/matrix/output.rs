@@ -136,7 +136,8 @@ pub fn table(report: &MatrixReport) -> String {
         s.trim_end().to_owned() + "\n"
     };
     let (rounds, ratio) = rounds_and_ratio(report);
-    let mut out = format!("hz3-analyze matrix: {rounds}, {ratio}\n");
+    let form = super::form_note(report);
+    let mut out = format!("hz3-analyze matrix: {rounds}, {ratio}; {form}\n");
     out += &line(&heading);
     for r in &body {
         out += &line(r);
@@ -156,7 +157,8 @@ pub fn csv(report: &MatrixReport) -> Result<String> {
 
 pub fn markdown(report: &MatrixReport) -> String {
     let (rounds, ratio) = rounds_and_ratio(report);
-    let mut out = format!("Interleaved matrix, {rounds}; {ratio}.\n\n");
+    let form = super::form_note(report);
+    let mut out = format!("Interleaved matrix, {rounds}; {ratio}; {form}.\n\n");
     let heading = headings();
     out += &format!("| {} |\n", heading.join(" | "));
     let numbers = heading.len() - TEXT_COLUMNS;

@@ -74,6 +74,16 @@ pub fn index(report: &Report, out: &Path) -> Vec<Block> {
     b
 }
 
+/// Which form the recordings' (and the focus rows') figures are: objects written or not.
+fn form(record_bench_args: &[String]) -> &'static str {
+    let argv = std::iter::once("hz3-bench".to_owned()).chain(record_bench_args.iter().cloned());
+    match bench::cli::parse(argv) {
+        Ok((_, cfg)) if cfg.touch => "every object written (`--touch`, the reference form)",
+        Ok(_) => "objects never written (the untouched form, not the reference)",
+        Err(_) => "form unknown (the bench arguments no longer parse)",
+    }
+}
+
 fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "The question".into()));
     let Some(anchor) = &report.anchor else {
@@ -85,8 +95,9 @@ fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
     b.push(Block::Para(format!(
         "Where does hz3 spend its time per op, box by box, against **{anchor}**, the fastest anchor \
          (glibc, tcmalloc, jemalloc, mimalloc) on `{FOCUS_PRESET}` in the matrix below? \
-         Every recording ran `hz3-bench {}`.",
-        report.record_bench_args.join(" ")
+         Every recording ran `hz3-bench {}`: {}.",
+        report.record_bench_args.join(" "),
+        form(&report.record_bench_args)
     )));
     let mut items: Vec<String> = report
         .recordings
@@ -426,6 +437,21 @@ mod tests {
             workloads: vec![],
             rows,
         }
+    }
+
+    #[test]
+    fn the_question_says_which_form_the_figures_are() {
+        let args = |extra: &[&str]| -> Vec<String> {
+            ["remote", "--preset", FOCUS_PRESET]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        assert!(form(&args(&[])).contains("every object written"));
+        assert!(form(&args(&["--touch"])).contains("reference form"));
+        assert!(form(&args(&["--untouched"])).contains("never written"));
+        assert!(form(&args(&["--threads", "zero"])).contains("unknown"));
     }
 
     #[test]
