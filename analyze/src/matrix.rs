@@ -263,6 +263,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if let Some(previous) = &previous {
         compare::check_same_arguments(previous, &workloads)?;
+        check_some_row_in_common(previous, &workloads)?;
     }
     if !allocs.iter().any(|a| a.name == anchor) && previous.is_some() {
         bail!("--compare anchor {anchor:?} is not among the allocators measured");
@@ -485,6 +486,28 @@ pub fn upgrade(mut report: MatrixReport) -> Result<MatrixReport, String> {
     }
     report.schema = SCHEMA.to_owned();
     Ok(report)
+}
+
+/// A guard that compares nothing would pass silently: refuse a baseline that shares no preset (and
+/// form) with this run, naming what it has.
+fn check_some_row_in_common(previous: &MatrixReport, workloads: &[Workload]) -> Result<()> {
+    if workloads
+        .iter()
+        .any(|w| previous.workloads.iter().any(|p| p.preset == w.preset))
+    {
+        return Ok(());
+    }
+    let has: Vec<&str> = previous
+        .workloads
+        .iter()
+        .map(|w| w.preset.as_str())
+        .collect();
+    let wants: Vec<&str> = workloads.iter().map(|w| w.preset.as_str()).collect();
+    bail!(
+        "--compare: the baseline has no row of {} (it has {}); rows labelled {UNTOUCHED} never write their objects (every row of a {SCHEMA_V1} file that did not say --touch)",
+        wants.join(", "),
+        has.join(", ")
+    )
 }
 
 fn check_unique_names(allocs: &[Allocator]) -> Result<()> {
@@ -816,6 +839,27 @@ mod tests {
         assert_eq!(upgrade(current.clone()).unwrap(), current);
         let err = upgrade(report_with("hz3-matrix/9", &[])).unwrap_err();
         assert!(err.contains("regenerate"), "{err}");
+    }
+
+    #[test]
+    fn a_baseline_with_no_row_in_common_is_refused() {
+        let old = upgrade(report_with(
+            SCHEMA_V1,
+            &[("remote-90", &["remote", "--preset", "remote-90"])],
+        ))
+        .unwrap();
+        let touched = workloads(&strings(&["remote-90"]), &[], false)
+            .ok()
+            .unwrap();
+        let err = check_some_row_in_common(&old, &touched).unwrap_err();
+        assert!(
+            format!("{err}").contains("no row of remote-90 (it has remote-90:untouched)"),
+            "{err}"
+        );
+        let both = workloads(&strings(&["remote-90", "remote-90:untouched"]), &[], false)
+            .ok()
+            .unwrap();
+        check_some_row_in_common(&old, &both).unwrap();
     }
 
     #[test]
