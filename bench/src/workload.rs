@@ -298,13 +298,24 @@ pub(crate) mod checking {
         pub reallocs: AtomicU64,
         live: Mutex<HashSet<usize>>,
         bad_frees: AtomicU64,
+        /// When non-zero: the malloc with this number flips the first byte of another live block,
+        /// as an allocator that hands out memory still in use would; the realloc with this number
+        /// flips the first byte of the block it returns, as one that lost the contents would.
+        pub corrupt_at: u64,
     }
 
     impl RawAlloc for CheckingAlloc {
         fn malloc(&self, size: usize) -> *mut u8 {
             let p = CMalloc.malloc(size);
-            self.mallocs.fetch_add(1, Ordering::Relaxed);
-            assert!(self.live.lock().unwrap().insert(p as usize));
+            let n = self.mallocs.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut live = self.live.lock().unwrap();
+            if n == self.corrupt_at {
+                if let Some(&victim) = live.iter().next() {
+                    // SAFETY: a live block of at least one byte (every workload asks for >= 1).
+                    unsafe { *(victim as *mut u8) ^= 0xff };
+                }
+            }
+            assert!(live.insert(p as usize));
             p
         }
         unsafe fn free(&self, ptr: *mut u8) {
@@ -317,12 +328,16 @@ pub(crate) mod checking {
             unsafe { CMalloc.free(ptr) }
         }
         unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
-            self.reallocs.fetch_add(1, Ordering::Relaxed);
+            let n = self.reallocs.fetch_add(1, Ordering::Relaxed) + 1;
             let mut live = self.live.lock().unwrap();
             assert!(live.remove(&(ptr as usize)), "realloc of a block not live");
             // SAFETY: the pointer was live in our set, so it came from CMalloc.
             let p = unsafe { CMalloc.realloc(ptr, size) };
             assert!(!p.is_null());
+            if n == self.corrupt_at {
+                // SAFETY: p is a block of `size` >= 1 bytes: a realloc that lost a byte it copied.
+                unsafe { *p ^= 0xff };
+            }
             live.insert(p as usize);
             p
         }
@@ -341,6 +356,61 @@ pub(crate) mod checking {
                 self.frees.load(Ordering::Relaxed)
             );
             assert!(self.live.lock().unwrap().is_empty(), "blocks leaked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checking::{small_config, CheckingAlloc};
+    use super::*;
+
+    const CHILD_ENV: &str = "HZ3_BENCH_TEST_CORRUPT_KIND";
+
+    /// The bench's own content checks, end to end: an allocator that scribbles on a live object
+    /// makes the run exit 1 naming the workload. Each case runs in a child process (the check
+    /// exits the process), which is this test binary re-run on this one test.
+    #[test]
+    fn a_scribbled_live_object_fails_the_run_naming_the_workload() {
+        if let Ok(kind) = std::env::var(CHILD_ENV) {
+            let kind = <Kind as clap::ValueEnum>::from_str(&kind, false).unwrap();
+            let mut alloc = CheckingAlloc::default();
+            alloc.corrupt_at = 500;
+            // One thread that allocates, so no other thread can be between its malloc and its
+            // first write when the block is scribbled on.
+            let threads = if kind == Kind::ProducerConsumer { 2 } else { 1 };
+            run(
+                &Config {
+                    threads,
+                    ..small_config(kind)
+                },
+                &alloc,
+            );
+            return; // not caught: the parent sees exit 0
+        }
+        for kind in [
+            Kind::ServerTable,
+            Kind::ProducerConsumer,
+            Kind::RandomLifetimes,
+            Kind::ReallocGrowth,
+        ] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "workload::tests::a_scribbled_live_object_fails_the_run_naming_the_workload",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env(CHILD_ENV, kind.name())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{}: {stderr}", kind.name());
+            assert!(
+                stderr.contains(&format!("hz3-bench: {}: ", kind.name()))
+                    && stderr.contains("the bench wrote"),
+                "{}: {stderr}",
+                kind.name()
+            );
         }
     }
 }
