@@ -883,6 +883,15 @@ mod tests {
     }
 
     #[test]
+    fn slow_large_block_rows_keep_three_significant_digits() {
+        let mut report = report_with(SCHEMA, &[("a", &[])]);
+        report.rows = vec![test_row("a", "x", &[0.00312, 0.0801, 12.345], &[])];
+        finish_rows(&mut report.rows, "x");
+        let table = output::table(&report);
+        assert!(table.contains("0.0801  0.00312  12.35"), "{table}");
+    }
+
+    #[test]
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
         crate::cli::Cli::command().debug_assert();

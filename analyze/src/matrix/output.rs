@@ -63,8 +63,16 @@ fn or_dash(v: Option<f64>, show: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "-".into(), show)
 }
 
+/// Two decimals, or three significant digits below 1 (large-block presets run ~0.001-0.1 Mops/s).
 fn mops(v: Option<f64>) -> String {
-    or_dash(v, |v| format!("{v:.2}"))
+    or_dash(v, |v| {
+        let decimals = if v > 0.0 && v < 1.0 {
+            (2 - v.log10().floor() as i32).clamp(2, 9) as usize
+        } else {
+            2
+        };
+        format!("{v:.decimals$}")
+    })
 }
 
 fn ratio(v: Option<f64>) -> String {
