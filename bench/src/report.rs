@@ -85,13 +85,14 @@ impl BenchReport {
 
     pub fn human_line(&self) -> String {
         format!(
-            "workload={} touch={} threads={} ops={} secs={:.3} mops={:.2} cpu_ns_per_op={:.1} remote={} fallback={} reallocs={} allocator={}",
+            "workload={} touch={} threads={} ops={} secs={:.3} mops={:.2} ns_per_op={:.1} cpu_ns_per_op={:.1} remote={} fallback={} reallocs={} allocator={}",
             self.bench,
             self.touch,
             self.threads,
             self.ops,
             self.secs,
             self.mops,
+            self.secs * 1e9 / self.ops.max(1) as f64,
             self.cpu_ns_per_op(),
             self.remote,
             self.fallback,
