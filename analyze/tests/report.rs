@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hz3-analyze");
+/// One preset: the small bench arguments below (--ws, --iters) mean other things to the other
+/// presets' workloads (or nothing: producer-consumer refuses --ws).
 const TINY: &[&str] = &[
     "report",
     "--quick",
+    "--preset",
+    "remote-heavy-small",
     "--lane",
     "fast,scale",
     "--alloc",
