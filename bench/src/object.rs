@@ -4,6 +4,7 @@
 //! program's would be); before the object is freed or grown, its first and last byte must still
 //! hold that tag. Two live objects that overlap, or an object whose memory was handed out again
 //! while live, fail the check with a one-line message naming the workload.
+use crate::workload::inconsistent;
 
 /// A tag byte for object `seq` of thread `thread`: neighbouring objects get different tags.
 #[inline(always)]
@@ -40,10 +41,51 @@ pub unsafe fn verify(touch: bool, p: *const u8, size: usize, tag: u8, workload: 
     }
 }
 
+/// Writes `size` (at most 4 GiB) and its complement into the first 8 bytes of a block of at least 8 bytes, so a thread that receives
+/// it without its size can check it ([`verify_stamped`]).
+///
+/// # Safety
+/// As for [`fill`], with `size >= 8`.
+#[inline(always)]
+pub unsafe fn stamp_size(p: *mut u8, size: usize) {
+    // The complement in the high half makes any change to the stamp visible.
+    let size = size as u32;
+    let stamp = size as u64 | ((!size) as u64) << 32;
+    // SAFETY: the caller's contract: 8 bytes lie inside the block.
+    unsafe { (p as *mut u64).write_unaligned(stamp) };
+}
+
+/// Exits with a message naming `workload` unless the block at `p` carries a size stamp within
+/// `min..=max` (and at least 9) and its bytes 8 and size-1 still hold `tag`.
+///
+/// # Safety
+/// `p` is a live block stamped by [`stamp_size`] after a [`fill`] with `tag`, of at least `min`
+/// bytes, `min >= 9`.
+#[inline(always)]
+pub unsafe fn verify_stamped(p: *const u8, min: usize, max: usize, tag: u8, workload: &str) {
+    // SAFETY: the caller's contract: the block holds at least min >= 9 bytes.
+    let stamp = unsafe { (p as *const u64).read_unaligned() };
+    let size = (stamp as u32) as usize;
+    if (stamp >> 32) as u32 != !(stamp as u32) || size < min.max(9) || size > max {
+        inconsistent(
+            workload,
+            format_args!(
+                "object {p:p} has lost the size stamp the bench wrote (it reads {stamp:#018x}; sizes are {min}..={max}): the allocator handed out memory that was still in use"
+            ),
+        );
+    }
+    // SAFETY: size lies within the block's true size unless the stamp was overwritten with
+    // another in-range value; byte 8 and byte size-1 are then inside it.
+    let (second, last) = unsafe { (*p.add(8), *p.add(size - 1)) };
+    if second != tag || last != tag {
+        corrupted(workload, p, size, tag, second, last);
+    }
+}
+
 /// Exits unless every byte of `bytes` is `tag` (a whole region the bench wrote).
 pub fn verify_all(bytes: &[u8], tag: u8, workload: &str) {
     if let Some(at) = bytes.iter().position(|&b| b != tag) {
-        super::workload::inconsistent(
+        inconsistent(
             workload,
             format_args!(
                 "byte {at} of a {}-byte region at {:p} is {:#04x}, the bench wrote {tag:#04x}: the allocator lost or overwrote its contents",
@@ -57,7 +99,7 @@ pub fn verify_all(bytes: &[u8], tag: u8, workload: &str) {
 
 #[cold]
 fn corrupted(workload: &str, p: *const u8, size: usize, tag: u8, first: u8, last: u8) -> ! {
-    super::workload::inconsistent(
+    inconsistent(
         workload,
         format_args!(
             "object {p:p} of {size} bytes holds {first:#04x}..{last:#04x}, the bench wrote {tag:#04x}: the allocator handed out memory that was still in use"
@@ -91,5 +133,14 @@ mod tests {
             verify(false, block.as_ptr(), 8, 9, "test");
         }
         assert_eq!(block, vec![0u8; 8]);
+
+        let mut block = vec![0u8; 100];
+        // SAFETY: a 100-byte owned buffer.
+        unsafe {
+            fill(true, block.as_mut_ptr(), 100, 0xa5);
+            stamp_size(block.as_mut_ptr(), 100);
+            verify_stamped(block.as_ptr(), 64, 128, 0xa5, "test");
+        }
+        assert_eq!(block[..8], (100u64 | (!100u32 as u64) << 32).to_le_bytes());
     }
 }

@@ -379,16 +379,26 @@ mod tests {
             // One thread that allocates, so no other thread can be between its malloc and its
             // first write when the block is scribbled on.
             let threads = if kind == Kind::ProducerConsumer { 2 } else { 1 };
-            run(
-                &Config {
-                    threads,
-                    ..small_config(kind)
+            let cfg = Config {
+                threads,
+                ..small_config(kind)
+            };
+            let cfg = match kind {
+                // Large blocks are the remote workload's checked ones.
+                Kind::Remote => Config {
+                    iters: 2000,
+                    ws: 8,
+                    min: 64 << 10,
+                    max: 80 << 10,
+                    ..cfg
                 },
-                &alloc,
-            );
+                _ => cfg,
+            };
+            run(&cfg, &alloc);
             return; // not caught: the parent sees exit 0
         }
         for kind in [
+            Kind::Remote,
             Kind::ServerTable,
             Kind::ProducerConsumer,
             Kind::RandomLifetimes,

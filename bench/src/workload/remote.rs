@@ -2,9 +2,18 @@
 //! fills an empty slot or empties a full one, and a freed object goes to the next thread's ring
 //! with probability P% (that thread frees it).
 use super::{malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, ThreadTotals, Timed};
+use crate::object;
 use crate::ring::Ring;
 use crate::rng::SplitMix64;
 use std::sync::Barrier;
+
+const NAME: &str = "remote";
+/// What `--touch` writes into every byte.
+const FILL: u8 = 0xa5;
+/// Touched blocks of at least this size (all of them when --min is this large: large-churn) carry
+/// their size and are checked before every free; writing them costs far more than the check. The
+/// small-object presets stay as their targets were measured: written, never read back.
+const CHECKED_MIN: usize = 64 << 10;
 
 pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
     let threads = cfg.threads.max(1);
@@ -32,10 +41,16 @@ fn worker<A: RawAlloc>(
     let mut producer = outbox.producer();
     let mut t = ThreadTotals::default();
     let span = (cfg.max - cfg.min + 1) as u64;
+    let checked = cfg.touch && cfg.min >= CHECKED_MIN;
     let free = |p: *mut u8| {
         // SAFETY: every pointer reaching here came from `alloc.malloc` and left its slot or ring
-        // when it was handed over, so it is freed exactly once.
-        unsafe { alloc.free(p) }
+        // when it was handed over, so it is freed exactly once; a checked one was stamped.
+        unsafe {
+            if checked {
+                object::verify_stamped(p, cfg.min, cfg.max, FILL, NAME);
+            }
+            alloc.free(p)
+        }
     };
 
     let clock = Clock::start_after(start_line);
@@ -46,9 +61,12 @@ fn worker<A: RawAlloc>(
         if object.is_null() {
             let size = cfg.min + rng.below(span) as usize;
             let p = malloc_or_exit(alloc, size);
-            if cfg.touch {
-                // SAFETY: p is a fresh block of at least `size` bytes.
-                unsafe { std::ptr::write_bytes(p, 0xa5, size) };
+            // SAFETY: p is a fresh block of at least `size` bytes (>= CHECKED_MIN when checked).
+            unsafe {
+                object::fill(cfg.touch, p, size, FILL);
+                if checked {
+                    object::stamp_size(p, size);
+                }
             }
             slots[slot] = p;
             t.mallocs += 1;
