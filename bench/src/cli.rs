@@ -26,7 +26,8 @@ pub enum Command {
 }
 
 /// The standard configurations. Iterations are sized so one run takes about 0.5-3 s with glibc on
-/// a 2-core machine (see docs/decisions.md, "bench and matrix"). Every preset writes its objects
+/// a quiet 2-core machine (see docs/decisions.md, "bench and matrix"; the presets added with the
+/// touched form were sized from their CPU time per op at load average 8-16). Every preset writes its objects
 /// (`--touch`, the reference form) unless `--untouched` is given.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
@@ -139,18 +140,18 @@ impl Preset {
             },
             Preset::RemoteHeavySmallT2 => Config {
                 threads: 2,
-                iters: 8_000_000,
+                iters: 16_000_000,
                 ..base
             },
             Preset::RemoteHeavySmallT4 => Config {
                 threads: 4,
-                iters: 4_000_000,
+                iters: 8_000_000,
                 ..base
             },
             Preset::ServerTable => Config {
                 kind: Kind::ServerTable,
                 threads: 8,
-                iters: 1_500_000,
+                iters: 3_000_000,
                 ws: 5000,
                 min: 8,
                 max: 1000,
@@ -160,7 +161,7 @@ impl Preset {
             Preset::ProducerConsumer => Config {
                 kind: Kind::ProducerConsumer,
                 threads: 8,
-                iters: 2_000_000,
+                iters: 4_000_000,
                 ring: 4096,
                 matched: false,
                 ..base
@@ -168,7 +169,7 @@ impl Preset {
             Preset::RandomLifetimes => Config {
                 kind: Kind::RandomLifetimes,
                 threads: 8,
-                iters: 1_000_000,
+                iters: 2_000_000,
                 ws: 16384,
                 max: 16384,
                 matched: false,
@@ -177,7 +178,7 @@ impl Preset {
             Preset::ReallocGrowth => Config {
                 kind: Kind::ReallocGrowth,
                 threads: 2,
-                iters: 1_000,
+                iters: 1_500,
                 min: 8192,
                 max: 4 << 20,
                 matched: false,
@@ -185,7 +186,7 @@ impl Preset {
             },
             Preset::LargeChurn => Config {
                 threads: 4,
-                iters: 2_500,
+                iters: 5_000,
                 ws: 8,
                 min: 64 << 10,
                 max: 4 << 20,
