@@ -15,3 +15,4 @@ pub mod probes_cmd;
 pub mod record;
 pub mod report;
 pub mod runner;
+pub mod stats;

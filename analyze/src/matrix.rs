@@ -3,6 +3,7 @@
 //! optionally compared against an earlier JSON as a regression guard.
 use crate::allocators::{self, Allocator};
 use crate::runner::{self, Crash};
+use crate::stats::{self as interval_stats, Interval};
 use anyhow::{bail, Context, Result};
 use bench::cli::Preset;
 use serde::{Deserialize, Serialize};
@@ -42,8 +43,16 @@ pub const UNTOUCHED_ROWS: [Preset; 4] = [
   hz3-analyze matrix --preset all --compare baseline.json --tolerance 5%
   hz3-analyze matrix --compare docs/baseline.json --baseline-preload-dir /tmp/hz3-baseline/target/preload
   hz3-analyze matrix --compare b.json --explain-with hz3_scale=/tmp/old/libhz3_scale.so --explain-dir /tmp/why
+  hz3-analyze matrix --preset all --runs 7 --compare docs/baseline.json --summary-md \"$GITHUB_STEP_SUMMARY\"
+Every median comes with a 95% bootstrap interval (seeded: the same samples give the same interval),
+and so does every ratio. The guard calls a row regressed only when the interval of the change of its
+ratio to the anchor lies wholly below -tolerance, or a one-sided Mann-Whitney test (p < 0.05) finds
+its per-round ratios below the baseline's lowered by the tolerance, or every run crashed; a row whose
+interval holds 0 is \"no change detectable at N runs\", with the runs that would detect the tolerance.
 A regressed row with a baseline build is recorded (baseline build, then this one) and its gap names
-the box that regressed; without one, the commands that get that explanation are printed.")]
+the box that regressed; without one, the commands that get that explanation are printed.
+Exit status: 0 ok (no regression), 3 a row regressed (--compare), 2 bad input (bench arguments, an
+unreadable or mismatched --compare file), 1 any other failure.")]
 pub struct Args {
     /// Allocator to measure: NAME=PATH.so, or a known name (glibc, tcmalloc, jemalloc, mimalloc,
     /// ceiling, hz3_<build> from target/preload/). Repeatable. Default: the four anchors, every
@@ -116,6 +125,10 @@ pub struct Args {
     /// over the pairs name the box (a box moves by a few ns/op between two runs of one build)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20), requires = "compare")]
     pub explain_pairs: u32,
+    /// Markdown for a CI job's summary page: the matrix, the guard's flagged rows with their
+    /// interval and box, links to their flamegraphs
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     /// hz3-bench arguments after `--` (applied after the preset, so they override it)
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -142,6 +155,12 @@ pub struct Row {
     pub max_mops: Option<f64>,
     /// median / the baseline's median on the same preset.
     pub ratio: Option<f64>,
+    /// 95% bootstrap interval of `median_mops` (seeded by preset and allocator).
+    #[serde(default)]
+    pub median_ci_mops: Option<Interval>,
+    /// 95% bootstrap interval of `ratio` (rounds resampled with the baseline's run of each round).
+    #[serde(default)]
+    pub ratio_ci: Option<Interval>,
     /// CPU time of all bench threads in the timed section per op, one per successful run: it does
     /// not count time spent waiting for a core, so it drifts far less than Mops/s on a busy machine.
     #[serde(default)]
@@ -183,6 +202,8 @@ impl Row {
             min_mops: None,
             max_mops: None,
             ratio: None,
+            median_ci_mops: None,
+            ratio_ci: None,
             peak_rss_kib: 0,
             runs_ok: 0,
             crashed: 0,
@@ -258,13 +279,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let anchor = args.anchor.clone().unwrap_or_else(|| args.baseline.clone());
     let previous = match &args.compare {
-        Some(path) => Some(compare::load(path)?),
+        Some(path) => match compare::load(path).and_then(|p| {
+            compare::check_same_arguments(&p, &workloads)?;
+            check_some_row_in_common(&p, &workloads)?;
+            Ok(p)
+        }) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("hz3-analyze matrix: --compare: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+        },
         None => None,
     };
-    if let Some(previous) = &previous {
-        compare::check_same_arguments(previous, &workloads)?;
-        check_some_row_in_common(previous, &workloads)?;
-    }
     if !allocs.iter().any(|a| a.name == anchor) && previous.is_some() {
         bail!("--compare anchor {anchor:?} is not among the allocators measured");
     }
@@ -288,14 +315,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
     print!("{}", output::table(&report));
     write_outputs(&report, &args)?;
 
-    if let Some(previous) = previous {
-        let regressions = compare::regressed_rows(
+    let Some(previous) = previous else {
+        write_summary(&args, &report, None)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    {
+        let compared = compare::compare_rows(
             &previous,
             &report,
             &anchor,
             args.tolerance,
             args.guard_metric,
         )?;
+        eprintln!(
+            "{}",
+            compare::describe_all(&compared, &anchor, args.tolerance)
+        );
+        let regressions: Vec<compare::Regression> = compared
+            .iter()
+            .filter(|r| r.is_regression())
+            .cloned()
+            .collect();
+        let guard = output::Guard {
+            anchor: &anchor,
+            tolerance: args.tolerance,
+            rows: &compared,
+            explain_dir: explain_dir(&args, &preload_dir),
+        };
         if !regressions.is_empty() {
             eprintln!(
                 "{}",
@@ -312,14 +358,35 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ) {
                 eprintln!("hz3-analyze matrix: cannot explain the regression: {e:#}");
             }
+            write_summary(&args, &report, Some(&guard))?;
             return Ok(ExitCode::from(EXIT_REGRESSION));
         }
         eprintln!(
             "hz3-analyze matrix: no row regressed more than {}% relative to {anchor}",
             args.tolerance * 100.0
         );
+        write_summary(&args, &report, Some(&guard))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_summary(args: &Args, report: &MatrixReport, guard: Option<&output::Guard>) -> Result<()> {
+    if let Some(p) = &args.summary_md {
+        std::fs::write(p, output::summary_markdown(report, guard))
+            .with_context(|| format!("writing the summary to {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Where the guard's explanations go: --explain-dir, or guard-explain beside the preload dir.
+fn explain_dir(args: &Args, preload_dir: &std::path::Path) -> PathBuf {
+    match &args.explain_dir {
+        Some(d) => d.clone(),
+        None => preload_dir
+            .parent()
+            .unwrap_or(std::path::Path::new("target"))
+            .join("guard-explain"),
+    }
 }
 
 /// The guard's explanation of each regressed row (explain.rs), from the matrix's own snapshot.
@@ -336,13 +403,7 @@ fn explain_regressions(
         Err(WorkloadError::Bench(e)) => bail!("bench arguments: {e}"),
         Err(WorkloadError::Other(e)) => return Err(e),
     };
-    let out = match &args.explain_dir {
-        Some(d) => d.clone(),
-        None => preload_dir
-            .parent()
-            .unwrap_or(std::path::Path::new("target"))
-            .join("guard-explain"),
-    };
+    let out = explain_dir(args, preload_dir);
     let plan = explain::Plan {
         builds,
         allocs,
@@ -610,7 +671,8 @@ fn crash_line(workload: &Workload, alloc: &Allocator, crash: &Crash, stderr: &st
     )
 }
 
-/// Fills median/min/max and the ratio to `baseline` on the same preset.
+/// Fills median/min/max, the ratio to `baseline` on the same preset, and their 95% intervals
+/// (each row's resampling seeded by its preset and allocator, so a report is reproducible).
 pub fn finish_rows(rows: &mut [Row], baseline: &str) {
     for row in rows.iter_mut() {
         let s = stats::summarize(&row.samples_mops);
@@ -618,19 +680,30 @@ pub fn finish_rows(rows: &mut [Row], baseline: &str) {
         row.min_mops = s.map(|s| s.min);
         row.max_mops = s.map(|s| s.max);
         row.cpu_ns_per_op = stats::summarize(&row.samples_cpu_ns_per_op).map(|s| s.median);
+        row.median_ci_mops =
+            interval_stats::median_interval(&row.samples_mops, &mut row_rng(row, "median"));
     }
-    let baselines: Vec<(String, Option<f64>)> = rows
+    let baselines: Vec<Row> = rows
         .iter()
         .filter(|r| r.allocator == baseline)
-        .map(|r| (r.preset.clone(), r.median_mops))
+        .cloned()
         .collect();
     for row in rows.iter_mut() {
-        let base = baselines
-            .iter()
-            .find(|(p, _)| *p == row.preset)
-            .and_then(|(_, m)| *m);
-        row.ratio = stats::ratio(row.median_mops, base);
+        let base = baselines.iter().find(|b| b.preset == row.preset);
+        row.ratio = stats::ratio(row.median_mops, base.and_then(|b| b.median_mops));
+        row.ratio_ci = base.and_then(|base| {
+            let pair = interval_stats::Pair::new(
+                &row.samples_mops,
+                &base.samples_mops,
+                row.crashed == 0 && base.crashed == 0,
+            );
+            interval_stats::ratio_interval(pair, &mut row_rng(row, "ratio"))
+        });
     }
+}
+
+fn row_rng(row: &Row, what: &str) -> interval_stats::Rng {
+    interval_stats::Rng::for_key(&format!("{what}/{}/{}", row.preset, row.allocator))
 }
 
 fn write_outputs(report: &MatrixReport, args: &Args) -> Result<()> {
@@ -645,11 +718,7 @@ fn write_outputs(report: &MatrixReport, args: &Args) -> Result<()> {
         write(&args.csv, "CSV", output::csv(report)?)?;
     }
     if args.json.is_some() {
-        write(
-            &args.json,
-            "JSON",
-            serde_json::to_string_pretty(report)? + "\n",
-        )?;
+        write(&args.json, "JSON", output::json(report)?)?;
     }
     write(&args.markdown, "markdown", output::markdown(report))?;
     if let Some(p) = &args.svg {

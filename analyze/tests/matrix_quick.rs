@@ -104,6 +104,24 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     }
     let glibc = rows.iter().find(|r| r["allocator"] == "glibc").unwrap();
     assert_eq!(glibc["ratio"].as_f64(), Some(1.0));
+    for row in rows {
+        let (m, ci) = (row["median_mops"].as_f64().unwrap(), &row["median_ci_mops"]);
+        assert!(
+            ci["low"].as_f64().unwrap() <= m && m <= ci["high"].as_f64().unwrap(),
+            "the median lies in its interval: {row}"
+        );
+        assert!(row["ratio_ci"]["low"].as_f64().is_some(), "{row}");
+    }
+    // hyperfine's shape beside the rows: one result per row, one time per run.
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    for r in results {
+        assert_eq!(r["times"].as_array().unwrap().len(), 2, "{r}");
+        for key in ["mean", "stddev", "median", "min", "max"] {
+            assert!(r[key].as_f64().unwrap() > 0.0, "{key}: {r}");
+        }
+        assert!(r["command"].as_str().unwrap().contains(" on "), "{r}");
+    }
 
     let mut csv = csv::Reader::from_path(&csv_path).unwrap();
     let records: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
@@ -115,7 +133,7 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     let md = std::fs::read_to_string(&md_path).unwrap();
     let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
     assert_eq!(table.len(), 2 + 4, "header, separator, 4 rows:\n{md}");
-    assert!(table.iter().all(|l| l.matches('|').count() == 11), "{md}");
+    assert!(table.iter().all(|l| l.matches('|').count() == 13), "{md}");
 
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -138,12 +156,40 @@ fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
     let args = [QUICK_GLIBC_JEMALLOC, &["--json", &json_path]].concat();
     matrix_small_ok(&args);
 
-    // A baseline claiming jemalloc used to be 100x glibc cannot be met: exit 3, the row is named.
+    // Against itself: every row's change with its interval, and a summary that agrees with the
+    // exit status. (Whether unchanged code passes is timing, which decides no test: the
+    // synthetic rates are in compare.rs.)
+    let summary = dir.path().join("summary.md").display().to_string();
+    let args = [
+        QUICK_GLIBC_JEMALLOC,
+        &["--compare", &json_path, "--summary-md", &summary],
+        SMALL_BENCH,
+    ]
+    .concat();
+    let out = matrix(&args);
+    let text = stderr(&out);
+    assert!(
+        text.contains("custom / jemalloc: ") && text.contains("% ["),
+        "{text}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    match out.status.code() {
+        Some(0) => assert!(md.contains("**No regression**"), "{md}"),
+        Some(3) => assert!(md.contains("**1 row(s) regressed**"), "{md}"),
+        other => panic!("exit {other:?}: {text}"),
+    }
+    assert!(md.contains("| custom | jemalloc |"), "{md}");
+
+    // A baseline claiming jemalloc used to be 100x glibc cannot be met: exit 3, the row is named
+    // with its interval. The guard reads every run, so the doctoring scales the samples too.
     let mut base: serde_json::Value = read_json(&json_path);
     for row in base["rows"].as_array_mut().unwrap() {
         if row["allocator"] == "jemalloc" {
             let m = row["median_mops"].as_f64().unwrap();
             row["median_mops"] = (m * 100.0).into();
+            for s in row["samples_mops"].as_array_mut().unwrap() {
+                *s = (s.as_f64().unwrap() * 100.0).into();
+            }
         }
     }
     let doctored = dir.path().join("doctored.json").display().to_string();
@@ -151,11 +197,12 @@ fn regression_guard_passes_against_itself_and_fails_on_a_doctored_baseline() {
     let args = [QUICK_GLIBC_JEMALLOC, &["--compare", &doctored]].concat();
     let out = matrix(&[&args[..], SMALL_BENCH].concat());
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stderr(&out);
     assert!(
-        stderr(&out).contains("custom / jemalloc"),
-        "{}",
-        stderr(&out)
+        text.contains("custom / jemalloc: ") && text.contains("REGRESSED"),
+        "{text}"
     );
+    assert!(text.contains("of glibc (-9"), "{text}");
 }
 
 #[test]

@@ -224,7 +224,7 @@ fn explain_row(plan: &Plan, r: &Regression) -> String {
 }
 
 /// `<preset>--<allocator>` with anything but `[A-Za-z0-9._-]` replaced, as a directory name.
-fn row_dir_name(preset: &str, allocator: &str) -> String {
+pub(crate) fn row_dir_name(preset: &str, allocator: &str) -> String {
     format!("{preset}--{allocator}")
         .chars()
         .map(|c| {
@@ -555,6 +555,7 @@ fn manual_commands(plan: &Plan, alloc: &Allocator, workload: &Workload, baseline
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::compare::Verdict;
 
     fn alloc(name: &str, preload: Option<&Path>) -> Allocator {
         Allocator {
@@ -740,6 +741,14 @@ mod tests {
             allocator: allocator.into(),
             before: 2.0,
             now,
+            change: None,
+            p_value: None,
+            runs: 1,
+            verdict: if now.is_some() {
+                Verdict::Regressed
+            } else {
+                Verdict::Crashed
+            },
         };
         let explain = |builds: &BaselineBuilds, r: &Regression| {
             let plan = Plan {

@@ -1,8 +1,13 @@
-//! The matrix as an aligned text table, CSV and markdown (the JSON is the serde form of the report).
+//! The matrix as an aligned text table, CSV, markdown, JSON (the serde form of the report plus
+//! hyperfine's `results[]`), and a markdown summary for a CI job's page.
 //!
-//! Every column is declared once in [`COLUMNS`]: adding one there adds it to all three formats.
+//! Every column is declared once in [`COLUMNS`]: adding one there adds it to table, CSV and markdown.
+use super::compare::Regression;
 use super::{MatrixReport, Row};
+use crate::stats::Interval;
 use anyhow::Result;
+use serde::Serialize;
+use std::path::PathBuf;
 
 /// A cell of the table and markdown: rounded for reading, with units where they help.
 type Shown = fn(&Row) -> String;
@@ -26,13 +31,17 @@ const fn col(
 /// Columns in CSV order; the shown ones keep their relative order in the table and markdown, the
 /// first two (text) left-aligned, the rest (numbers) right-aligned.
 #[rustfmt::skip] // one column a line reads as the table it describes
-const COLUMNS: [Column; 13] = [
+const COLUMNS: [Column; 17] = [
     col(Some(("preset", |r| r.preset.clone())), "preset", |r, _| r.preset.clone()),
     col(Some(("allocator", |r| r.allocator.clone())), "allocator", |r, _| r.allocator.clone()),
     col(Some(("median Mops/s", |r| mops(r.median_mops))), "median_mops", |r, _| full(r.median_mops)),
+    col(Some(("95% CI", |r| interval(r.median_ci_mops, mops))), "median_ci_low", |r, _| full(r.median_ci_mops.map(|i| i.low))),
+    col(None, "median_ci_high", |r, _| full(r.median_ci_mops.map(|i| i.high))),
     col(Some(("min", |r| mops(r.min_mops))), "min_mops", |r, _| full(r.min_mops)),
     col(Some(("max", |r| mops(r.max_mops))), "max_mops", |r, _| full(r.max_mops)),
     col(Some(("ratio", |r| ratio(r.ratio))), "ratio", |r, _| full(r.ratio)),
+    col(Some(("ratio 95% CI", |r| interval(r.ratio_ci, ratio))), "ratio_ci_low", |r, _| full(r.ratio_ci.map(|i| i.low))),
+    col(None, "ratio_ci_high", |r, _| full(r.ratio_ci.map(|i| i.high))),
     col(None, "baseline", |_, report| report.baseline.clone()),
     col(Some(("CPU ns/op", |r| cpu_ns(r.cpu_ns_per_op))), "cpu_ns_per_op", |r, _| full(r.cpu_ns_per_op)),
     col(Some(("peak RSS MiB", rss_mib)), "peak_rss_kib", |r, _| r.peak_rss_kib.to_string()),
@@ -77,6 +86,14 @@ fn mops(v: Option<f64>) -> String {
 
 fn ratio(v: Option<f64>) -> String {
     or_dash(v, |v| format!("{v:.2}x"))
+}
+
+/// "[10.00, 12.00]": both ends shown as `show` shows one value.
+fn interval(v: Option<Interval>, show: fn(Option<f64>) -> String) -> String {
+    v.map_or_else(
+        || "-".into(),
+        |i| format!("[{}, {}]", show(Some(i.low)), show(Some(i.high))),
+    )
 }
 
 fn cpu_ns(v: Option<f64>) -> String {
@@ -185,10 +202,222 @@ pub fn markdown(report: &MatrixReport) -> String {
     out
 }
 
+/// One row in hyperfine's JSON shape, so scripts written for `hyperfine --export-json` (whisker
+/// plots, histograms, Welch tests) read the matrix. hyperfine's unit is seconds per run (lower is
+/// better); a matrix run has its own length, so the unit here is seconds per million operations
+/// (1 / Mops/s): comparable across rows of one preset, lower is better, as hyperfine's.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct HyperfineResult {
+    /// "ALLOCATOR on PRESET", hyperfine's label of a row.
+    pub command: String,
+    pub mean: f64,
+    /// Sample standard deviation; null with one run, as hyperfine writes it.
+    pub stddev: Option<f64>,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub times: Vec<f64>,
+    /// 0 per successful run (crashed runs are not among `times`).
+    pub exit_codes: Vec<i32>,
+    /// hyperfine's parameter scan fields: the row's preset and allocator.
+    pub parameters: std::collections::BTreeMap<&'static str, String>,
+    pub unit: &'static str,
+}
+
+/// The hyperfine-shaped rows: every row with at least one successful run.
+pub fn hyperfine_results(report: &MatrixReport) -> Vec<HyperfineResult> {
+    report
+        .rows
+        .iter()
+        .filter(|r| r.samples_mops.iter().any(|m| *m > 0.0))
+        .map(|r| {
+            let times: Vec<f64> = r
+                .samples_mops
+                .iter()
+                .filter(|m| **m > 0.0)
+                .map(|m| 1.0 / m)
+                .collect();
+            let n = times.len() as f64;
+            let mean = times.iter().sum::<f64>() / n;
+            let stddev = (times.len() > 1).then(|| {
+                (times.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+            });
+            HyperfineResult {
+                command: format!("{} on {}", r.allocator, r.preset),
+                mean,
+                stddev,
+                median: crate::stats::median(&times).unwrap_or(mean),
+                min: times.iter().copied().fold(f64::INFINITY, f64::min),
+                max: times.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                exit_codes: vec![0; times.len()],
+                times,
+                parameters: [
+                    ("preset", r.preset.clone()),
+                    ("allocator", r.allocator.clone()),
+                ]
+                .into(),
+                unit: "seconds per million operations",
+            }
+        })
+        .collect()
+}
+
+/// The `--json` file: the report's fields, and hyperfine's `results[]` beside them (ignored when
+/// `--compare` reads the file back).
+pub fn json(report: &MatrixReport) -> Result<String> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        #[serde(flatten)]
+        report: &'a MatrixReport,
+        results: Vec<HyperfineResult>,
+    }
+    let file = File {
+        report,
+        results: hyperfine_results(report),
+    };
+    Ok(serde_json::to_string_pretty(&file)? + "\n")
+}
+
+/// What the guard found, for the summary.
+pub struct Guard<'a> {
+    pub anchor: &'a str,
+    pub tolerance: f64,
+    /// Every compared row, regressed or not.
+    pub rows: &'a [Regression],
+    /// Where each regressed row's gap.json and flame-diff.svg are, when it was explained.
+    pub explain_dir: PathBuf,
+}
+
+/// Markdown for a CI job's summary page: the verdict, the flagged rows with their interval, the
+/// box their recordings named and a link to their differential flamegraph, the matrix, and every
+/// compared row.
+pub fn summary_markdown(report: &MatrixReport, guard: Option<&Guard>) -> String {
+    let mut out = String::from("## hz3-analyze matrix\n\n");
+    if let Some(g) = guard {
+        let flagged: Vec<&Regression> = g.rows.iter().filter(|r| r.is_regression()).collect();
+        let tol = g.tolerance * 100.0;
+        if flagged.is_empty() {
+            out += &format!(
+                "**No regression**: no row's ratio to {} fell beyond the {tol}% tolerance (95% intervals).\n\n",
+                g.anchor
+            );
+        } else {
+            out += &format!(
+                "**{} row(s) regressed** relative to {} (tolerance {tol}%, 95% intervals):\n\n",
+                flagged.len(),
+                g.anchor
+            );
+            out += "| preset | allocator | change [95% CI] | verdict | box | flamegraph |\n|---|---|---:|---|---|---|\n";
+            for r in flagged {
+                let dir = g
+                    .explain_dir
+                    .join(super::explain::row_dir_name(&r.preset, &r.allocator));
+                let flame = dir.join("flame-diff.svg");
+                let flame = if flame.is_file() {
+                    format!("[flame-diff.svg]({})", flame.display())
+                } else {
+                    "-".into()
+                };
+                out += &format!(
+                    "| {} | {} | {} | {} | {} | {flame} |\n",
+                    r.preset,
+                    r.allocator,
+                    r.interval_text(),
+                    r.verdict_text(g.tolerance),
+                    regressed_box(&dir.join("gap.json")).unwrap_or_else(|| "-".into())
+                );
+            }
+            out += "\n";
+        }
+    }
+    out += &markdown(report);
+    if let Some(g) = guard {
+        out += &format!(
+            "\n### Change of each row's ratio to {} since the baseline\n\n| preset | allocator | change [95% CI] | verdict |\n|---|---|---:|---|\n",
+            g.anchor
+        );
+        for r in g.rows {
+            out += &format!(
+                "| {} | {} | {} | {} |\n",
+                r.preset,
+                r.allocator,
+                r.interval_text(),
+                r.verdict_text(g.tolerance)
+            );
+        }
+    }
+    out
+}
+
+/// "hz3.slow_alloc (+12.3 ns/op)" from an explained row's gap.json: the box that grew the most.
+fn regressed_box(gap_json: &std::path::Path) -> Option<String> {
+    let gap: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gap_json).ok()?).ok()?;
+    if gap["measured_diff"].as_f64()? <= 0.0 {
+        return None;
+    }
+    gap["boxes"]
+        .as_array()?
+        .iter()
+        .filter_map(|b| Some((b["name"].as_str()?, b["diff"].as_f64()?)))
+        .filter(|(_, d)| *d > 0.0)
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(name, d)| format!("{name} (+{d:.1} ns/op)"))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::compare::{self, Metric};
     use super::super::{finish_rows, test_row, Workload};
     use super::*;
+
+    #[test]
+    fn the_summary_names_flagged_rows_with_interval_box_and_flamegraph() {
+        let before = sample_report();
+        let mut now = before.clone();
+        now.rows[1].samples_mops = vec![11.0];
+        finish_rows(&mut now.rows, "glibc");
+        let rows = compare::compare_rows(&before, &now, "glibc", 0.05, Metric::Mops).unwrap();
+        assert!(rows[0].is_regression(), "{rows:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let row_dir = dir.path().join("remote-heavy-small--mine");
+        std::fs::create_dir_all(&row_dir).unwrap();
+        std::fs::write(row_dir.join("flame-diff.svg"), "<svg/>").unwrap();
+        std::fs::write(
+            row_dir.join("gap.json"),
+            r#"{"measured_diff": 30.0, "boxes": [{"name": "hz3.central", "diff": -2.0}, {"name": "hz3.slow_alloc", "diff": 25.5}]}"#,
+        )
+        .unwrap();
+        let guard = Guard {
+            anchor: "glibc",
+            tolerance: 0.05,
+            rows: &rows,
+            explain_dir: dir.path().to_path_buf(),
+        };
+        let md = summary_markdown(&now, Some(&guard));
+        assert!(
+            md.contains("**1 row(s) regressed** relative to glibc"),
+            "{md}"
+        );
+        let flagged = md
+            .lines()
+            .find(|l| l.starts_with("| remote-heavy-small | mine | -50.0% ["))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(
+            flagged.contains("| hz3.slow_alloc (+25.5 ns/op) |")
+                && flagged.contains("flame-diff.svg]("),
+            "{flagged}"
+        );
+        assert!(
+            md.contains("| median Mops/s |"),
+            "the matrix is there: {md}"
+        );
+        let plain = summary_markdown(&before, None);
+        assert!(
+            !plain.contains("regress") && plain.contains("| glibc |"),
+            "{plain}"
+        );
+    }
 
     pub(crate) fn sample_report() -> MatrixReport {
         let row = |alloc: &str, samples: &[f64], crashes: &[&str]| {
@@ -223,19 +452,54 @@ pub(crate) mod tests {
         let records: Vec<_> = reader.records().map(Result::unwrap).collect();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0][2].parse::<f64>().unwrap(), 11.0);
-        assert_eq!(records[1][5].parse::<f64>().unwrap(), 2.0);
-        assert_eq!(&records[1][11], "SIGSEGV;SIGSEGV");
-        assert_eq!(&records[0][12], "10;12;11");
+        assert_eq!(&headers[3], "median_ci_low");
+        assert_eq!(records[1][7].parse::<f64>().unwrap(), 2.0);
+        let ratio_ci = (
+            records[1][8].parse::<f64>().unwrap(),
+            records[1][9].parse::<f64>().unwrap(),
+        );
+        assert!(ratio_ci.0 <= 2.0 && 2.0 <= ratio_ci.1, "{ratio_ci:?}");
+        assert_eq!(&records[1][15], "SIGSEGV;SIGSEGV");
+        assert_eq!(&records[0][16], "10;12;11");
     }
 
     #[test]
     fn json_round_trips_and_table_and_markdown_show_every_row() {
         let report = sample_report();
-        let text = serde_json::to_string(&report).unwrap();
+        let text = json(&report).unwrap();
         let back: MatrixReport = serde_json::from_str(&text).unwrap();
         assert_eq!(back, report);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["rows"][0]["median_mops"], 11.0);
+        // hyperfine's shape: seconds per million ops, one entry per run.
+        let glibc = &v["results"][0];
+        assert_eq!(glibc["command"], "glibc on remote-heavy-small");
+        let times: Vec<f64> = glibc["times"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_f64().unwrap())
+            .collect();
+        let expected = [0.1, 1.0 / 12.0, 1.0 / 11.0];
+        assert!(
+            times
+                .iter()
+                .zip(expected)
+                .all(|(t, e)| (t - e).abs() < 1e-15),
+            "{times:?}"
+        );
+        assert!((glibc["median"].as_f64().unwrap() - 1.0 / 11.0).abs() < 1e-15);
+        assert_eq!(glibc["max"].as_f64(), Some(0.1));
+        let mean = times.iter().sum::<f64>() / 3.0;
+        assert!((glibc["mean"].as_f64().unwrap() - mean).abs() < 1e-15);
+        let sd = (times.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((glibc["stddev"].as_f64().unwrap() - sd).abs() < 1e-15);
+        assert_eq!(
+            v["results"][1]["stddev"],
+            serde_json::Value::Null,
+            "one run: no stddev"
+        );
+        assert_eq!(v["results"][1]["parameters"]["allocator"], "mine");
 
         let t = table(&report);
         assert!(
@@ -252,7 +516,9 @@ pub(crate) mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| 11.00 | 10.00 | 12.00 | 1.00x | 90.9 | 2.0 |"),
+            md.contains(
+                "| 11.00 | [10.00, 12.00] | 10.00 | 12.00 | 1.00x | [1.00x, 1.00x] | 90.9 | 2.0 |"
+            ),
             "{md}"
         );
     }

@@ -11,21 +11,10 @@ pub struct Summary {
 /// None when there is no sample (every run crashed). The median of an even count is the mean of
 /// the two middle values.
 pub fn summarize(samples: &[f64]) -> Option<Summary> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
     Some(Summary {
-        median,
-        min: sorted[0],
-        max: sorted[n - 1],
+        median: crate::stats::median(samples)?,
+        min: samples.iter().copied().fold(f64::INFINITY, f64::min),
+        max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     })
 }
 
