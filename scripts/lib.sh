@@ -3,9 +3,10 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
-# Debian packages the project needs: perf, the four anchors, a C toolchain, and the real programs the tests run.
+# Debian packages the project needs: perf, the four anchors, a C toolchain, the real programs the tests
+# run, and Go for `go tool pprof`, which checks the pprof export (analyze/tests/export.rs).
 HZ3_APT_PACKAGES=(linux-perf libgoogle-perftools4 libjemalloc2 libmimalloc2.0 build-essential valgrind
-                  python3 perl git sqlite3 libpython3.11-testsuite)
+                  python3 perl git sqlite3 libpython3.11-testsuite golang-go)
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 

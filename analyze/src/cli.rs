@@ -10,7 +10,10 @@ Examples:
   hz3-analyze record --alloc hz3_scale -- --preset remote-heavy-small
   hz3-analyze gap runs/tcmalloc runs/hz3_scale
   hz3-analyze report --quick                      # the whole gap report into report/
-  hz3-analyze completions bash > /etc/bash_completion.d/hz3-analyze";
+  hz3-analyze completions bash > /etc/bash_completion.d/hz3-analyze
+  hz3-analyze export runs/hz3_scale --format pprof -o hz3_scale.pb.gz
+Exit status: 0 ok, 2 bad input (flags, bench arguments, a mismatched --compare file), 3 the matrix
+guard found a regression, 1 any other failure.";
 
 /// `--version`: the crate version and the commit it was built from (build.rs; "unknown commit"
 /// outside a git tree, e.g. a crates.io install).
@@ -29,6 +32,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process: the size of the largest subcommand's arguments costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Interleaved benchmark matrix of allocators (medians, spread, RSS, ratios)
     Matrix(crate::matrix::Args),
@@ -50,6 +55,8 @@ pub enum Command {
     Completions(crate::cli_docs::CompletionArgs),
     /// Manual page (roff) to stdout, or one page per command into a directory
     Man(crate::cli_docs::ManArgs),
+    /// A recorded run as pprof (profile.proto), folded stacks rooted at their box, or JSON
+    Export(crate::export::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -64,5 +71,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(a) => crate::report::run(a),
         Command::Completions(a) => crate::cli_docs::completions(a),
         Command::Man(a) => crate::cli_docs::man(a),
+        Command::Export(a) => crate::export::run(a),
     }
 }

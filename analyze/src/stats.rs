@@ -225,7 +225,7 @@ pub fn change(before: Pair, now: Pair, rng: &mut Rng) -> Option<Change> {
 /// `target` wide on each side: the width of a median's interval shrinks as 1/√runs. None when the
 /// interval is already that narrow or has no width to scale.
 pub fn runs_needed(runs: usize, half_width: f64, target: f64) -> Option<usize> {
-    if runs == 0 || !(half_width > target) || target <= 0.0 {
+    if runs == 0 || target <= 0.0 || half_width.is_nan() || half_width <= target {
         return None;
     }
     let needed = runs as f64 * (half_width / target).powi(2);
