@@ -79,8 +79,12 @@ fn bad_input_is_a_clear_error() {
         "-o",
         dir.path().join("x.pb.gz").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bench.json"), "{}", stderr(&o));
+    assert!(
+        !dir.path().join("x.pb.gz").exists(),
+        "nothing written on bad input"
+    );
 }
 
 /// `go tool pprof ARGS` with a writable HOME and GOCACHE; None where Go is absent.

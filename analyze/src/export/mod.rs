@@ -25,7 +25,7 @@ Examples:
   hz3-analyze export runs/glibc --format folded -o glibc.folded   # inferno-flamegraph, flamegraph.pl, speedscope
   hz3-analyze export runs/glibc --format json -o glibc.json
 Every sample is labelled box, allocator, lane (hz3 lanes; \"none\" otherwise) and thread.
-Exit status: 0 ok, 2 bad input (a flag), 1 an unreadable run or unwritable output.";
+Exit status: 0 ok, 2 bad input (a flag, an unreadable run or box file), 1 an unwritable output.";
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -137,12 +137,21 @@ fn lane_of(identity: &str) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let rules = boxes::load(args.boxes.as_deref())?;
-    let run = Run::load(&args.run)?;
-    let recording = Recording::from_run(&run, &rules);
-    if recording.stacks.is_empty() {
-        bail!("{}: no CPU samples to export", args.run.display());
-    }
+    // A run or box file that cannot be read is bad input (exit 2), as a bad flag is.
+    let loaded = boxes::load(args.boxes.as_deref()).and_then(|rules| {
+        let recording = Recording::from_run(&Run::load(&args.run)?, &rules);
+        if recording.stacks.is_empty() {
+            bail!("{}: no CPU samples to export", args.run.display());
+        }
+        Ok(recording)
+    });
+    let recording = match loaded {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hz3-analyze export: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let bytes = match args.format {
         Format::Pprof => pprof::gzipped(&recording)?,
         Format::Folded => folded::text(&recording).into_bytes(),

@@ -71,9 +71,12 @@ impl Regression {
     pub fn verdict_text(&self, tolerance: f64) -> String {
         let tol = tolerance * 100.0;
         match self.verdict {
-            Verdict::Regressed => match self.p_value {
-                Some(p) if p < ALPHA => format!("REGRESSED (Mann-Whitney p = {p:.3})"),
-                _ => format!("REGRESSED (the interval excludes -{tol}%)"),
+            Verdict::Regressed => match (self.change, self.p_value) {
+                (Some(c), _) if c.interval.high < -tolerance => {
+                    format!("REGRESSED (the interval excludes -{tol}%)")
+                }
+                (_, Some(p)) => format!("REGRESSED (Mann-Whitney p = {p:.3})"),
+                _ => "REGRESSED".into(),
             },
             Verdict::Crashed => "REGRESSED (every run crashed)".into(),
             Verdict::SlowerWithinTolerance => format!("slower, within the {tol}% tolerance"),
@@ -524,7 +527,8 @@ mod tests {
         let unchanged = flag_rate(200, 5, 0.05, 0.0, 0.05);
         let within = flag_rate(200, 5, 0.05, -0.03, 0.05);
         let beyond = flag_rate(200, 5, 0.05, -0.20, 0.05);
-        eprintln!("flagged: unchanged {unchanged}, -3% {within}, -20% {beyond}");
+        let between = flag_rate(200, 5, 0.05, -0.10, 0.05);
+        eprintln!("flagged: unchanged {unchanged}, -3% {within}, -10% {between}, -20% {beyond}");
         assert!(unchanged <= 0.10, "false positives {unchanged}");
         assert!(
             within <= 0.10,
