@@ -159,3 +159,46 @@ fn the_real_pprof_reads_the_export_with_its_labels() {
     assert!(ok, "{diff}");
     assert!(diff.contains("flat%"), "{diff}");
 }
+
+#[test]
+fn the_box_labels_add_up_to_what_attribute_charges_each_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.json");
+    export("hz3_scale_probes", "json", &path);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        (json["allocator"].as_str(), json["lane"].as_str()),
+        (Some("hz3_scale_probes"), Some("scale"))
+    );
+    let ops = json["ops"].as_f64().unwrap();
+    let mut per_box = std::collections::BTreeMap::<String, f64>::new();
+    for s in json["stacks"].as_array().unwrap() {
+        *per_box
+            .entry(s["box"].as_str().unwrap().into())
+            .or_default() += s["cpu_ns"].as_f64().unwrap() / ops;
+    }
+    let out = analyze(&[
+        "attribute",
+        fixture("hz3_scale_probes").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let attribution: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut checked = 0;
+    for b in attribution["boxes"].as_array().unwrap() {
+        let want = b["ns_per_op"].as_f64().unwrap();
+        let got = per_box
+            .get(b["name"].as_str().unwrap())
+            .copied()
+            .unwrap_or(0.0);
+        assert!(
+            (want - got).abs() < 1e-6,
+            "{}: attribute {want}, export {got}",
+            b["name"]
+        );
+        checked += usize::from(want > 0.0);
+    }
+    assert!(checked >= 3, "several boxes carry time: {per_box:?}");
+    assert!(per_box.contains_key("hz3.central"), "{per_box:?}");
+}
