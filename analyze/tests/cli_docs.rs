@@ -2,7 +2,7 @@
 mod perf_common;
 use perf_common::*;
 
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "matrix",
     "probes",
     "record",
@@ -13,6 +13,7 @@ const COMMANDS: [&str; 10] = [
     "report",
     "completions",
     "man",
+    "export",
 ];
 
 #[test]
