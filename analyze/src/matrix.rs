@@ -957,7 +957,10 @@ mod tests {
         report.rows = vec![test_row("a", "x", &[0.00312, 0.0801, 12.345], &[])];
         finish_rows(&mut report.rows, "x");
         let table = output::table(&report);
-        assert!(table.contains("0.0801  0.00312  12.35"), "{table}");
+        assert!(
+            table.contains("0.0801  [0.00312, 12.35]  0.00312  12.35"),
+            "{table}"
+        );
     }
 
     #[test]
