@@ -17,8 +17,11 @@ use core::sync::atomic::AtomicU32;
 /// leaves a batch behind; objects in a cache are untouched by hz3, so the bound costs RSS only
 /// for what the program itself wrote (docs/decisions.md, batch size A/B).
 const CLASS_BYTES: usize = 64 * 1024;
-/// Largest cap of any bin (4 batches of the smallest classes).
-pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX;
+/// Largest cap of any bin: 4 batches of the smallest classes, less the one slot that makes a
+/// `Bin` exactly 1 KiB, so a class's bin sits at `class << 10` (a shift on the malloc and free
+/// hit paths instead of a multiply by 1032).
+pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX - 1;
+const _: () = assert!(core::mem::size_of::<Bin>() == 1024);
 
 #[repr(C)]
 pub struct Bin {

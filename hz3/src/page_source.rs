@@ -1,4 +1,5 @@
 //! Page source: hands out 64 KiB runs carved from large reservations and takes empty runs back.
+//! Reservations come from the page map's flat range while it lasts (`page_map::flat_take`).
 //!
 //! Free runs wait in a small committed cache; beyond it they are decommitted with
 //! madvise(DONTNEED) so RSS follows the live set, and kept (address space only) for reuse.
@@ -69,7 +70,10 @@ pub fn take_run() -> *mut Run {
         r
     } else {
         if s.bump == s.end {
-            let mut base = os::map_aligned(RESERVATION, RUN_SIZE, true);
+            let mut base = page_map::flat_take(RESERVATION);
+            if base.is_null() {
+                base = os::map_aligned(RESERVATION, RUN_SIZE, true);
+            }
             if base.is_null() && unmap_free_runs(&mut s) {
                 base = os::map_aligned(RESERVATION, RUN_SIZE, true);
             }
