@@ -182,10 +182,11 @@ pub fn decommit(p: *mut u8, len: usize) {
 }
 
 /// Reserves `len` bytes of address space: PROT_NONE and MAP_NORESERVE, so it costs neither RSS nor
-/// commit charge until `commit` opens part of it. Null when the kernel refuses.
+/// commit charge until `commit` opens part of it, and counts as mapped only once opened. Null when
+/// the kernel refuses (errno untouched: the caller falls back to plain mappings).
 pub fn reserve(len: usize) -> *mut u8 {
     // SAFETY: anonymous inaccessible mapping at a kernel-chosen address touches no existing memory.
-    let p = unsafe {
+    let p = keep_errno(|| unsafe {
         libc::mmap(
             ptr::null_mut(),
             len,
@@ -194,7 +195,7 @@ pub fn reserve(len: usize) -> *mut u8 {
             -1,
             0,
         )
-    };
+    });
     if p == libc::MAP_FAILED {
         return ptr::null_mut();
     }
@@ -202,11 +203,26 @@ pub fn reserve(len: usize) -> *mut u8 {
     p.cast()
 }
 
-/// Makes `[p, p+len)` of a `reserve`d range read-write (zero pages, faulted in on first touch).
-/// False when the kernel refuses (commit charge under strict overcommit).
+/// Gives back a `reserve`d range none of which was opened. If the kernel refuses, the range
+/// stays reserved (address space only).
+pub fn unreserve(p: *mut u8, len: usize) {
+    // SAFETY: the range is a reservation nobody uses.
+    keep_errno(|| unsafe { libc::munmap(p.cast(), len) });
+}
+
+/// Makes `[p, p+len)` of a `reserve`d range read-write (zero pages, faulted in on first touch);
+/// from here it counts as mapped and goes back through `unmap`. False when the kernel refuses
+/// (commit charge under strict overcommit).
 pub fn commit(p: *mut u8, len: usize) -> bool {
     // SAFETY: the range lies inside a reservation hz3 made and handed to nobody yet.
-    unsafe { libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+    let rc = keep_errno(|| unsafe {
+        libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_WRITE)
+    });
+    if rc != 0 {
+        return false;
+    }
+    crate::stats::mapped(len);
+    true
 }
 
 /// True when the process runs under a finite RLIMIT_AS: a standing reservation would then hide
@@ -217,7 +233,7 @@ pub fn address_space_limited() -> bool {
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the local struct.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) };
+    let rc = keep_errno(|| unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) });
     rc != 0 || lim.rlim_cur != libc::RLIM_INFINITY
 }
 

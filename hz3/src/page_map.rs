@@ -260,7 +260,7 @@ fn flat_reserve() {
         if os::commit(desc, FLAT_DESC_BYTES) {
             FLAT_BASE.store(base, Ordering::Release);
         } else {
-            os::unmap(raw, total);
+            os::unreserve(raw, total);
         }
     }
     FLAT.state.store(FLAT_SETTLED, Ordering::Release);
