@@ -6,9 +6,15 @@
 //! the user side tells a glibc arena lock (`__lll_lock_wait_private`, box `mutex`) from the bench's
 //! finish-line barrier (box `bench`). Sleep under a lock box (mutex or spin kind: a spin lock that
 //! gives up and sleeps) is the lock **wait**.
+//!
+//! A libc string function (memset…) that perf could not unwind past has no caller in its stack
+//! ([`CALLER_UNKNOWN`]); its time is spread over the boxes that called the same function in the
+//! stacks that did unwind (or, when that function never unwound, any charged-to-caller function),
+//! in proportion. Only when no stack unwound through one at all does `caller_unknown` stay a box.
 use crate::fold::{Folded, KERNEL_MARK};
 use crate::profile::OFFCPU_PREEMPTED;
-use crate::rules::{Classifier, LockKind, Rules};
+use crate::rules::{Classifier, LockKind, Rules, CALLER_UNKNOWN, OTHER};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxTotal {
@@ -22,7 +28,8 @@ pub struct BoxTotal {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribution {
-    /// Every box of the rules in order, zeros included, `other` last.
+    /// Every box of the rules in order, zeros included, then the boxes met in the stacks
+    /// (`<lib>.api` of allocators without rules), `other` last.
     pub boxes: Vec<BoxTotal>,
     /// Off-CPU time while runnable: preempted or yielded, waiting for a CPU.
     pub preempted: f64,
@@ -72,34 +79,107 @@ fn user_part(stack: &str) -> &str {
     &stack[..end.min(stack.len())]
 }
 
+/// The charged-to-caller function a stack ends in (the innermost such frame), if any.
+fn charged_leaf<'s>(classifier: &mut Classifier, stack: &'s str) -> Option<&'s str> {
+    stack
+        .rsplit(';')
+        .find(|f| classifier.is_charged_to_caller(f))
+}
+
+/// Where the known callers of each charged-to-caller function put their time: weight per box,
+/// per function and over all of them.
+#[derive(Default)]
+struct CallerShares {
+    by_function: HashMap<String, HashMap<usize, f64>>,
+    any: HashMap<usize, f64>,
+}
+
+impl CallerShares {
+    fn add(&mut self, function: &str, box_index: usize, w: f64) {
+        *self
+            .by_function
+            .entry(function.to_string())
+            .or_default()
+            .entry(box_index)
+            .or_insert(0.0) += w;
+        *self.any.entry(box_index).or_insert(0.0) += w;
+    }
+
+    /// Spreads `w` of `function` with no caller over `into` (indexed by box); false when no caller
+    /// of any such function is known.
+    fn spread(&self, function: &str, w: f64, into: &mut [f64]) -> bool {
+        let shares = self
+            .by_function
+            .get(function)
+            .filter(|m| !m.is_empty())
+            .unwrap_or(&self.any);
+        let total: f64 = shares.values().sum();
+        if total <= 0.0 {
+            return false;
+        }
+        for (&b, &sw) in shares {
+            into[b] += w * sw / total;
+        }
+        true
+    }
+}
+
 /// Charges every on-CPU stack to its box, and every off-CPU stack to preemption or to the box
 /// its user-space part was in.
 pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
     let mut classifier = Classifier::new(rules);
-    let names = classifier.names().to_vec();
-    let mut weights = vec![0.0; names.len()];
-    let mut asleep = vec![0.0; names.len()];
+    let mut cpu_boxes: Vec<(usize, &str, f64)> = Vec::new();
+    let mut callers = CallerShares::default();
     for (stack, w) in &cpu.stacks {
-        weights[classifier.box_of_stack(stack)] += w;
+        let b = classifier.box_of_stack(stack);
+        cpu_boxes.push((b, stack, *w));
+    }
+    let unknown = classifier.names().iter().position(|n| n == CALLER_UNKNOWN);
+    for &(b, stack, w) in &cpu_boxes {
+        if Some(b) != unknown {
+            if let Some(f) = charged_leaf(&mut classifier, stack) {
+                callers.add(f, b, w);
+            }
+        }
     }
     let mut preempted = 0.0;
+    let mut off_boxes: Vec<(usize, &str, f64)> = Vec::new();
     for (stack, w) in &offcpu.stacks {
         if stack.starts_with(OFFCPU_PREEMPTED) {
             preempted += w;
         } else {
-            asleep[classifier.box_of_stack(user_part(stack))] += w;
+            let user = user_part(stack);
+            off_boxes.push((classifier.box_of_stack(user), user, *w));
         }
     }
-    let boxes = names
-        .iter()
-        .zip(weights.into_iter().zip(asleep))
-        .map(|(name, (cpu, asleep))| BoxTotal {
-            name: name.clone(),
-            lock: rules.lock_kind(name),
-            cpu,
-            asleep,
+    let names = classifier.names().to_vec();
+    let unknown = names.iter().position(|n| n == CALLER_UNKNOWN);
+    let mut weights = vec![0.0; names.len()];
+    let mut asleep = vec![0.0; names.len()];
+    for (list, into) in [(&cpu_boxes, &mut weights), (&off_boxes, &mut asleep)] {
+        for &(b, stack, w) in list {
+            let spread = Some(b) == unknown
+                && charged_leaf(&mut classifier, stack).is_some_and(|f| callers.spread(f, w, into));
+            if !spread {
+                into[b] += w;
+            }
+        }
+    }
+    // The rules' boxes, those met in stacks, then `other`; `caller_unknown` only if it kept time.
+    let other = classifier.other();
+    let order = (0..names.len())
+        .filter(|&i| i != other)
+        .filter(|&i| Some(i) != unknown || weights[i] > 0.0 || asleep[i] > 0.0)
+        .chain([other]);
+    let boxes = order
+        .map(|i| BoxTotal {
+            name: names[i].clone(),
+            lock: rules.lock_kind(&names[i]),
+            cpu: weights[i],
+            asleep: asleep[i],
         })
         .collect();
+    debug_assert_eq!(names[other], OTHER);
     Attribution { boxes, preempted }
 }
 
