@@ -123,10 +123,7 @@ fn records_a_short_run_and_attributes_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["boxes"], report["boxes"]);
-    assert!(
-        run.join("cpu.folded").is_file(),
-        "the cache is written back"
-    );
+    assert!(run.join("cpu.folded").is_file(), "the cache is written back");
 }
 
 #[test]
