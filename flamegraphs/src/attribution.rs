@@ -195,6 +195,37 @@ mod tests {
     }
 
     #[test]
+    fn unwound_less_string_time_goes_to_the_known_callers_in_proportion() {
+        let (rules, _) = Rules::parse(
+            "charged_to_caller = [\"memset\", \"memcpy\"]\n\
+             [[box]]\nname = \"bench\"\nframes = [\"work\"]\n\
+             [[box]]\nname = \"alloc\"\nframes = [\"my_malloc\"]\n",
+            "t",
+        )
+        .unwrap();
+        let cpu = Folded::from_text(
+            "b;work;memset 3\nb;work;my_malloc;memset 1\nb;memset 8\n\
+             b;work;memcpy 2\nb;memcpy 4\n",
+        )
+        .unwrap();
+        let a = attribute(&cpu, &Folded::default(), &rules);
+        // memset's 8 split 3:1 as its known callers; memcpy's 4 all to the bench.
+        assert_eq!(
+            (a.cpu_of("bench"), a.cpu_of("alloc")),
+            (3.0 + 6.0 + 2.0 + 4.0, 1.0 + 2.0)
+        );
+        assert_eq!(a.cpu_of(OTHER), 0.0);
+        assert!(!a.boxes.iter().any(|b| b.name == CALLER_UNKNOWN));
+        assert_eq!(a.cpu_total(), 18.0);
+
+        // No stack ever unwound through one: the time stays visible as caller_unknown.
+        let cpu = Folded::from_text("b;memset 5\nb;work 1\n").unwrap();
+        let a = attribute(&cpu, &Folded::default(), &rules);
+        assert_eq!(a.cpu_of(CALLER_UNKNOWN), 5.0);
+        assert_eq!(a.boxes.last().unwrap().name, OTHER);
+    }
+
+    #[test]
     fn cpu_by_box_and_offcpu_by_user_side() {
         let (rules, _) = Rules::parse(
             "[[box]]\nname = \"futex\"\nframes = [\"futex_wait\"]\nlock = \"mutex\"\nabsorb = true\n\

@@ -569,6 +569,99 @@ frames = ["schedule"]
         );
     }
 
+    const SCHEMA: &str = r#"
+charged_to_caller = ["memset", "__memset*"]
+entry_points = ["malloc", "free", "operator new*"]
+
+[[box]]
+name = "je.bin"
+shared = "central"
+within = ["* [libje*"]
+frames = ["arena_*"]
+
+[[box]]
+name = "glibc.arena"
+shared = "central"
+frames = ["arena_*"]
+
+[[box]]
+name = "je.api"
+shared = "api"
+frames = ["* [libje*"]
+
+[[box]]
+name = "bench"
+frames = ["worker"]
+"#;
+
+    fn name_of(c: &mut Classifier, s: &str) -> String {
+        let b = c.box_of_stack(s);
+        c.names()[b].clone()
+    }
+
+    #[test]
+    fn within_limits_a_rule_to_frames_below_its_scope() {
+        let (rules, _) = Rules::parse(SCHEMA, "t").unwrap();
+        let mut c = Classifier::new(&rules);
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libje.so];arena_alloc"),
+            "je.bin"
+        );
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libc.so.6];arena_get2"),
+            "glibc.arena"
+        );
+        assert_eq!(rules.shared_name("je.bin"), "central");
+        assert_eq!(rules.shared_name("bench"), "bench");
+        assert!(rules.is_allocator("je.bin") && !rules.is_allocator("bench"));
+    }
+
+    #[test]
+    fn an_unknown_library_s_entry_point_owns_what_is_below_it() {
+        let (rules, _) = Rules::parse(SCHEMA, "t").unwrap();
+        let mut c = Classifier::new(&rules);
+        // The interposer's own work, and the libc string function it calls, are its own box.
+        let s = "b;worker;malloc [libwrap.so.1];wrap_burn;memset";
+        assert_eq!(name_of(&mut c, s), "wrap.api");
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libwrap.so.1]"),
+            "wrap.api"
+        );
+        // What it calls into a known allocator is that allocator's.
+        let s = "b;worker;malloc [libwrap.so.1];malloc [libje.so];arena_x";
+        assert_eq!(name_of(&mut c, s), "je.bin");
+        // A matrix snapshot's copy, C++'s operators, the program's own malloc.
+        assert_eq!(name_of(&mut c, "b;free [3-libwrap.so]"), "wrap.api");
+        assert_eq!(name_of(&mut c, "b;operator new [libfoo.so]"), "foo.api");
+        assert_eq!(name_of(&mut c, "b;worker;malloc [myprog]"), "bench");
+        assert_eq!(rules.shared_name("wrap.api"), "api");
+        assert!(rules.is_allocator("wrap.api"));
+        let other = c.other();
+        assert_eq!(c.names()[other], OTHER);
+    }
+
+    #[test]
+    fn string_functions_go_to_their_caller_or_are_marked_without_one() {
+        let (rules, _) = Rules::parse(SCHEMA, "t").unwrap();
+        let mut c = Classifier::new(&rules);
+        assert_eq!(name_of(&mut c, "b;worker;memset"), "bench");
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libje.so];memset"),
+            "je.api"
+        );
+        // perf could not unwind past it: no caller frame at all.
+        assert_eq!(name_of(&mut c, "b;__memset_avx2"), CALLER_UNKNOWN);
+        assert_eq!(name_of(&mut c, "b;[unknown];memset"), CALLER_UNKNOWN);
+        // A caller no rule names is the caller's box: other.
+        assert_eq!(name_of(&mut c, "b;main;memset"), OTHER);
+        assert!(Rules::parse(
+            "[[box]]\nname = \"caller_unknown\"\nframes = [\"a\"]\n",
+            "t"
+        )
+        .is_err());
+        assert!(Rules::parse("charged_to_caller = [\"\"]\n", "t").is_err());
+    }
+
     #[test]
     fn bad_files_name_their_line() {
         let err = Rules::parse("[[box]]\nname = \"x\"\nframes = 3\n", "f.toml").unwrap_err();
