@@ -14,6 +14,11 @@ fn real_frame_names_map_to_their_boxes() {
     let bench = "hz3-bench;start_thread;bench::workload::worker";
     let cases = [
         ("hz3::heap::Heap::pop", "hz3.thread_cache"),
+        (
+            "malloc [libhz3_scale.so];hz3::api::malloc;hz3::size_class::class_of",
+            "hz3.thread_cache",
+        ),
+        ("free [libhz3_scale.so];hz3::api::free", "hz3.thread_cache"),
         ("hz3::remote::flush_stash", "hz3.remote"),
         ("<hz3::transfer::TransferCache>::take", "hz3.transfer"),
         ("hz3::central::Central::pop_batch", "hz3.central"),
