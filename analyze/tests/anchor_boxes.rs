@@ -99,3 +99,20 @@ fn at_the_shared_level_the_anchors_line_up_row_by_row() {
     let own = build_gap_at(&je, &sn, Level::Own).unwrap();
     assert!((own.boxes_diff - gap.boxes_diff).abs() < 1e-9);
 }
+
+#[test]
+fn the_bench_s_touching_memset_is_the_bench_s_even_where_perf_did_not_unwind_it() {
+    // hz3_scale on mixed-large --touch (trimmed the same way): every sample in the bench's memset
+    // is a two-frame stack, `bench-N;__memset_avx512_unaligned_erms`, no caller unwound. It used to
+    // be `other` (most of the run's CPU); its thread names the owner now.
+    let rules = analyze::boxes::defaults();
+    let r = build_report(&Run::load(&fixture("hz3_scale_touch")).unwrap(), &rules);
+    let script = std::fs::read_to_string(fixture("hz3_scale_touch").join("perf.script")).unwrap();
+    assert!(
+        script.contains("\n\t") && script.contains("__memset_avx512_unaligned_erms (/"),
+        "the fixture has the memset samples"
+    );
+    assert!(ns(&r, "bench") > 0.4 * r.boxes_ns_per_op, "{r:#?}");
+    assert!(ns(&r, "other") < 0.02 * r.boxes_ns_per_op, "{r:#?}");
+    assert_eq!(ns(&r, flamegraphs::CALLER_UNKNOWN), 0.0);
+}

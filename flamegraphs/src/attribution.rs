@@ -8,9 +8,11 @@
 //! gives up and sleeps) is the lock **wait**.
 //!
 //! A libc string function (memset…) that perf could not unwind past has no caller in its stack
-//! ([`CALLER_UNKNOWN`]); its time is spread over the boxes that called the same function in the
-//! stacks that did unwind (or, when that function never unwound, any charged-to-caller function),
-//! in proportion. Only when no stack unwound through one at all does `caller_unknown` stay a box.
+//! ([`CALLER_UNKNOWN`]); its time is spread over the boxes of its callers (the box at the caller's
+//! frame, not the whole stack's: a page fault under a memset stays the fault's) in the stacks
+//! that did unwind (or, when that function never unwound, any charged-to-caller function),
+//! in proportion; when no stack unwound through one at all, to the box its thread's `[[thread]]`
+//! rule names. Only when none does either does `caller_unknown` stay a box.
 use crate::fold::{Folded, KERNEL_MARK};
 use crate::profile::OFFCPU_PREEMPTED;
 use crate::rules::{Classifier, LockKind, Rules, CALLER_UNKNOWN, OTHER};
@@ -79,11 +81,15 @@ fn user_part(stack: &str) -> &str {
     &stack[..end.min(stack.len())]
 }
 
-/// The charged-to-caller function a stack ends in (the innermost such frame), if any.
-fn charged_leaf<'s>(classifier: &mut Classifier, stack: &'s str) -> Option<&'s str> {
-    stack
-        .rsplit(';')
-        .find(|f| classifier.is_charged_to_caller(f))
+/// The innermost charged-to-caller frame of a stack (memset…) and the box its caller put it in
+/// (not the whole stack's box: a memset that faults a page in is the page fault's, but the memset
+/// itself is its caller's), if any.
+fn charged_leaf<'s>(classifier: &mut Classifier, stack: &'s str) -> Option<(&'s str, usize)> {
+    let frames: Vec<&str> = stack.split(';').collect();
+    let at = frames
+        .iter()
+        .rposition(|f| classifier.is_charged_to_caller(f))?;
+    Some((frames[at], classifier.prefix_boxes(stack)[at]))
 }
 
 /// Where the known callers of each charged-to-caller function put their time: weight per box,
@@ -135,10 +141,10 @@ pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
         cpu_boxes.push((b, stack, *w));
     }
     let unknown = classifier.names().iter().position(|n| n == CALLER_UNKNOWN);
-    for &(b, stack, w) in &cpu_boxes {
-        if Some(b) != unknown {
-            if let Some(f) = charged_leaf(&mut classifier, stack) {
-                callers.add(f, b, w);
+    for &(_, stack, w) in &cpu_boxes {
+        if let Some((f, caller)) = charged_leaf(&mut classifier, stack) {
+            if Some(caller) != unknown {
+                callers.add(f, caller, w);
             }
         }
     }
@@ -159,9 +165,15 @@ pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
     for (list, into) in [(&cpu_boxes, &mut weights), (&off_boxes, &mut asleep)] {
         for &(b, stack, w) in list {
             let spread = Some(b) == unknown
-                && charged_leaf(&mut classifier, stack).is_some_and(|f| callers.spread(f, w, into));
+                && charged_leaf(&mut classifier, stack)
+                    .is_some_and(|(f, _)| callers.spread(f, w, into));
             if !spread {
-                into[b] += w;
+                let comm = stack.split(';').next().unwrap_or_default();
+                let owner = match rules.thread_box(comm) {
+                    Some(name) if Some(b) == unknown => names.iter().position(|n| n == name),
+                    _ => None,
+                };
+                into[owner.unwrap_or(b)] += w;
             }
         }
     }
@@ -199,29 +211,33 @@ mod tests {
         let (rules, _) = Rules::parse(
             "charged_to_caller = [\"memset\", \"memcpy\"]\n\
              [[box]]\nname = \"bench\"\nframes = [\"work\"]\n\
-             [[box]]\nname = \"alloc\"\nframes = [\"my_malloc\"]\n",
+             [[box]]\nname = \"alloc\"\nframes = [\"my_malloc\"]\n\
+             [[box]]\nname = \"fault\"\nframes = [\"page_fault\"]\nabsorb = true\n\
+             [[thread]]\ncomm = \"w-*\"\nbox = \"alloc\"\n",
             "t",
         )
         .unwrap();
         let cpu = Folded::from_text(
             "b;work;memset 3\nb;work;my_malloc;memset 1\nb;memset 8\n\
-             b;work;memcpy 2\nb;memcpy 4\n",
+             b;work;memcpy 2\nb;memcpy 4\nb;work;memset;page_fault 4\n",
         )
         .unwrap();
         let a = attribute(&cpu, &Folded::default(), &rules);
-        // memset's 8 split 3:1 as its known callers; memcpy's 4 all to the bench.
+        // memset's 8 split 7:1 as its known callers (the faulting memset was called by `work`,
+        // though the fault is the kernel's); memcpy's 4 all to the bench.
         assert_eq!(
-            (a.cpu_of("bench"), a.cpu_of("alloc")),
-            (3.0 + 6.0 + 2.0 + 4.0, 1.0 + 2.0)
+            (a.cpu_of("bench"), a.cpu_of("alloc"), a.cpu_of("fault")),
+            (3.0 + 7.0 + 2.0 + 4.0, 1.0 + 1.0, 4.0)
         );
         assert_eq!(a.cpu_of(OTHER), 0.0);
         assert!(!a.boxes.iter().any(|b| b.name == CALLER_UNKNOWN));
-        assert_eq!(a.cpu_total(), 18.0);
+        assert_eq!(a.cpu_total(), 22.0);
 
-        // No stack ever unwound through one: the time stays visible as caller_unknown.
-        let cpu = Folded::from_text("b;memset 5\nb;work 1\n").unwrap();
+        // No stack ever unwound through one: the thread's rule names the owner, else the time
+        // stays visible as caller_unknown.
+        let cpu = Folded::from_text("b;memset 5\nb;work 1\nw-1;memset 2\n").unwrap();
         let a = attribute(&cpu, &Folded::default(), &rules);
-        assert_eq!(a.cpu_of(CALLER_UNKNOWN), 5.0);
+        assert_eq!((a.cpu_of(CALLER_UNKNOWN), a.cpu_of("alloc")), (5.0, 2.0));
         assert_eq!(a.boxes.last().unwrap().name, OTHER);
     }
 

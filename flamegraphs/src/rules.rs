@@ -14,6 +14,10 @@
 //! charged_to_caller = ["mem*", "__mem*_avx*"]
 //! # Allocation entry points: below one of them, from a library no rule names, is `<lib>.api`.
 //! entry_points = ["malloc", "free", "operator new*"]
+//! # The last owner of a caller-less memset: its thread, by name.
+//! [[thread]]
+//! comm = "bench-*"
+//! box = "bench"
 //! ```
 //!
 //! A frame belongs to the first rule, in file order, with a glob that matches it (and, for a rule
@@ -27,7 +31,9 @@
 //! Two things have an owner even without a rule. A `charged_to_caller` frame (memset, memcpy…)
 //! never starts a box, so it is charged to whoever called it; when perf could not unwind past it
 //! (no caller in the stack at all) the stack is [`CALLER_UNKNOWN`], which the attribution spreads
-//! over the callers seen in the stacks that did unwind. And an allocation entry point of a
+//! over the callers seen in the stacks that did unwind, or, when none did, charges to the box its
+//! thread's `[[thread]]` rule names (the thread name is the stack's first frame). And an
+//! allocation entry point of a
 //! shared library (`malloc [libwrap.so]`, tagged so by the folder) that no rule names starts the
 //! box `wrap.api`: time under an allocator nobody wrote rules for is that allocator's, never its
 //! caller's.
@@ -96,6 +102,8 @@ pub struct Rules {
     pub charged_to_caller: Vec<String>,
     /// Allocation entry-point name globs (the part before ` [lib]`).
     pub entry_points: Vec<String>,
+    /// (thread-name glob, box) for charged-to-caller time no caller was ever seen for.
+    pub threads: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,6 +125,16 @@ struct RulesFile {
     charged_to_caller: Vec<String>,
     #[serde(default)]
     entry_points: Vec<String>,
+    #[serde(default, rename = "thread")]
+    threads: Vec<ThreadEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadEntry {
+    comm: String,
+    #[serde(rename = "box")]
+    box_name: String,
 }
 
 #[derive(Deserialize)]
@@ -184,18 +202,27 @@ impl Rules {
             .charged_to_caller
             .iter()
             .chain(&file.entry_points)
+            .chain(file.threads.iter().flat_map(|t| [&t.comm, &t.box_name]))
             .position(|g| g.trim().is_empty())
         {
             return Err(RulesError {
                 origin: origin.to_string(),
                 line: 1,
-                message: format!("charged_to_caller / entry_points item {} is empty", at + 1),
+                message: format!(
+                    "charged_to_caller / entry_points / thread item {} is empty",
+                    at + 1
+                ),
             });
         }
         let rules = Rules {
             rules,
             charged_to_caller: file.charged_to_caller,
             entry_points: file.entry_points,
+            threads: file
+                .threads
+                .into_iter()
+                .map(|t| (t.comm, t.box_name))
+                .collect(),
         };
         Ok((rules, file.replace_defaults))
     }
@@ -209,6 +236,7 @@ impl Rules {
                 user.rules.extend(defaults.rules);
                 user.charged_to_caller.extend(defaults.charged_to_caller);
                 user.entry_points.extend(defaults.entry_points);
+                user.threads.extend(defaults.threads);
                 user
             }
         }
@@ -249,6 +277,14 @@ impl Rules {
             return "api".to_string();
         }
         name.to_string()
+    }
+
+    /// The box a thread's caller-less string time falls back to, by the thread's name.
+    pub fn thread_box(&self, comm: &str) -> Option<&str> {
+        self.threads
+            .iter()
+            .find(|(glob, _)| glob_match(glob, comm))
+            .map(|(_, b)| b.as_str())
     }
 
     /// Whether the box's time is the allocator's (its shared name is an allocator box).
