@@ -207,11 +207,12 @@ fn every_preset_runs_balanced_under_hz3_scale() {
         lib.display()
     );
     every_preset_runs_and_balances(Some(&lib), "hz3-scale");
+}
 
 #[test]
 fn from_source_anchors_are_identified() {
     // scripts/build-anchors' libraries; a tree that has not built them has nothing to check.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/anchors");
+    let dir = repo_root().join("target/anchors");
     let mut checked = 0;
     for name in ["jemalloc", "mimalloc", "snmalloc"] {
         let lib = dir.join(format!("lib{name}.so"));
