@@ -1,39 +1,98 @@
-//! Allocator names → the `.so` to preload: the four Debian anchors, the bench's `ceiling`, every hz3
-//! build under `target/preload/`, and explicit `NAME=PATH` specs. Shared by every subcommand that
-//! runs the bench under an allocator.
+//! Allocator names → the `.so` to preload: the anchors (glibc, Debian's packages, and the builds
+//! `scripts/build-anchors` makes from the sources the -sys crates vendor), the bench's `ceiling`,
+//! every hz3 build under `target/preload/`, and explicit `NAME=PATH` specs. Shared by every
+//! subcommand that runs the bench under an allocator.
+//!
+//! `jemalloc`, `mimalloc` and `snmalloc` mean the from-source builds in `target/anchors/` (with
+//! symbols, so the box rules see their internals); `jemalloc-debian` and `mimalloc-debian` are the
+//! Debian packages users install (stripped). Until `scripts/build-anchors` has run, `jemalloc` and
+//! `mimalloc` fall back to Debian's, and each row's [`Allocator::build`] says which one it was.
+//! `tcmalloc` is Debian's gperftools: Google's per-CPU tcmalloc builds only with Bazel.
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// An allocator the anchors ship as a Debian package (glibc is the one with nothing to preload).
+/// An allocator hz3 is measured against.
 #[derive(Clone, Copy, Debug)]
 pub struct Anchor {
     pub name: &'static str,
+    /// Debian's library (None: glibc's own malloc, or an anchor Debian does not ship).
     pub path: Option<&'static str>,
+    /// The Debian package that ships `path` ("" when Debian ships none).
     pub package: &'static str,
+    /// The from-source build under `target/anchors/` this name means once it exists.
+    pub built: Option<&'static str>,
 }
 
-pub const ANCHORS: [Anchor; 4] = [
+const DEBIAN_JEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+const DEBIAN_MIMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
+
+pub const ANCHORS: [Anchor; 7] = [
     Anchor {
         name: "glibc",
         path: None,
         package: "libc6",
+        built: None,
     },
     Anchor {
         name: "tcmalloc",
         path: Some("/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4"),
         package: "libgoogle-perftools4",
+        built: None,
     },
     Anchor {
         name: "jemalloc",
-        path: Some("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+        path: Some(DEBIAN_JEMALLOC),
         package: "libjemalloc2",
+        built: Some("libjemalloc.so"),
     },
     Anchor {
         name: "mimalloc",
-        path: Some("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"),
+        path: Some(DEBIAN_MIMALLOC),
         package: "libmimalloc2.0",
+        built: Some("libmimalloc.so"),
+    },
+    Anchor {
+        name: "snmalloc",
+        path: None,
+        package: "",
+        built: Some("libsnmalloc.so"),
+    },
+    Anchor {
+        name: "jemalloc-debian",
+        path: Some(DEBIAN_JEMALLOC),
+        package: "libjemalloc2",
+        built: None,
+    },
+    Anchor {
+        name: "mimalloc-debian",
+        path: Some(DEBIAN_MIMALLOC),
+        package: "libmimalloc2.0",
+        built: None,
     },
 ];
+
+/// The anchors a matrix measures by default (the `-debian` packages only when asked for).
+const DEFAULT_ANCHORS: [&str; 5] = ["glibc", "tcmalloc", "jemalloc", "mimalloc", "snmalloc"];
+
+/// Where `scripts/build-anchors` puts its libraries: `target/anchors/`, beside `target/preload/`.
+pub fn anchors_dir(preload_dir: &Path) -> PathBuf {
+    preload_dir
+        .parent()
+        .unwrap_or(Path::new("target"))
+        .join("anchors")
+}
+
+/// The name a row of an older matrix JSON has today: rows named `jemalloc` or `mimalloc` that
+/// preloaded Debian's library (every baseline written before the from-source anchors) are
+/// `jemalloc-debian` / `mimalloc-debian` now.
+pub fn current_row_name(name: &str, preload: Option<&str>) -> String {
+    match ANCHORS.iter().find(|a| a.name == name) {
+        Some(a) if a.built.is_some() && a.path.is_some() && preload == a.path => {
+            format!("{name}-debian")
+        }
+        _ => name.to_owned(),
+    }
+}
 
 pub const CEILING: &str = "ceiling";
 const CEILING_FILE: &str = "libceiling.so";
@@ -58,6 +117,34 @@ impl Allocator {
         })
     }
 
+    /// Which build this is, in words: `jemalloc 5.3.1 from source (crate …)` (the line
+    /// scripts/build-anchors wrote beside the library), `Debian libjemalloc2 5.3.0-1`, `hz3 from
+    /// this tree`, or the path of a custom library.
+    pub fn build(&self) -> String {
+        let Some(path) = &self.preload else {
+            return debian_build("libc6", "glibc's malloc");
+        };
+        let sidecar = PathBuf::from(format!("{}.build", path.display()));
+        if let Ok(line) = std::fs::read_to_string(&sidecar) {
+            return line.trim().to_owned();
+        }
+        if let Some(a) = ANCHORS
+            .iter()
+            .find(|a| a.path.is_some_and(|p| Path::new(p) == path))
+        {
+            return debian_build(a.package, &a.name.replace("-debian", ""));
+        }
+        let file = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        if self.name.starts_with("hz3") || self.name == CEILING {
+            format!("{file} built from this tree")
+        } else {
+            format!("custom library {}", path.display())
+        }
+    }
+
     /// The `.so` as `LD_PRELOAD` should see it, or an empty string for none.
     pub fn preload_env(&self) -> String {
         self.preload
@@ -71,9 +158,12 @@ fn expected_family(name: &str) -> Option<&'static str> {
     if name.starts_with("hz3") {
         return Some("hz3");
     }
-    ["glibc", "tcmalloc", "jemalloc", "mimalloc", CEILING]
-        .into_iter()
-        .find(|f| name == *f)
+    let name = name.strip_suffix("-debian").unwrap_or(name);
+    [
+        "glibc", "tcmalloc", "jemalloc", "mimalloc", "snmalloc", CEILING,
+    ]
+    .into_iter()
+    .find(|f| name == *f)
 }
 
 /// The profile directory of the running executable (`target/<profile>/`), also for a test binary
@@ -136,12 +226,42 @@ pub fn hz3_builds(dir: &Path, with_instrumented: bool) -> Result<Vec<Allocator>>
     Ok(found)
 }
 
-/// The default set: the four anchors, every (uninstrumented) hz3 build, then the ceiling.
+/// `NAME (Debian PACKAGE VERSION)`, the version as dpkg knows it (left out when dpkg cannot say).
+fn debian_build(package: &str, what: &str) -> String {
+    let version = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty());
+    match version {
+        Some(v) => format!("{what} from Debian's {package} {v}"),
+        None => format!("{what} from Debian's {package}"),
+    }
+}
+
+/// One line per allocator saying which build it is, for the end of a matrix table.
+pub fn builds_legend(allocs: &[Allocator]) -> String {
+    let width = allocs.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    let mut out = String::from("builds:\n");
+    for a in allocs {
+        out += &format!("  {:width$}  {}\n", a.name, a.build());
+    }
+    out
+}
+
+/// The default set: the default anchors (snmalloc only once built: it has no Debian package),
+/// every (uninstrumented) hz3 build, then the ceiling.
 pub fn default_set(preload_dir: &Path) -> Result<Vec<Allocator>> {
-    let mut set = ANCHORS
-        .iter()
-        .map(|a| resolve(a.name, preload_dir))
-        .collect::<Result<Vec<_>>>()?;
+    let mut set = Vec::new();
+    for name in DEFAULT_ANCHORS {
+        match resolve(name, preload_dir) {
+            Ok(a) => set.push(a),
+            Err(e) if name == "snmalloc" => eprintln!("hz3-analyze: left out: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
     set.extend(hz3_builds(preload_dir, false)?);
     set.push(resolve(CEILING, preload_dir)?);
     Ok(set)
@@ -164,6 +284,22 @@ pub fn resolve(spec: &str, preload_dir: &Path) -> Result<Allocator> {
         });
     }
     if let Some(anchor) = ANCHORS.iter().find(|a| a.name == spec) {
+        if let Some(file) = anchor.built {
+            let built = anchors_dir(preload_dir).join(file);
+            if built.is_file() {
+                return Ok(Allocator {
+                    name: spec.to_owned(),
+                    preload: Some(built),
+                });
+            }
+            if anchor.path.is_none() {
+                bail!(
+                    "{}: {} is missing (run scripts/build-anchors)",
+                    anchor.name,
+                    built.display()
+                );
+            }
+        }
         let preload = anchor.path.map(PathBuf::from);
         if let Some(path) = &preload {
             if !path.is_file() {
@@ -186,7 +322,8 @@ pub fn resolve(spec: &str, preload_dir: &Path) -> Result<Allocator> {
         (format!("lib{spec}.so"), "scripts/build-preload")
     } else {
         bail!(
-            "unknown allocator {spec:?}: use glibc, tcmalloc, jemalloc, mimalloc, ceiling, hz3_<build>, or NAME=PATH.so"
+            "unknown allocator {spec:?}: use {}, ceiling, hz3_<build>, or NAME=PATH.so",
+            ANCHORS.map(|a| a.name).join(", ")
         );
     };
     let path = preload_dir.join(file);
@@ -320,6 +457,97 @@ mod tests {
     }
 
     #[test]
+    fn from_source_anchors_win_once_built_and_say_which_build_they_are() {
+        let target = tempfile::tempdir().unwrap();
+        let preload = target.path().join("preload");
+        std::fs::create_dir_all(&preload).unwrap();
+        std::fs::write(preload.join(CEILING_FILE), b"").unwrap();
+        let err = resolve("snmalloc", &preload).unwrap_err().to_string();
+        assert!(
+            err.contains("libsnmalloc.so is missing (run scripts/build-anchors)"),
+            "{err}"
+        );
+        // Not built yet: snmalloc is left out of the default set, the rest stays.
+        assert!(!default_set(&preload)
+            .unwrap()
+            .iter()
+            .any(|a| a.name == "snmalloc"));
+
+        let anchors = anchors_dir(&preload);
+        std::fs::create_dir_all(&anchors).unwrap();
+        for lib in ["libsnmalloc.so", "libjemalloc.so"] {
+            std::fs::write(anchors.join(lib), b"").unwrap();
+        }
+        std::fs::write(
+            anchors.join("libjemalloc.so.build"),
+            "jemalloc 5.3.1 from source (test)\n",
+        )
+        .unwrap();
+        let je = resolve("jemalloc", &preload).unwrap();
+        assert_eq!(
+            je.preload.as_deref(),
+            Some(&*anchors.join("libjemalloc.so"))
+        );
+        assert_eq!(je.build(), "jemalloc 5.3.1 from source (test)");
+        assert!(default_set(&preload)
+            .unwrap()
+            .iter()
+            .any(|a| a.name == "snmalloc"));
+        assert!(!default_set(&preload)
+            .unwrap()
+            .iter()
+            .any(|a| a.name.ends_with("-debian")));
+        // The Debian package keeps its own name (when installed).
+        if Path::new(DEBIAN_JEMALLOC).is_file() {
+            let deb = resolve("jemalloc-debian", &preload).unwrap();
+            assert_eq!(deb.preload.as_deref(), Some(Path::new(DEBIAN_JEMALLOC)));
+            assert!(
+                deb.build().contains("Debian's libjemalloc2"),
+                "{}",
+                deb.build()
+            );
+            // mimalloc is not built here: it falls back to Debian's, and says so.
+            if Path::new(DEBIAN_MIMALLOC).is_file() {
+                let mi = resolve("mimalloc", &preload).unwrap();
+                assert!(
+                    mi.build().contains("Debian's libmimalloc2.0"),
+                    "{}",
+                    mi.build()
+                );
+            }
+        }
+        let custom = Allocator {
+            name: "mine".into(),
+            preload: Some("/opt/libmine.so".into()),
+        };
+        assert_eq!(custom.build(), "custom library /opt/libmine.so");
+    }
+
+    #[test]
+    fn old_baseline_rows_of_debian_builds_get_their_debian_name() {
+        assert_eq!(
+            current_row_name("jemalloc", Some(DEBIAN_JEMALLOC)),
+            "jemalloc-debian"
+        );
+        assert_eq!(
+            current_row_name("mimalloc", Some(DEBIAN_MIMALLOC)),
+            "mimalloc-debian"
+        );
+        assert_eq!(
+            current_row_name("jemalloc", Some("/x/target/anchors/libjemalloc.so")),
+            "jemalloc"
+        );
+        assert_eq!(
+            current_row_name(
+                "tcmalloc",
+                Some("/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4")
+            ),
+            "tcmalloc"
+        );
+        assert_eq!(current_row_name("glibc", None), "glibc");
+    }
+
+    #[test]
     fn a_snapshot_keeps_the_bytes_of_the_moment_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let (bench, lib) = (dir.path().join("bench"), dir.path().join("libx.so"));
@@ -356,5 +584,11 @@ mod tests {
         assert_eq!(a("tcmalloc").identity_matches("tcmalloc"), Some(true));
         assert_eq!(a("jemalloc").identity_matches("glibc"), Some(false));
         assert_eq!(a("ceiling").identity_matches("ceiling"), Some(true));
+        assert_eq!(
+            a("jemalloc-debian").identity_matches("jemalloc"),
+            Some(true)
+        );
+        assert_eq!(a("snmalloc").identity_matches("snmalloc"), Some(true));
+        assert_eq!(a("snmalloc").identity_matches("glibc"), Some(false));
     }
 }

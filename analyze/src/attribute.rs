@@ -4,6 +4,11 @@
 //! is task-clock ÷ ops from the counting group read around the bench, which does not depend on
 //! sampling; `unsampled` = measured − Σ boxes is the CPU time the sampler did not see (lost
 //! samples, the bench's exec) and is printed, never spread over the boxes.
+//!
+//! The last line says how much of the allocator's time the rules left unnamed: `other` (no rule
+//! matched) plus the `api` boxes (an entry point's own frames, or a whole allocator without rules
+//! or symbols), as a share of allocator time + `other`. Allocator time is every box whose shared
+//! name is an allocator box (see `analyze/boxes/default.toml`).
 use crate::boxes;
 use crate::perf_run::Run;
 use crate::perf_table::{num, pct, Format, Table};
@@ -35,6 +40,8 @@ pub struct Args {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BoxRow {
     pub name: String,
+    /// The box in the schema every allocator shares (`central`, `thread_cache`…).
+    pub shared: String,
     pub lock: Option<String>,
     /// Share of the sampled CPU time.
     pub share: f64,
@@ -64,6 +71,18 @@ pub struct OffCpu {
     pub preempted: f64,
 }
 
+/// How much of the allocator's CPU time the rules left unnamed, ns/op.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Unnamed {
+    /// Every box whose shared name is an allocator box (api included).
+    pub allocator: f64,
+    /// The `api` boxes: an entry point's own frames, or an allocator without rules or symbols.
+    pub api: f64,
+    pub other: f64,
+    /// (api + other) / (allocator + other); 0 when there is no such time.
+    pub share: f64,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub run: String,
@@ -90,6 +109,7 @@ pub struct Report {
     pub lock: LockSplit,
     /// ns/op, summed over threads (not part of the CPU total).
     pub offcpu: OffCpu,
+    pub unnamed: Unnamed,
 }
 
 /// The attribution of one loaded run.
@@ -103,13 +123,15 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         .iter()
         .map(|b| BoxRow {
             name: b.name.clone(),
+            shared: rules.shared_name(&b.name),
             lock: b.lock.map(|k| lock_name(k).to_string()),
             share: if sampled > 0.0 { b.cpu / sampled } else { 0.0 },
             ns_per_op: b.cpu / ops,
             asleep_ns_per_op: b.asleep / ops,
             probes_per_op: probes_for(&probe_counts, &rules.probe_prefixes(&b.name), ops),
         })
-        .collect();
+        .collect::<Vec<BoxRow>>();
+    let unnamed = unnamed(&boxes, rules);
     let (measured, from) = run.measured_cpu_ns_per_op();
     Report {
         run: run.dir.display().to_string(),
@@ -140,6 +162,28 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
             wait: a.wait() / ops,
             blocked_other: a.asleep_elsewhere() / ops,
             preempted: a.preempted / ops,
+        },
+        unnamed,
+    }
+}
+
+/// The allocator time the rules left in `other` or an `api` box.
+fn unnamed(boxes: &[BoxRow], rules: &Rules) -> Unnamed {
+    let sum = |keep: &dyn Fn(&BoxRow) -> bool| -> f64 {
+        boxes.iter().filter(|b| keep(b)).map(|b| b.ns_per_op).sum()
+    };
+    let allocator = sum(&|b| rules.is_allocator(&b.name));
+    let api = sum(&|b| b.shared == "api");
+    let other = sum(&|b| b.name == flamegraphs::OTHER);
+    let whole = allocator + other;
+    Unnamed {
+        allocator,
+        api,
+        other,
+        share: if whole > 0.0 {
+            (api + other) / whole
+        } else {
+            0.0
         },
     }
 }
@@ -265,6 +309,13 @@ pub fn render_text(report: &Report) -> String {
         num(report.offcpu.wait),
         num(report.offcpu.blocked_other),
         num(report.offcpu.preempted)
+    );
+    out += &format!(
+        "allocator CPU ns/op {}: left in other {} + api {} = {} of allocator time + other\n",
+        num(report.unnamed.allocator),
+        num(report.unnamed.other),
+        num(report.unnamed.api),
+        pct(report.unnamed.share)
     );
     out
 }

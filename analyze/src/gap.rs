@@ -6,11 +6,17 @@
 //! time that the samples of one run saw and the other did not. Off-CPU time is listed apart and
 //! is not in either sum: with more threads than CPUs a sleeping thread's CPU is used by another,
 //! so adding sleep to CPU time would count it twice.
+//!
+//! `--level shared` sums each run's boxes into the schema every allocator shares (`hz3.central`
+//! and `jemalloc.bin` are both `central`), so two allocators line up row by row; `--level own`
+//! (the default) keeps each allocator's own boxes. Boxes only one run has (an allocator's own
+//! boxes, a `<lib>.api` box) count as 0 in the other.
 use crate::attribute::{build_report, Report};
 use crate::boxes;
 use crate::perf_run::Run;
 use crate::perf_table::{num, signed, Format, Table};
 use anyhow::{bail, Result};
+use flamegraphs::Level;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +25,7 @@ const EXAMPLES: &str = "\
 Examples:
   hz3-analyze gap runs/tcmalloc runs/hz3_scale        # positive = hz3_scale spends more ns/op
   hz3-analyze gap runs/glibc runs/jemalloc --json
+  hz3-analyze gap runs/jemalloc runs/hz3_scale --level shared   # hz3.central vs jemalloc.bin in one row
   hz3-analyze gap runs/a runs/b --boxes my-boxes.toml --csv";
 
 #[derive(clap::Args, Debug)]
@@ -31,8 +38,27 @@ pub struct Args {
     /// Box rules (TOML) read in front of the built-in ones
     #[arg(long, value_name = "FILE")]
     pub boxes: Option<PathBuf>,
+    /// Compare each allocator's own boxes, or the shared schema (api, thread_cache, remote_free,
+    /// transfer, central, page_source, os, purge, lock.*, metadata) every allocator maps onto
+    #[arg(long, value_enum, default_value_t = LevelArg::Own)]
+    pub level: LevelArg,
     #[command(flatten)]
     pub format: Format,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelArg {
+    Own,
+    Shared,
+}
+
+impl From<LevelArg> for Level {
+    fn from(l: LevelArg) -> Level {
+        match l {
+            LevelArg::Own => Level::Own,
+            LevelArg::Shared => Level::Shared,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -67,7 +93,29 @@ pub struct Gap {
     pub perf_warnings: Vec<String>,
 }
 
+/// The gap of each allocator's own boxes.
 pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
+    build_gap_at(a, b, Level::Own)
+}
+
+/// Box ns/op of one run at `level`, in first-seen order.
+fn boxes_at(r: &Report, level: Level) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for b in &r.boxes {
+        let name = match level {
+            Level::Own => b.name.clone(),
+            Level::Shared => b.shared.clone(),
+        };
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v += b.ns_per_op,
+            None => out.push((name, b.ns_per_op)),
+        }
+    }
+    out
+}
+
+/// The gap at `level` (see the module's note).
+pub fn build_gap_at(a: &Report, b: &Report, level: Level) -> Result<Gap> {
     if a.config != b.config {
         bail!(
             "gap needs two runs of the same bench configuration:\n  A: {}\n  B: {}",
@@ -75,15 +123,28 @@ pub fn build_gap(a: &Report, b: &Report) -> Result<Gap> {
             b.config
         );
     }
-    let mut boxes: Vec<GapRow> = a
-        .boxes
-        .iter()
-        .zip(&b.boxes)
-        .map(|(x, y)| GapRow {
-            name: x.name.clone(),
-            a: x.ns_per_op,
-            b: y.ns_per_op,
-            diff: y.ns_per_op - x.ns_per_op,
+    let (in_a, in_b) = (boxes_at(a, level), boxes_at(b, level));
+    let value = |list: &[(String, f64)], name: &str| {
+        list.iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, v)| *v)
+    };
+    let mut names: Vec<&String> = in_a.iter().map(|(n, _)| n).collect();
+    names.extend(
+        in_b.iter()
+            .map(|(n, _)| n)
+            .filter(|n| !in_a.iter().any(|(m, _)| m == *n)),
+    );
+    let mut boxes: Vec<GapRow> = names
+        .into_iter()
+        .map(|name| {
+            let (x, y) = (value(&in_a, name), value(&in_b, name));
+            GapRow {
+                name: name.clone(),
+                a: x,
+                b: y,
+                diff: y - x,
+            }
         })
         .collect();
     boxes.sort_by(|x, y| {
@@ -214,7 +275,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let rules = boxes::load(args.boxes.as_deref())?;
     let a = build_report(&Run::load(&args.a)?, &rules);
     let b = build_report(&Run::load(&args.b)?, &rules);
-    let gap = build_gap(&a, &b)?;
+    let gap = build_gap_at(&a, &b, args.level.into())?;
     args.format.print(
         &gap,
         || gap_table(&gap, true).to_csv(),

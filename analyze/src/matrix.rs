@@ -55,8 +55,10 @@ Exit status: 0 ok (no regression), 3 a row regressed (--compare), 2 bad input (b
 unreadable or mismatched --compare file), 1 any other failure.")]
 pub struct Args {
     /// Allocator to measure: NAME=PATH.so, or a known name (glibc, tcmalloc, jemalloc, mimalloc,
-    /// ceiling, hz3_<build> from target/preload/). Repeatable. Default: the four anchors, every
-    /// libhz3_*.so except *_probes*/*_failfast*/*_inject*/*_portable* builds, and ceiling
+    /// snmalloc, jemalloc-debian, mimalloc-debian, ceiling, hz3_<build> from target/preload/).
+    /// Repeatable. Default: glibc, tcmalloc, jemalloc, mimalloc, snmalloc (once
+    /// scripts/build-anchors built it), every libhz3_*.so except
+    /// *_probes*/*_failfast*/*_inject*/*_portable* builds, and ceiling
     #[arg(long = "alloc", value_name = "NAME[=PATH]")]
     pub allocs: Vec<String>,
     /// Bench preset(s), comma-separated or repeated, or `all`; objects are written (--touch, the
@@ -147,6 +149,9 @@ pub struct Row {
     pub preset: String,
     pub allocator: String,
     pub preload: Option<String>,
+    /// Which build the row measured (version and source; see `Allocator::build`).
+    #[serde(default)]
+    pub build: Option<String>,
     /// What the bench reported as the answering allocator.
     pub identity: Option<String>,
     pub samples_mops: Vec<f64>,
@@ -194,6 +199,7 @@ impl Row {
             preset: preset.to_owned(),
             allocator: allocator.name.clone(),
             preload: allocator.preload.as_ref().map(|p| p.display().to_string()),
+            build: Some(allocator.build()),
             identity: None,
             samples_mops: Vec::new(),
             samples_cpu_ns_per_op: Vec::new(),
@@ -313,6 +319,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &args,
     )?;
     print!("{}", output::table(&report));
+    print!("{}", allocators::builds_legend(&allocs));
     write_outputs(&report, &args)?;
 
     let Some(previous) = previous else {

@@ -35,7 +35,9 @@ pub enum CallGraph {
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Allocator: glibc, tcmalloc, jemalloc, mimalloc, ceiling, hz3_<build>, or NAME=PATH
+    /// Allocator: glibc, tcmalloc, jemalloc, mimalloc, snmalloc (jemalloc, mimalloc and snmalloc
+    /// built from source by scripts/build-anchors), jemalloc-debian, mimalloc-debian, ceiling,
+    /// hz3_<build>, or NAME=PATH
     /// (PATH goes to LD_PRELOAD as given, so `a.so:b.so` works)
     #[arg(
         long,

@@ -16,7 +16,7 @@ fn plain_flamegraph_is_xml_with_box_names() {
     let text = std::fs::read_to_string(&svg).unwrap();
     flamegraphs::svg::check_well_formed(&text).unwrap();
     assert!(
-        text.contains("_int_malloc [box:glibc.malloc]"),
+        text.contains("_int_malloc [box:glibc.arena]"),
         "frames carry their box"
     );
     assert!(text.contains("[box:kernel.page_fault]"));

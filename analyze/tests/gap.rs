@@ -1,8 +1,9 @@
 //! `gap` between the two checked-in recordings (glibc, tcmalloc) of the same bench configuration.
 mod perf_common;
 use analyze::attribute::build_report;
-use analyze::gap::build_gap;
+use analyze::gap::{build_gap, build_gap_at};
 use analyze::perf_run::Run;
+use flamegraphs::Level;
 use perf_common::*;
 
 fn reports() -> (analyze::attribute::Report, analyze::attribute::Report) {
@@ -44,9 +45,47 @@ fn per_box_differences_sum_and_residual_are_consistent() {
         b.measured_ns_per_op - a.measured_ns_per_op
     );
     assert!((gap.residual - (gap.measured_diff - gap.boxes_diff)).abs() < 1e-9);
-    // glibc's malloc is where tcmalloc wins most on this recording.
-    assert_eq!(gap.boxes[0].name, "glibc.malloc");
+    // glibc's central arena (_int_malloc, _int_free) is where tcmalloc wins most on this recording.
+    assert_eq!(gap.boxes[0].name, "glibc.arena");
     assert!(gap.boxes[0].diff < 0.0 && gap.boxes[0].b == 0.0);
+}
+
+#[test]
+fn the_shared_level_lines_both_allocators_up_and_keeps_the_sums() {
+    let (a, b) = reports();
+    let own = build_gap(&a, &b).unwrap();
+    let shared = build_gap_at(&a, &b, Level::Shared).unwrap();
+    // Each shared row is the sum of the own boxes that map onto it, on either side.
+    for row in &shared.boxes {
+        let of = |r: &analyze::attribute::Report| -> f64 {
+            r.boxes
+                .iter()
+                .filter(|x| x.shared == row.name)
+                .map(|x| x.ns_per_op)
+                .sum()
+        };
+        assert!(
+            (row.a - of(&a)).abs() < 1e-9 && (row.b - of(&b)).abs() < 1e-9,
+            "{row:?}"
+        );
+    }
+    assert!((shared.boxes_diff - own.boxes_diff).abs() < 1e-9);
+    assert_eq!(shared.residual, own.residual);
+    // glibc.arena and tcmalloc.central_freelist are both `central`: one row with both sides.
+    let central = shared.boxes.iter().find(|r| r.name == "central").unwrap();
+    assert!(central.a > 0.0 && central.b > 0.0, "{central:?}");
+    assert!(!shared.boxes.iter().any(|r| r.name.starts_with("glibc.")));
+
+    let (fa, fb) = (fixture("glibc"), fixture("tcmalloc"));
+    let at = |level: &str| {
+        let (fa, fb) = (fa.to_str().unwrap(), fb.to_str().unwrap());
+        analyze(&["gap", fa, fb, "--level", level])
+    };
+    let out = at("shared");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\ncentral "), "{}", stdout(&out));
+    let out = at("deep");
+    assert_eq!(out.status.code(), Some(2), "a bad level is a usage error");
 }
 
 #[test]
@@ -60,7 +99,7 @@ fn table_shows_sum_measured_and_residual_and_csv_has_every_box() {
         "measured (task-clock)",
         "residual (measured - sum)",
         "off-cpu.lock_wait",
-        "glibc.malloc",
+        "glibc.arena",
     ] {
         assert!(text.contains(needle), "missing {needle}:\n{text}");
     }

@@ -4,8 +4,8 @@
 //! that silently failed would otherwise be reported as that allocator's numbers).
 use std::ffi::{c_char, CStr};
 
-/// A name per allocator family: "hz3-<lane>", "ceiling", "tcmalloc", "jemalloc", "mimalloc", or
-/// "glibc" when none of their marker symbols is present.
+/// A name per allocator family: "hz3-<lane>", "ceiling", "tcmalloc", "jemalloc", "mimalloc",
+/// "snmalloc", or "glibc" when none of their marker symbols is present.
 pub fn answering_allocator() -> String {
     if let Some(lane) = symbol(c"hz3_lane") {
         // SAFETY: hz3's preload .so exports `const char *hz3_lane(void)` returning a static
@@ -18,11 +18,13 @@ pub fn answering_allocator() -> String {
         // SAFETY: non-null and NUL-terminated per the contract above.
         return format!("hz3-{}", unsafe { CStr::from_ptr(name) }.to_string_lossy());
     }
-    let markers: [(&CStr, &str); 4] = [
+    let markers: [(&CStr, &str); 5] = [
         (c"ceiling_marker", "ceiling"),
         (c"tc_version", "tcmalloc"),
         (c"mallctl", "jemalloc"),
         (c"mi_version", "mimalloc"),
+        // snmalloc's LD_PRELOAD shim exports it (the end of an object, for bounds checks).
+        (c"__malloc_end_pointer", "snmalloc"),
     ];
     for (sym, name) in markers {
         if symbol(sym).is_some() {

@@ -208,3 +208,28 @@ fn every_preset_runs_balanced_under_hz3_scale() {
     );
     every_preset_runs_and_balances(Some(&lib), "hz3-scale");
 }
+
+#[test]
+fn from_source_anchors_are_identified() {
+    // scripts/build-anchors' libraries; a tree that has not built them has nothing to check.
+    let dir = repo_root().join("target/anchors");
+    let mut checked = 0;
+    for name in ["jemalloc", "mimalloc", "snmalloc"] {
+        let lib = dir.join(format!("lib{name}.so"));
+        if !lib.is_file() {
+            eprintln!(
+                "{} not built (scripts/build-anchors): skipped",
+                lib.display()
+            );
+            continue;
+        }
+        assert_eq!(
+            run_json(Some(&lib), &[])["allocator"],
+            name,
+            "{}",
+            lib.display()
+        );
+        checked += 1;
+    }
+    eprintln!("{checked} from-source anchors identified");
+}

@@ -6,9 +6,17 @@
 //! the user side tells a glibc arena lock (`__lll_lock_wait_private`, box `mutex`) from the bench's
 //! finish-line barrier (box `bench`). Sleep under a lock box (mutex or spin kind: a spin lock that
 //! gives up and sleeps) is the lock **wait**.
+//!
+//! A libc string function (memset…) that perf could not unwind past has no caller in its stack
+//! ([`CALLER_UNKNOWN`]); its time is spread over the boxes of its callers (the box at the caller's
+//! frame, not the whole stack's: a page fault under a memset stays the fault's) in the stacks
+//! that did unwind (or, when that function never unwound, any charged-to-caller function),
+//! in proportion; when no stack unwound through one at all, to the box its thread's `[[thread]]`
+//! rule names. Only when none does either does `caller_unknown` stay a box.
 use crate::fold::{Folded, KERNEL_MARK};
 use crate::profile::OFFCPU_PREEMPTED;
-use crate::rules::{Classifier, LockKind, Rules};
+use crate::rules::{Classifier, LockKind, Rules, CALLER_UNKNOWN, OTHER};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxTotal {
@@ -22,7 +30,8 @@ pub struct BoxTotal {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribution {
-    /// Every box of the rules in order, zeros included, `other` last.
+    /// Every box of the rules in order, zeros included, then the boxes met in the stacks
+    /// (`<lib>.api` of allocators without rules), `other` last.
     pub boxes: Vec<BoxTotal>,
     /// Off-CPU time while runnable: preempted or yielded, waiting for a CPU.
     pub preempted: f64,
@@ -72,34 +81,117 @@ fn user_part(stack: &str) -> &str {
     &stack[..end.min(stack.len())]
 }
 
+/// The innermost charged-to-caller frame of a stack (memset…) and the box its caller put it in
+/// (not the whole stack's box: a memset that faults a page in is the page fault's, but the memset
+/// itself is its caller's), if any.
+fn charged_leaf<'s>(classifier: &mut Classifier, stack: &'s str) -> Option<(&'s str, usize)> {
+    let frames: Vec<&str> = stack.split(';').collect();
+    let at = frames
+        .iter()
+        .rposition(|f| classifier.is_charged_to_caller(f))?;
+    Some((frames[at], classifier.prefix_boxes(stack)[at]))
+}
+
+/// Where the known callers of each charged-to-caller function put their time: weight per box,
+/// per function and over all of them.
+#[derive(Default)]
+struct CallerShares {
+    by_function: HashMap<String, HashMap<usize, f64>>,
+    any: HashMap<usize, f64>,
+}
+
+impl CallerShares {
+    fn add(&mut self, function: &str, box_index: usize, w: f64) {
+        *self
+            .by_function
+            .entry(function.to_string())
+            .or_default()
+            .entry(box_index)
+            .or_insert(0.0) += w;
+        *self.any.entry(box_index).or_insert(0.0) += w;
+    }
+
+    /// Spreads `w` of `function` with no caller over `into` (indexed by box); false when no caller
+    /// of any such function is known.
+    fn spread(&self, function: &str, w: f64, into: &mut [f64]) -> bool {
+        let shares = self
+            .by_function
+            .get(function)
+            .filter(|m| !m.is_empty())
+            .unwrap_or(&self.any);
+        let total: f64 = shares.values().sum();
+        if total <= 0.0 {
+            return false;
+        }
+        for (&b, &sw) in shares {
+            into[b] += w * sw / total;
+        }
+        true
+    }
+}
+
 /// Charges every on-CPU stack to its box, and every off-CPU stack to preemption or to the box
 /// its user-space part was in.
 pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
     let mut classifier = Classifier::new(rules);
-    let names = classifier.names().to_vec();
-    let mut weights = vec![0.0; names.len()];
-    let mut asleep = vec![0.0; names.len()];
+    let mut cpu_boxes: Vec<(usize, &str, f64)> = Vec::new();
+    let mut callers = CallerShares::default();
     for (stack, w) in &cpu.stacks {
-        weights[classifier.box_of_stack(stack)] += w;
+        let b = classifier.box_of_stack(stack);
+        cpu_boxes.push((b, stack, *w));
+    }
+    let unknown = classifier.names().iter().position(|n| n == CALLER_UNKNOWN);
+    for &(_, stack, w) in &cpu_boxes {
+        if let Some((f, caller)) = charged_leaf(&mut classifier, stack) {
+            if Some(caller) != unknown {
+                callers.add(f, caller, w);
+            }
+        }
     }
     let mut preempted = 0.0;
+    let mut off_boxes: Vec<(usize, &str, f64)> = Vec::new();
     for (stack, w) in &offcpu.stacks {
         if stack.starts_with(OFFCPU_PREEMPTED) {
             preempted += w;
         } else {
-            asleep[classifier.box_of_stack(user_part(stack))] += w;
+            let user = user_part(stack);
+            off_boxes.push((classifier.box_of_stack(user), user, *w));
         }
     }
-    let boxes = names
-        .iter()
-        .zip(weights.into_iter().zip(asleep))
-        .map(|(name, (cpu, asleep))| BoxTotal {
-            name: name.clone(),
-            lock: rules.lock_kind(name),
-            cpu,
-            asleep,
+    let names = classifier.names().to_vec();
+    let unknown = names.iter().position(|n| n == CALLER_UNKNOWN);
+    let mut weights = vec![0.0; names.len()];
+    let mut asleep = vec![0.0; names.len()];
+    for (list, into) in [(&cpu_boxes, &mut weights), (&off_boxes, &mut asleep)] {
+        for &(b, stack, w) in list {
+            let spread = Some(b) == unknown
+                && charged_leaf(&mut classifier, stack)
+                    .is_some_and(|(f, _)| callers.spread(f, w, into));
+            if !spread {
+                let comm = stack.split(';').next().unwrap_or_default();
+                let owner = match rules.thread_box(comm) {
+                    Some(name) if Some(b) == unknown => names.iter().position(|n| n == name),
+                    _ => None,
+                };
+                into[owner.unwrap_or(b)] += w;
+            }
+        }
+    }
+    // The rules' boxes, those met in stacks, then `other`; `caller_unknown` only if it kept time.
+    let other = classifier.other();
+    let order = (0..names.len())
+        .filter(|&i| i != other)
+        .filter(|&i| Some(i) != unknown || weights[i] > 0.0 || asleep[i] > 0.0)
+        .chain([other]);
+    let boxes = order
+        .map(|i| BoxTotal {
+            name: names[i].clone(),
+            lock: rules.lock_kind(&names[i]),
+            cpu: weights[i],
+            asleep: asleep[i],
         })
         .collect();
+    debug_assert_eq!(names[other], OTHER);
     Attribution { boxes, preempted }
 }
 
@@ -112,6 +204,41 @@ mod tests {
         assert_eq!(user_part("a;b;entry_[k];futex_[k]"), "a;b");
         assert_eq!(user_part("a;b"), "a;b");
         assert_eq!(user_part("entry_[k]"), "");
+    }
+
+    #[test]
+    fn unwound_less_string_time_goes_to_the_known_callers_in_proportion() {
+        let (rules, _) = Rules::parse(
+            "charged_to_caller = [\"memset\", \"memcpy\"]\n\
+             [[box]]\nname = \"bench\"\nframes = [\"work\"]\n\
+             [[box]]\nname = \"alloc\"\nframes = [\"my_malloc\"]\n\
+             [[box]]\nname = \"fault\"\nframes = [\"page_fault\"]\nabsorb = true\n\
+             [[thread]]\ncomm = \"w-*\"\nbox = \"alloc\"\n",
+            "t",
+        )
+        .unwrap();
+        let cpu = Folded::from_text(
+            "b;work;memset 3\nb;work;my_malloc;memset 1\nb;memset 8\n\
+             b;work;memcpy 2\nb;memcpy 4\nb;work;memset;page_fault 4\n",
+        )
+        .unwrap();
+        let a = attribute(&cpu, &Folded::default(), &rules);
+        // memset's 8 split 7:1 as its known callers (the faulting memset was called by `work`,
+        // though the fault is the kernel's); memcpy's 4 all to the bench.
+        assert_eq!(
+            (a.cpu_of("bench"), a.cpu_of("alloc"), a.cpu_of("fault")),
+            (3.0 + 7.0 + 2.0 + 4.0, 1.0 + 1.0, 4.0)
+        );
+        assert_eq!(a.cpu_of(OTHER), 0.0);
+        assert!(!a.boxes.iter().any(|b| b.name == CALLER_UNKNOWN));
+        assert_eq!(a.cpu_total(), 22.0);
+
+        // No stack ever unwound through one: the thread's rule names the owner, else the time
+        // stays visible as caller_unknown.
+        let cpu = Folded::from_text("b;memset 5\nb;work 1\nw-1;memset 2\n").unwrap();
+        let a = attribute(&cpu, &Folded::default(), &rules);
+        assert_eq!((a.cpu_of(CALLER_UNKNOWN), a.cpu_of("alloc")), (5.0, 2.0));
+        assert_eq!(a.boxes.last().unwrap().name, OTHER);
     }
 
     #[test]

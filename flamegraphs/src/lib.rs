@@ -16,5 +16,5 @@ pub mod symbols;
 pub use attribution::{attribute, Attribution, BoxTotal};
 pub use fold::{diff, DiffRow, Folded, FoldedError, StackFolder};
 pub use profile::{from_script, from_script_where, Profile};
-pub use rules::{Classifier, LockKind, Rules, RulesError, OTHER};
+pub use rules::{Classifier, Level, LockKind, Rules, RulesError, CALLER_UNKNOWN, OTHER};
 pub use script::{Event, Frame, ScriptError};

@@ -7,18 +7,73 @@
 //! lock = "spin"                 # optional: "mutex" or "spin", for the lock-cost split
 //! absorb = false                # optional: true keeps everything called from inside this box
 //! probes = ["central."]         # optional: probe-counter key prefixes shown beside the box
+//! shared = "central"             # optional: the box of the schema every allocator shares
+//! within = ["* [*libjemalloc*"]  # optional: match only below a frame matching one of these
+//!
+//! # Functions charged to their caller's box (libc's string and memory functions).
+//! charged_to_caller = ["mem*", "__mem*_avx*"]
+//! # Allocation entry points: below one of them, from a library no rule names, is `<lib>.api`.
+//! entry_points = ["malloc", "free", "operator new*"]
+//! # The last owner of a caller-less memset: its thread, by name.
+//! [[thread]]
+//! comm = "bench-*"
+//! box = "bench"
 //! ```
 //!
-//! A frame belongs to the first rule, in file order, with a glob that matches it. A stack belongs
+//! A frame belongs to the first rule, in file order, with a glob that matches it (and, for a rule
+//! with `within`, with a frame above it in the stack that matches one of those globs: an
+//! allocator's static helpers such as `arena_*` or `bin_*` are named only inside its own calls). A stack belongs
 //! to the box of its innermost such frame, so time in `hz3::lock::spin` called from
 //! `hz3::central::pop` is lock time, not central time. `absorb` is the exception for paths whose
 //! callees are part of their cost: the futex syscall calls the scheduler, and that time is futex
 //! time. A stack with no matching frame is `other`, which is always reported.
+//!
+//! Two things have an owner even without a rule. A `charged_to_caller` frame (memset, memcpy…)
+//! never starts a box, so it is charged to whoever called it; when perf could not unwind past it
+//! (no caller in the stack at all) the stack is [`CALLER_UNKNOWN`], which the attribution spreads
+//! over the callers seen in the stacks that did unwind, or, when none did, charges to the box its
+//! thread's `[[thread]]` rule names (the thread name is the stack's first frame). And an
+//! allocation entry point of a
+//! shared library (`malloc [libwrap.so]`, tagged so by the folder) that no rule names starts the
+//! box `wrap.api`: time under an allocator nobody wrote rules for is that allocator's, never its
+//! caller's.
+//!
+//! Every box also has a *shared* name, its place in the schema common to all allocators (api,
+//! thread_cache, remote_free, transfer, central, page_source, os, purge, lock.mutex, lock.spin,
+//! metadata), so that `hz3.central` and `jemalloc.bin` line up in one row at `--level shared`.
 use serde::Deserialize;
 use std::collections::HashMap;
 
 /// The box of stacks no rule matches.
 pub const OTHER: &str = "other";
+
+/// The pseudo-box of a charged-to-caller frame (memset…) with no caller in its stack: perf could
+/// not unwind past it. [`crate::attribute`] spreads it over the callers seen elsewhere.
+pub const CALLER_UNKNOWN: &str = "caller_unknown";
+
+/// The shared boxes that are allocator time, in the schema's order. A box is allocator time when
+/// its shared name is one of these (`lock.wait` is off-CPU: the attribution's asleep figures).
+pub const ALLOCATOR_SHARED: &[&str] = &[
+    "api",
+    "thread_cache",
+    "remote_free",
+    "transfer",
+    "central",
+    "page_source",
+    "os",
+    "purge",
+    "lock.mutex",
+    "lock.spin",
+    "metadata",
+];
+
+/// Which names a table groups boxes by: each allocator's own, or the shared schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    #[default]
+    Own,
+    Shared,
+}
 
 /// What kind of lock cost a box is, for the mutex / spin / wait split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -35,12 +90,20 @@ pub struct BoxRule {
     pub lock: Option<LockKind>,
     pub absorb: bool,
     pub probes: Vec<String>,
+    pub shared: Option<String>,
+    pub within: Vec<String>,
 }
 
 /// An ordered rule set. Box indices follow first appearance of each name; `other` is last.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Rules {
     pub rules: Vec<BoxRule>,
+    /// Frame globs charged to their caller's box (libc's string and memory functions).
+    pub charged_to_caller: Vec<String>,
+    /// Allocation entry-point name globs (the part before ` [lib]`).
+    pub entry_points: Vec<String>,
+    /// (thread-name glob, box) for charged-to-caller time no caller was ever seen for.
+    pub threads: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +121,20 @@ struct RulesFile {
     replace_defaults: bool,
     #[serde(default, rename = "box")]
     boxes: Vec<RuleEntry>,
+    #[serde(default)]
+    charged_to_caller: Vec<String>,
+    #[serde(default)]
+    entry_points: Vec<String>,
+    #[serde(default, rename = "thread")]
+    threads: Vec<ThreadEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadEntry {
+    comm: String,
+    #[serde(rename = "box")]
+    box_name: String,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +148,10 @@ struct RuleEntry {
     absorb: bool,
     #[serde(default)]
     probes: Vec<String>,
+    #[serde(default)]
+    shared: Option<String>,
+    #[serde(default)]
+    within: Vec<String>,
 }
 
 impl Rules {
@@ -89,15 +170,21 @@ impl Rules {
                 line: nth_box_line(text, i),
                 message,
             };
-            if entry.name.trim().is_empty() || entry.name == OTHER {
+            if entry.name.trim().is_empty() || entry.name == OTHER || entry.name == CALLER_UNKNOWN {
                 return Err(bad(format!(
                     "box name `{}` is empty or reserved",
                     entry.name
                 )));
             }
-            if entry.frames.is_empty() || entry.frames.iter().any(|g| g.is_empty()) {
+            if entry.frames.is_empty()
+                || entry
+                    .frames
+                    .iter()
+                    .chain(&entry.within)
+                    .any(|g| g.is_empty())
+            {
                 return Err(bad(format!(
-                    "box `{}` needs at least one non-empty frame glob",
+                    "box `{}` needs at least one frame glob, and no empty glob",
                     entry.name
                 )));
             }
@@ -107,9 +194,37 @@ impl Rules {
                 lock: entry.lock,
                 absorb: entry.absorb,
                 probes: entry.probes,
+                shared: entry.shared,
+                within: entry.within,
             });
         }
-        Ok((Rules { rules }, file.replace_defaults))
+        if let Some(at) = file
+            .charged_to_caller
+            .iter()
+            .chain(&file.entry_points)
+            .chain(file.threads.iter().flat_map(|t| [&t.comm, &t.box_name]))
+            .position(|g| g.trim().is_empty())
+        {
+            return Err(RulesError {
+                origin: origin.to_string(),
+                line: 1,
+                message: format!(
+                    "charged_to_caller / entry_points / thread item {} is empty",
+                    at + 1
+                ),
+            });
+        }
+        let rules = Rules {
+            rules,
+            charged_to_caller: file.charged_to_caller,
+            entry_points: file.entry_points,
+            threads: file
+                .threads
+                .into_iter()
+                .map(|t| (t.comm, t.box_name))
+                .collect(),
+        };
+        Ok((rules, file.replace_defaults))
     }
 
     /// A user's file in front of the defaults (its rules win), or alone if it says so.
@@ -119,6 +234,9 @@ impl Rules {
             Some((user, true)) => user,
             Some((mut user, false)) => {
                 user.rules.extend(defaults.rules);
+                user.charged_to_caller.extend(defaults.charged_to_caller);
+                user.entry_points.extend(defaults.entry_points);
+                user.threads.extend(defaults.threads);
                 user
             }
         }
@@ -142,6 +260,36 @@ impl Rules {
             .iter()
             .filter(|r| r.name == name)
             .find_map(|r| r.lock)
+    }
+
+    /// The box's name in the schema every allocator shares: its rule's `shared`, `api` for the
+    /// `<lib>.api` box of an allocator without rules, else the box's own name (`bench`, `other`).
+    pub fn shared_name(&self, name: &str) -> String {
+        if let Some(shared) = self
+            .rules
+            .iter()
+            .filter(|r| r.name == name)
+            .find_map(|r| r.shared.clone())
+        {
+            return shared;
+        }
+        if name.ends_with(".api") && !self.rules.iter().any(|r| r.name == name) {
+            return "api".to_string();
+        }
+        name.to_string()
+    }
+
+    /// The box a thread's caller-less string time falls back to, by the thread's name.
+    pub fn thread_box(&self, comm: &str) -> Option<&str> {
+        self.threads
+            .iter()
+            .find(|(glob, _)| glob_match(glob, comm))
+            .map(|(_, b)| b.as_str())
+    }
+
+    /// Whether the box's time is the allocator's (its shared name is an allocator box).
+    pub fn is_allocator(&self, name: &str) -> bool {
+        ALLOCATOR_SHARED.contains(&self.shared_name(name).as_str())
     }
 
     /// Probe-key prefixes for a box, from every rule with that name.
@@ -191,12 +339,31 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&b| b == b'*')
 }
 
-/// Maps frames and stacks to boxes, remembering each frame name's answer.
+/// What one frame name can do to the box of the frames below it.
+#[derive(Debug, Clone, Default)]
+struct FrameInfo {
+    /// Every rule it matches, in file order (the first whose `within` holds wins).
+    rules: Vec<usize>,
+    /// An allocation entry point of a library: the `<lib>.api` box, used when no rule matches.
+    entry: Option<usize>,
+    /// Charged to its caller.
+    to_caller: bool,
+    /// The `within` scopes this frame opens for the frames below it.
+    opens: Vec<usize>,
+}
+
+/// Maps frames and stacks to boxes, remembering each frame name's answer. Box indices: the rules'
+/// names, then `other`, then boxes met on the way (`<lib>.api`, [`CALLER_UNKNOWN`]).
 pub struct Classifier<'r> {
     rules: &'r Rules,
     names: Vec<String>,
+    other: usize,
     index_of_name: HashMap<String, usize>,
-    frame_cache: HashMap<String, Option<usize>>,
+    /// Each distinct `within` list, and the scope of each rule (None: matches anywhere).
+    scopes: Vec<&'r [String]>,
+    scope_of_rule: Vec<Option<usize>>,
+    frames: Vec<FrameInfo>,
+    frame_cache: HashMap<String, usize>,
 }
 
 impl<'r> Classifier<'r> {
@@ -207,34 +374,84 @@ impl<'r> Classifier<'r> {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
+        let mut scopes: Vec<&'r [String]> = Vec::new();
+        let scope_of_rule = rules
+            .rules
+            .iter()
+            .map(|r| {
+                if r.within.is_empty() {
+                    return None;
+                }
+                Some(
+                    scopes
+                        .iter()
+                        .position(|s| *s == r.within)
+                        .unwrap_or_else(|| {
+                            scopes.push(&r.within);
+                            scopes.len() - 1
+                        }),
+                )
+            })
+            .collect();
         Classifier {
             rules,
+            other: names.len() - 1,
             names,
             index_of_name,
+            scopes,
+            scope_of_rule,
+            frames: Vec::new(),
             frame_cache: HashMap::new(),
         }
     }
 
+    /// Every box name so far: the rules' in order, `other`, then the ones met in stacks.
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
     pub fn other(&self) -> usize {
+        self.other
+    }
+
+    /// The index of a box met in a stack, added on first sight.
+    fn index_of(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.index_of_name.get(name) {
+            return i;
+        }
+        self.names.push(name.to_string());
+        self.index_of_name
+            .insert(name.to_string(), self.names.len() - 1);
         self.names.len() - 1
     }
 
-    /// The rule index a frame name matches first, if any.
-    fn rule_of_frame(&mut self, frame: &str) -> Option<usize> {
-        if let Some(hit) = self.frame_cache.get(frame) {
-            return *hit;
+    fn frame_info(&mut self, frame: &str) -> usize {
+        if let Some(&i) = self.frame_cache.get(frame) {
+            return i;
         }
-        let hit = self
-            .rules
-            .rules
-            .iter()
-            .position(|r| r.frames.iter().any(|g| glob_match(g, frame)));
-        self.frame_cache.insert(frame.to_string(), hit);
-        hit
+        let rules = self.rules;
+        let matches = |globs: &[String]| globs.iter().any(|g| glob_match(g, frame));
+        let info = FrameInfo {
+            rules: (0..rules.rules.len())
+                .filter(|&r| matches(&rules.rules[r].frames))
+                .collect(),
+            entry: entry_point_library(frame, &rules.entry_points)
+                .map(|lib| self.index_of(&format!("{lib}.api"))),
+            to_caller: matches(&rules.charged_to_caller),
+            opens: (0..self.scopes.len())
+                .filter(|&s| matches(self.scopes[s]))
+                .collect(),
+        };
+        self.frames.push(info);
+        self.frame_cache
+            .insert(frame.to_string(), self.frames.len() - 1);
+        self.frames.len() - 1
+    }
+
+    /// Whether the frame is charged to its caller (memset, memcpy…).
+    pub fn is_charged_to_caller(&mut self, frame: &str) -> bool {
+        let i = self.frame_info(frame);
+        self.frames[i].to_caller
     }
 
     /// Box index of each prefix of the stack: entry `i` is the box that time spent in frame `i`
@@ -243,17 +460,34 @@ impl<'r> Classifier<'r> {
         let mut out = Vec::new();
         let mut current: Option<usize> = None;
         let mut absorbed = false;
-        for frame in stack.split(';') {
+        let mut open = vec![false; self.scopes.len()];
+        // Whether a real caller frame came before: the first frame is the thread's name, and
+        // `[unknown]` is a frame perf could not name.
+        let mut seen_caller = false;
+        for (at, frame) in stack.split(';').enumerate() {
+            let i = self.frame_info(frame);
             if !absorbed {
-                if let Some(rule) = self.rule_of_frame(frame) {
-                    current = Some(rule);
-                    absorbed = self.rules.rules[rule].absorb;
+                let info = &self.frames[i];
+                let rule = info
+                    .rules
+                    .iter()
+                    .copied()
+                    .find(|&r| self.scope_of_rule[r].is_none_or(|s| open[s]));
+                if let Some(rule) = rule {
+                    let r = &self.rules.rules[rule];
+                    current = Some(self.index_of_name[&r.name]);
+                    absorbed = r.absorb;
+                } else if let Some(entry) = info.entry {
+                    current = Some(entry);
+                } else if info.to_caller && current.is_none() && !seen_caller {
+                    current = Some(self.index_of(CALLER_UNKNOWN));
                 }
             }
-            out.push(match current {
-                Some(rule) => self.index_of_name[&self.rules.rules[rule].name],
-                None => self.other(),
-            });
+            seen_caller |= at > 0 && frame != "[unknown]" && !self.frames[i].to_caller;
+            for &s in &self.frames[i].opens {
+                open[s] = true;
+            }
+            out.push(current.unwrap_or(self.other));
         }
         out
     }
@@ -263,7 +497,7 @@ impl<'r> Classifier<'r> {
         self.prefix_boxes(stack)
             .last()
             .copied()
-            .unwrap_or(self.other())
+            .unwrap_or(self.other)
     }
 
     /// The stack with ` [box:NAME]` after every frame, for flamegraph tooltips and search.
@@ -281,6 +515,28 @@ impl<'r> Classifier<'r> {
         }
         out
     }
+}
+
+/// The library stem of an allocation entry point of a shared library, as the folder tags it:
+/// `malloc [libwrap.so.1]` → `wrap`. None for other frames, and for the program's own entry points
+/// (an executable's file name has no `.so`).
+fn entry_point_library<'f>(frame: &'f str, entry_points: &[String]) -> Option<&'f str> {
+    let (name, tag) = frame.strip_suffix(']')?.rsplit_once(" [")?;
+    let so = tag.find(".so")?;
+    if !entry_points.iter().any(|g| glob_match(g, name)) {
+        return None;
+    }
+    // A matrix snapshot copies libraries as `<n>-<file>`; the library is the same.
+    let file = &tag[..so];
+    let file = match file.split_once('-') {
+        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => file,
+    };
+    Some(
+        file.strip_prefix("lib")
+            .filter(|s| !s.is_empty())
+            .unwrap_or(file),
+    )
 }
 
 #[cfg(test)]
@@ -347,6 +603,99 @@ frames = ["schedule"]
             c.annotate("main;hz3::central::pop"),
             "main [box:other];hz3::central::pop [box:hz3.central]"
         );
+    }
+
+    const SCHEMA: &str = r#"
+charged_to_caller = ["memset", "__memset*"]
+entry_points = ["malloc", "free", "operator new*"]
+
+[[box]]
+name = "je.bin"
+shared = "central"
+within = ["* [libje*"]
+frames = ["arena_*"]
+
+[[box]]
+name = "glibc.arena"
+shared = "central"
+frames = ["arena_*"]
+
+[[box]]
+name = "je.api"
+shared = "api"
+frames = ["* [libje*"]
+
+[[box]]
+name = "bench"
+frames = ["worker"]
+"#;
+
+    fn name_of(c: &mut Classifier, s: &str) -> String {
+        let b = c.box_of_stack(s);
+        c.names()[b].clone()
+    }
+
+    #[test]
+    fn within_limits_a_rule_to_frames_below_its_scope() {
+        let (rules, _) = Rules::parse(SCHEMA, "t").unwrap();
+        let mut c = Classifier::new(&rules);
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libje.so];arena_alloc"),
+            "je.bin"
+        );
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libc.so.6];arena_get2"),
+            "glibc.arena"
+        );
+        assert_eq!(rules.shared_name("je.bin"), "central");
+        assert_eq!(rules.shared_name("bench"), "bench");
+        assert!(rules.is_allocator("je.bin") && !rules.is_allocator("bench"));
+    }
+
+    #[test]
+    fn an_unknown_library_s_entry_point_owns_what_is_below_it() {
+        let (rules, _) = Rules::parse(SCHEMA, "t").unwrap();
+        let mut c = Classifier::new(&rules);
+        // The interposer's own work, and the libc string function it calls, are its own box.
+        let s = "b;worker;malloc [libwrap.so.1];wrap_burn;memset";
+        assert_eq!(name_of(&mut c, s), "wrap.api");
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libwrap.so.1]"),
+            "wrap.api"
+        );
+        // What it calls into a known allocator is that allocator's.
+        let s = "b;worker;malloc [libwrap.so.1];malloc [libje.so];arena_x";
+        assert_eq!(name_of(&mut c, s), "je.bin");
+        // A matrix snapshot's copy, C++'s operators, the program's own malloc.
+        assert_eq!(name_of(&mut c, "b;free [3-libwrap.so]"), "wrap.api");
+        assert_eq!(name_of(&mut c, "b;operator new [libfoo.so]"), "foo.api");
+        assert_eq!(name_of(&mut c, "b;worker;malloc [myprog]"), "bench");
+        assert_eq!(rules.shared_name("wrap.api"), "api");
+        assert!(rules.is_allocator("wrap.api"));
+        let other = c.other();
+        assert_eq!(c.names()[other], OTHER);
+    }
+
+    #[test]
+    fn string_functions_go_to_their_caller_or_are_marked_without_one() {
+        let (rules, _) = Rules::parse(SCHEMA, "t").unwrap();
+        let mut c = Classifier::new(&rules);
+        assert_eq!(name_of(&mut c, "b;worker;memset"), "bench");
+        assert_eq!(
+            name_of(&mut c, "b;worker;malloc [libje.so];memset"),
+            "je.api"
+        );
+        // perf could not unwind past it: no caller frame at all.
+        assert_eq!(name_of(&mut c, "b;__memset_avx2"), CALLER_UNKNOWN);
+        assert_eq!(name_of(&mut c, "b;[unknown];memset"), CALLER_UNKNOWN);
+        // A caller no rule names is the caller's box: other.
+        assert_eq!(name_of(&mut c, "b;main;memset"), OTHER);
+        assert!(Rules::parse(
+            "[[box]]\nname = \"caller_unknown\"\nframes = [\"a\"]\n",
+            "t"
+        )
+        .is_err());
+        assert!(Rules::parse("charged_to_caller = [\"\"]\n", "t").is_err());
     }
 
     #[test]

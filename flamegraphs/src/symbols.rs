@@ -7,8 +7,13 @@
 //! them, and which allocator a sample landed in is the whole point; so those entry points carry
 //! their library's file name, e.g. `malloc [libhz3_scale.so]`.
 
-/// The C ABI names every allocator exports; a frame with one of them is tagged with its DSO.
+/// The C ABI names every allocator exports, and C++'s allocation operators (which C++ allocators
+/// replace); a frame with one of them is tagged with its DSO.
 const C_ENTRY_POINTS: &[&str] = &[
+    "operator new",
+    "operator new[]",
+    "operator delete",
+    "operator delete[]",
     "malloc",
     "free",
     "calloc",
@@ -88,6 +93,14 @@ mod tests {
         assert_eq!(
             frame_name("mallocx", "/usr/lib/libjemalloc.so.2"),
             "mallocx"
+        );
+        assert_eq!(
+            frame_name("_Znwm", "/usr/lib/libsnmallocshim.so"),
+            "operator new [libsnmallocshim.so]"
+        );
+        assert_eq!(
+            frame_name("_ZdlPvm", "/usr/lib/libstdc++.so.6"),
+            "operator delete [libstdc++.so.6]"
         );
     }
 }

@@ -120,7 +120,13 @@ pub fn load(path: &Path) -> Result<MatrixReport> {
             e.column()
         )
     })?;
-    super::upgrade(report).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let mut report =
+        super::upgrade(report).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // Rows from before the from-source anchors measured Debian's jemalloc / mimalloc.
+    for row in &mut report.rows {
+        row.allocator = crate::allocators::current_row_name(&row.allocator, row.preload.as_deref());
+    }
+    Ok(report)
 }
 
 /// What the guard compares: throughput (the bench's Mops/s) or CPU time per op (steadier when the

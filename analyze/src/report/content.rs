@@ -94,7 +94,7 @@ fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
     };
     b.push(Block::Para(format!(
         "Where does hz3 spend its time per op, box by box, against **{anchor}**, the fastest anchor \
-         (glibc, tcmalloc, jemalloc, mimalloc) on `{FOCUS_PRESET}` in the matrix below? \
+         (glibc, tcmalloc, jemalloc, mimalloc, snmalloc) on `{FOCUS_PRESET}` in the matrix below? \
          Every recording ran `hz3-bench {}`: {}.",
         report.record_bench_args.join(" "),
         form(&report.record_bench_args)
