@@ -614,7 +614,12 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
             .join(files::FLAMES)
             .join(format!("diff-{}-vs-{}.svg", b.allocator, a.allocator));
         let svg_s = svg.display().to_string();
-        let fargs = with_boxes(&["flame", "--diff", &a.dir, &b.dir, "--out", &svg_s], args);
+        let fargs = with_boxes(
+            &[
+                "flame", "--diff", "--by-box", &a.dir, &b.dir, "--out", &svg_s,
+            ],
+            args,
+        );
         d.child(
             &format!("flame diff {} vs {}", b.allocator, a.allocator),
             &fargs,

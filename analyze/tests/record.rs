@@ -24,24 +24,6 @@ fn bench_binary() -> PathBuf {
     bench
 }
 
-/// Why perf cannot record here, if it cannot.
-fn perf_cannot_record() -> Option<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("perf")
-        .args(["record", "-q", "-e", "cpu-clock", "-o"])
-        .arg(dir.path().join("probe.data"))
-        .args(["--", "true"])
-        .output();
-    match out {
-        Err(e) => Some(format!("perf is not runnable: {e}")),
-        Ok(o) if !o.status.success() => Some(format!(
-            "perf record fails: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
 #[test]
 fn records_a_short_run_and_attributes_it() {
     if let Some(reason) = perf_cannot_record() {
@@ -123,7 +105,10 @@ fn records_a_short_run_and_attributes_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["boxes"], report["boxes"]);
-    assert!(run.join("cpu.folded").is_file(), "the cache is written back");
+    assert!(
+        run.join("cpu.folded").is_file(),
+        "the cache is written back"
+    );
 }
 
 #[test]

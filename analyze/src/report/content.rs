@@ -289,6 +289,12 @@ fn gap_section(entry: &GapEntry, out: &Path, command: Option<&str>, b: &mut Vec<
     )));
     b.push(Block::Table(gap::gap_table(g, false)));
     b.push(Block::Para(explained(g)));
+    if let Some(why) = &g.offcpu_not_recorded {
+        b.push(Block::Para(format!(
+            "Off-CPU time (lock wait, other sleep, preempted): {} ({why}).",
+            crate::attribute::NOT_RECORDED
+        )));
+    }
     b.push(Block::List(
         g.offcpu
             .iter()
@@ -311,7 +317,7 @@ fn gap_section(entry: &GapEntry, out: &Path, command: Option<&str>, b: &mut Vec<
         b.push(Block::Svg {
             src: rel(svg, out),
             alt: format!(
-                "differential flamegraph: width = {}, red = more ns/op than {}",
+                "differential flamegraph rooted at boxes: width = {}, red = more ns/op than {}",
                 g.allocator_b, g.allocator_a
             ),
         });
