@@ -3,7 +3,6 @@
 mod perf_common;
 use perf_common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// An allocating loop that prints its op count; it also starts a child python, so a
 /// followed child's samples are in the recording.
@@ -217,4 +216,64 @@ fn offcpu_is_recorded_as_root_and_said_not_recorded_otherwise() {
     let report = json(&out);
     assert!(report["offcpu"].is_null(), "{report}");
     assert_eq!(report["offcpu_not_recorded"], "--no-offcpu");
+}
+
+#[test]
+fn report_asks_the_question_of_a_program() {
+    if let Some(reason) = perf_cannot_record() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    if !preload("libhz3_scale.so").is_file() {
+        eprintln!("skipped: target/preload not built (scripts/build-preload)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("r");
+    let program = "py=python3 -c 'x = [str(i) * 3 for i in range(300000)]'";
+    let out = analyze(&[
+        "report",
+        "--quick",
+        "--runs",
+        "1",
+        "--lane",
+        "scale",
+        "--alloc",
+        "glibc",
+        "--alloc",
+        "hz3_scale",
+        "--program",
+        program,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index = std::fs::read_to_string(out_dir.join("index.md")).unwrap();
+    assert!(
+        index.contains("peak RSS MiB"),
+        "the program's matrix rows: {index}"
+    );
+    assert!(
+        index.contains("spend its allocator time per run"),
+        "{index}"
+    );
+    assert!(index.contains("residual"), "{index}");
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("anchor with the least CPU time"),
+        "{summary}"
+    );
+    let diff = std::fs::read_to_string(
+        out_dir
+            .join("flames")
+            .join("diff-hz3_scale_probes-vs-glibc.svg"),
+    )
+    .or_else(|_| {
+        std::fs::read_to_string(out_dir.join("flames").join("diff-hz3_scale-vs-glibc.svg"))
+    })
+    .unwrap();
+    assert!(diff.contains("stacks rooted at their box"));
+    // A preset and a program together are refused: the question is asked of one workload.
+    let out = analyze(&["report", "--program", program, "--preset", "local-small"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -239,7 +239,7 @@ pub fn render_diff<W: Write>(
         .unwrap_or(0)
         .max(1);
     let mut palette = PaletteMap::default();
-    // inferno's root frame: the whole change.
+    // inferno's root frame (an empty name, shown as "all"): the whole change.
     let total: i64 = lines
         .iter()
         .filter_map(|l| {
@@ -248,10 +248,7 @@ pub fn render_diff<W: Write>(
             Some(a.parse::<i64>().ok()? - b.parse::<i64>().ok()?)
         })
         .sum();
-    palette.insert(
-        "all",
-        change_color(total, largest.max(total.unsigned_abs())),
-    );
+    palette.insert("", change_color(total, largest.max(total.unsigned_abs())));
     for (frame, delta) in &change {
         palette.insert(frame, change_color(*delta, largest));
     }
