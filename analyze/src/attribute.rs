@@ -251,23 +251,14 @@ pub fn offcpu_cell(v: Option<f64>) -> String {
 
 pub fn render_text(report: &Report) -> String {
     let unit = &report.unit;
+    let count = if unit == "op" {
+        format!("ops {}", report.ops)
+    } else {
+        "per run (no op count)".to_string()
+    };
     let mut out = format!(
-        "run {}  allocator {}  {} {}  {} {} samples  {} switches\n",
-        report.run,
-        report.allocator,
-        if unit == "op" {
-            "ops"
-        } else {
-            "per run (no op count)"
-        },
-        if unit == "op" {
-            report.ops.to_string()
-        } else {
-            String::new()
-        },
-        report.samples,
-        report.sample_event,
-        report.switches
+        "run {}  allocator {}  {count}  {} {} samples  {} switches\n",
+        report.run, report.allocator, report.samples, report.sample_event, report.switches
     );
     out += &format!(
         "CPU ns/{unit}: measured {} ({})  in boxes {}  unsampled {}\n",
