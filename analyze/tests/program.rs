@@ -219,6 +219,18 @@ fn offcpu_is_recorded_as_root_and_said_not_recorded_otherwise() {
     let report = json(&out);
     assert!(report["offcpu"].is_null(), "{report}");
     assert_eq!(report["offcpu_not_recorded"], "--no-offcpu");
+    // A gap with such a run has no off-CPU rows, and says why.
+    let out = analyze(&[
+        "gap",
+        run.to_str().unwrap(),
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    let gap = json(&out);
+    assert!(gap["offcpu"].is_null(), "{gap}");
+    assert_eq!(gap["offcpu_not_recorded"], "A: --no-offcpu; B: --no-offcpu");
+    let out = analyze(&["gap", run.to_str().unwrap(), run.to_str().unwrap()]);
+    assert!(stdout(&out).contains("off-CPU (lock wait, other sleep, preempted): not recorded"));
 }
 
 #[test]
