@@ -26,6 +26,23 @@ ensure_packages() {
     if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 1 ]; then
         sysctl -q kernel.perf_event_paranoid=1 || true
     fi
+    ensure_tracefs
+}
+
+# The sched_switch tracepoint (off-CPU time) lives in tracefs, which a fresh machine may not have
+# mounted. Root mounts it (what `hz3-analyze record` also does); anyone else is told how.
+ensure_tracefs() {
+    [ -e /sys/kernel/tracing/events/sched/sched_switch ] && return 0
+    [ -e /sys/kernel/debug/tracing/events/sched/sched_switch ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        log "tracefs is not mounted: off-CPU time will not be recorded (as root: mount -t tracefs nodev /sys/kernel/tracing)"
+        return 0
+    fi
+    if [ -d /sys/kernel/tracing ] && [ -z "$(ls -A /sys/kernel/tracing)" ]; then
+        log "mounting tracefs on /sys/kernel/tracing (off-CPU time needs sched:sched_switch)"
+        mount -t tracefs nodev /sys/kernel/tracing \
+            || log "mounting tracefs failed: off-CPU time will not be recorded"
+    fi
 }
 
 ensure_rust() {

@@ -58,8 +58,8 @@ pub struct LockSplit {
     pub mutex: f64,
     /// On-CPU time in spin loops.
     pub spin: f64,
-    /// Off-CPU time asleep in the futex path.
-    pub wait: f64,
+    /// Off-CPU time asleep in the futex path; None when off-CPU time was not recorded.
+    pub wait: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -89,6 +89,9 @@ pub struct Report {
     pub allocator: String,
     pub config: String,
     pub ops: u64,
+    /// What the per-X figures are per: `op`, or `run` (a program recorded without an op count;
+    /// every `*_ns_per_op` field is then ns per run).
+    pub unit: String,
     pub sample_event: String,
     pub samples: u64,
     pub switches: u64,
@@ -107,8 +110,10 @@ pub struct Report {
     pub perf_warnings: Vec<String>,
     /// ns/op.
     pub lock: LockSplit,
-    /// ns/op, summed over threads (not part of the CPU total).
-    pub offcpu: OffCpu,
+    /// ns/op, summed over threads (not part of the CPU total); None when not recorded.
+    pub offcpu: Option<OffCpu>,
+    /// Why off-CPU time was not recorded (tracefs missing, --no-offcpu...).
+    pub offcpu_not_recorded: Option<String>,
     pub unnamed: Unnamed,
 }
 
@@ -133,11 +138,14 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         .collect::<Vec<BoxRow>>();
     let unnamed = unnamed(&boxes, rules);
     let (measured, from) = run.measured_cpu_ns_per_op();
+    let offcpu_not_recorded = run.offcpu_missing();
+    let recorded = offcpu_not_recorded.is_none();
     Report {
         run: run.dir.display().to_string(),
         allocator: run.allocator().to_string(),
         config: run.config_key(),
         ops: run.bench.ops,
+        unit: run.unit().to_string(),
         sample_event: run.profile.sample_event.clone(),
         samples: run.profile.samples,
         switches: run.profile.switches,
@@ -146,9 +154,11 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         boxes_ns_per_op: sampled / ops,
         unsampled_ns_per_op: measured - sampled / ops,
         wall_ns_per_op: run.bench.secs * 1e9 / ops,
+        // A program's thread count is unknown, so its occupied CPU time is too.
         wall_cpu_ns_per_op: run
             .meta
             .as_ref()
+            .filter(|_| run.program.is_none())
             .and_then(|m| m.cpus)
             .map(|cpus| run.bench.secs * 1e9 / ops * cpus.min(run.bench.threads) as f64),
         boxes,
@@ -156,13 +166,14 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         lock: LockSplit {
             mutex: a.lock_cpu(LockKind::Mutex) / ops,
             spin: a.lock_cpu(LockKind::Spin) / ops,
-            wait: a.wait() / ops,
+            wait: recorded.then(|| a.wait() / ops),
         },
-        offcpu: OffCpu {
+        offcpu: recorded.then(|| OffCpu {
             wait: a.wait() / ops,
             blocked_other: a.asleep_elsewhere() / ops,
             preempted: a.preempted / ops,
-        },
+        }),
+        offcpu_not_recorded,
         unnamed,
     }
 }
@@ -221,17 +232,21 @@ fn probes_cell(probes: &BTreeMap<String, f64>) -> String {
         .join(" ")
 }
 
+/// What an off-CPU figure prints as when off-CPU time was not recorded: never a zero.
+pub const NOT_RECORDED: &str = "not recorded";
+
 /// The per-box table. For CSV (`csv`): every box, unrounded numbers, all probe keys; for people:
-/// boxes with samples (and `other`, always), rounded.
+/// boxes with samples (and `other`, always), rounded. Without off-CPU time the asleep column
+/// says so (empty in CSV).
 pub fn boxes_table(report: &Report, csv: bool) -> Table {
-    let mut t = Table::new(&[
-        "box",
-        "lock",
-        "share",
-        "ns/op",
-        "asleep ns/op",
-        "probes (events/op)",
-    ]);
+    let unit = &report.unit;
+    let (ns, asleep, probes_head) = (
+        format!("ns/{unit}"),
+        format!("asleep ns/{unit}"),
+        format!("probes (events/{unit})"),
+    );
+    let mut t = Table::new(&["box", "lock", "share", &ns, &asleep, &probes_head]);
+    let recorded = report.offcpu.is_some();
     for b in report.boxes.iter().filter(|b| {
         csv || b.share > 0.0 || b.asleep_ns_per_op > 0.0 || b.name == flamegraphs::OTHER
     }) {
@@ -248,7 +263,11 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
                 lock,
                 b.share.to_string(),
                 b.ns_per_op.to_string(),
-                b.asleep_ns_per_op.to_string(),
+                if recorded {
+                    b.asleep_ns_per_op.to_string()
+                } else {
+                    String::new()
+                },
                 probes,
             ]
         } else {
@@ -257,7 +276,11 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
                 lock,
                 pct(b.share),
                 num(b.ns_per_op),
-                num(b.asleep_ns_per_op),
+                if recorded {
+                    num(b.asleep_ns_per_op)
+                } else {
+                    NOT_RECORDED.into()
+                },
                 probes_cell(&b.probes_per_op),
             ]
         });
@@ -265,27 +288,33 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
     t
 }
 
+/// An off-CPU figure, or "not recorded".
+pub fn offcpu_cell(v: Option<f64>) -> String {
+    v.map_or_else(|| NOT_RECORDED.to_string(), num)
+}
+
 pub fn render_text(report: &Report) -> String {
+    let unit = &report.unit;
+    let count = if unit == "op" {
+        format!("ops {}", report.ops)
+    } else {
+        "per run (no op count)".to_string()
+    };
     let mut out = format!(
-        "run {}  allocator {}  ops {}  {} {} samples  {} switches\n",
-        report.run,
-        report.allocator,
-        report.ops,
-        report.samples,
-        report.sample_event,
-        report.switches
+        "run {}  allocator {}  {count}  {} {} samples  {} switches\n",
+        report.run, report.allocator, report.samples, report.sample_event, report.switches
     );
     out += &format!(
-        "CPU ns/op: measured {} ({})  in boxes {}  unsampled {}\n",
+        "CPU ns/{unit}: measured {} ({})  in boxes {}  unsampled {}\n",
         num(report.measured_ns_per_op),
         report.measured_from,
         num(report.boxes_ns_per_op),
         num(report.unsampled_ns_per_op),
     );
-    out += &format!("bench wall ns/op {}", num(report.wall_ns_per_op));
+    out += &format!("wall ns/{unit} {}", num(report.wall_ns_per_op));
     if let Some(occupied) = report.wall_cpu_ns_per_op {
         out += &format!(
-            " (x CPUs = {} CPU ns/op occupied; the bench's threads ran {} of them)",
+            " (x CPUs = {} CPU ns/{unit} occupied; the workload's threads ran {} of them)",
             num(occupied),
             num(report.measured_ns_per_op)
         );
@@ -299,17 +328,27 @@ pub fn render_text(report: &Report) -> String {
     }
     out += &boxes_table(report, false).to_text();
     out += &format!(
-        "\nlock ns/op: mutex {} (on-CPU)  spin {} (on-CPU)  wait {} (asleep in a lock box)\n",
+        "\nlock ns/{unit}: mutex {} (on-CPU)  spin {} (on-CPU)  wait {} (asleep in a lock box)\n",
         num(report.lock.mutex),
         num(report.lock.spin),
-        num(report.lock.wait)
+        offcpu_cell(report.lock.wait)
     );
-    out += &format!(
-        "off-CPU ns/op, summed over threads, not in the CPU figures: lock wait {}  other sleep {}  preempted {}\n",
-        num(report.offcpu.wait),
-        num(report.offcpu.blocked_other),
-        num(report.offcpu.preempted)
-    );
+    match (&report.offcpu, &report.offcpu_not_recorded) {
+        (Some(off), _) => {
+            out += &format!(
+                "off-CPU ns/{unit}, summed over threads, not in the CPU figures: lock wait {}  other sleep {}  preempted {}\n",
+                num(off.wait),
+                num(off.blocked_other),
+                num(off.preempted)
+            )
+        }
+        (None, why) => {
+            out += &format!(
+                "off-CPU (lock wait, other sleep, preempted): {NOT_RECORDED} ({})\n",
+                why.as_deref().unwrap_or("no sched_switch events")
+            )
+        }
+    }
     out += &format!(
         "allocator CPU ns/op {}: left in other {} + api {} = {} of allocator time + other\n",
         num(report.unnamed.allocator),

@@ -10,6 +10,8 @@ Examples:
   hz3-analyze flame runs/hz3_scale                       # runs/hz3_scale/flame.svg
   hz3-analyze flame runs/glibc --offcpu --out off.svg    # where threads slept or were preempted
   hz3-analyze flame --diff runs/tcmalloc runs/hz3_scale  # width = hz3_scale, red = more ns/op than tcmalloc
+  hz3-analyze flame --diff --by-box runs/tcmalloc runs/hz3_scale  # one frame per box at the bottom
+  hz3-analyze flame --per-thread runs/hz3_scale         # one tower per thread
 Search the SVG for `box:hz3.central` to highlight a whole box.";
 
 #[derive(clap::Args, Debug)]
@@ -30,6 +32,12 @@ pub struct Args {
     /// Box rules (TOML) read in front of the built-in ones
     #[arg(long, value_name = "FILE")]
     pub boxes: Option<PathBuf>,
+    /// One tower per thread (perf's comm at the root) instead of the threads merged
+    #[arg(long)]
+    pub per_thread: bool,
+    /// Root every stack at its box, keeping only the frames from where it entered the box
+    #[arg(long)]
+    pub by_box: bool,
 }
 
 fn per_op(run: &Run, offcpu: bool) -> flamegraphs::Folded {
@@ -43,6 +51,10 @@ fn per_op(run: &Run, offcpu: bool) -> flamegraphs::Folded {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let rules = boxes::load(args.boxes.as_deref())?;
+    let layout = flamegraphs::svg::Layout {
+        per_thread: args.per_thread,
+        by_box: args.by_box,
+    };
     let what = if args.offcpu { "off-CPU" } else { "CPU" };
     let (out, result) = match (args.diff, args.runs.as_slice()) {
         (false, [dir]) => {
@@ -56,7 +68,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             });
             let title = format!("{} — {what} ns/op", run.allocator());
             let mut svg = Vec::new();
-            let r = flamegraphs::svg::render(&per_op(&run, args.offcpu), &rules, &title, &mut svg);
+            let r = flamegraphs::svg::render(
+                &per_op(&run, args.offcpu),
+                &rules,
+                layout,
+                &title,
+                &mut svg,
+            );
             (out, r.map(|_| svg))
         }
         (true, [a_dir, b_dir]) => {
@@ -78,6 +96,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 &per_op(&a, args.offcpu),
                 &per_op(&b, args.offcpu),
                 &rules,
+                layout,
                 &title,
                 &mut svg,
             );

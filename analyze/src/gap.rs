@@ -76,6 +76,8 @@ pub struct Gap {
     pub allocator_a: String,
     pub allocator_b: String,
     pub config: String,
+    /// What the figures are per: `op`, or `run` (a program recorded without an op count).
+    pub unit: String,
     pub measured_a: f64,
     pub measured_b: f64,
     pub measured_diff: f64,
@@ -84,13 +86,25 @@ pub struct Gap {
     pub boxes: Vec<GapRow>,
     pub boxes_diff: f64,
     pub residual: f64,
-    /// wait / other sleep / preempted, ns/op summed over threads; not in the sums above.
+    /// wait / other sleep / preempted, ns/op summed over threads; not in the sums above. Empty
+    /// (null in JSON) when either run has no off-CPU time.
+    #[serde(serialize_with = "empty_as_null")]
     pub offcpu: Vec<GapRow>,
+    /// Why there is no off-CPU comparison (`A: tracefs is not mounted...`).
+    pub offcpu_not_recorded: Option<String>,
     /// The bench's own wall-clock ns/op (secs ÷ ops), for reference: it also moves with idle CPU
     /// and leaves out setup, so it is not the figure the boxes are held to.
     pub wall: GapRow,
     /// perf's lost-event warnings of either run, prefixed `A:` / `B:`.
     pub perf_warnings: Vec<String>,
+}
+
+fn empty_as_null<S: serde::Serializer>(rows: &[GapRow], s: S) -> Result<S::Ok, S::Error> {
+    if rows.is_empty() {
+        s.serialize_none()
+    } else {
+        s.collect_seq(rows)
+    }
 }
 
 /// The gap of each allocator's own boxes.
@@ -179,30 +193,45 @@ pub fn build_gap_at(a: &Report, b: &Report, level: Level) -> Result<Gap> {
         boxes,
         boxes_diff,
         residual: measured_diff - boxes_diff,
-        wall: row("bench wall ns/op", a.wall_ns_per_op, b.wall_ns_per_op),
+        wall: row(
+            &format!("wall ns/{}", a.unit),
+            a.wall_ns_per_op,
+            b.wall_ns_per_op,
+        ),
         perf_warnings: a
             .perf_warnings
             .iter()
             .map(|w| format!("A: {w}"))
             .chain(b.perf_warnings.iter().map(|w| format!("B: {w}")))
             .collect(),
-        offcpu: vec![
-            row("off-cpu.lock_wait", a.offcpu.wait, b.offcpu.wait),
-            row(
-                "off-cpu.other_sleep",
-                a.offcpu.blocked_other,
-                b.offcpu.blocked_other,
-            ),
-            row("off-cpu.preempted", a.offcpu.preempted, b.offcpu.preempted),
-        ],
+        offcpu: match (&a.offcpu, &b.offcpu) {
+            (Some(x), Some(y)) => vec![
+                row("off-cpu.lock_wait", x.wait, y.wait),
+                row("off-cpu.other_sleep", x.blocked_other, y.blocked_other),
+                row("off-cpu.preempted", x.preempted, y.preempted),
+            ],
+            _ => Vec::new(),
+        },
+        offcpu_not_recorded: {
+            let why: Vec<String> = [("A", a), ("B", b)]
+                .iter()
+                .filter_map(|(side, r)| {
+                    r.offcpu_not_recorded
+                        .as_ref()
+                        .map(|w| format!("{side}: {w}"))
+                })
+                .collect();
+            (!why.is_empty()).then(|| why.join("; "))
+        },
+        unit: a.unit.clone(),
     })
 }
 
 /// The gap table, then the sum, the measured difference and the residual. For CSV (`csv`): every
 /// box and unrounded numbers; for people: boxes either run sampled (and `other`, always), rounded.
 pub fn gap_table(gap: &Gap, csv: bool) -> Table {
-    let a_head = format!("A ns/op ({})", gap.allocator_a);
-    let b_head = format!("B ns/op ({})", gap.allocator_b);
+    let a_head = format!("A ns/{} ({})", gap.unit, gap.allocator_a);
+    let b_head = format!("B ns/{} ({})", gap.unit, gap.allocator_b);
     let mut t = Table::new(&["box", &a_head, &b_head, "B-A"]);
     let cells = |name: String, a: Option<f64>, b: Option<f64>, d: f64| -> Vec<String> {
         let fmt = |v: f64| if csv { v.to_string() } else { num(v) };
@@ -256,17 +285,26 @@ pub fn render_text(gap: &Gap) -> String {
             gap.boxes_diff / gap.measured_diff * 100.0
         );
     }
+    let unit = &gap.unit;
     out += &format!(
-        "for reference, the bench's wall ns/op: A {}  B {}  B-A {}\n",
+        "for reference, the wall ns/{unit}: A {}  B {}  B-A {}\n",
         num(gap.wall.a),
         num(gap.wall.b),
         signed(gap.wall.diff)
     );
-    let mut off = Table::new(&["off-CPU (not in the sums)", "A ns/op", "B ns/op", "B-A"]);
+    out += "\n";
+    if let Some(why) = &gap.offcpu_not_recorded {
+        out += &format!(
+            "off-CPU (lock wait, other sleep, preempted): {} ({why})\n",
+            crate::attribute::NOT_RECORDED
+        );
+        return out;
+    }
+    let (ah, bh) = (format!("A ns/{unit}"), format!("B ns/{unit}"));
+    let mut off = Table::new(&["off-CPU (not in the sums)", &ah, &bh, "B-A"]);
     for r in &gap.offcpu {
         off.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
     }
-    out += "\n";
     out += &off.to_text();
     out
 }

@@ -15,6 +15,7 @@ pub mod chart;
 pub mod compare;
 pub mod explain;
 pub mod output;
+pub mod programs;
 pub mod stats;
 
 /// Exit status when `--compare` finds a regression (1 stays "the command failed").
@@ -131,6 +132,11 @@ pub struct Args {
     /// interval and box, links to their flamegraphs
     #[arg(long, value_name = "FILE")]
     pub summary_md: Option<PathBuf>,
+    /// Any program as a row beside the presets: NAME='CMD ARGS…' (split like a shell would),
+    /// repeatable; measured per allocator as wall time, CPU time and peak RSS of its process
+    /// tree. Without --preset, only the programs run
+    #[arg(long = "program", value_name = "NAME='CMD ARGS…'")]
+    pub programs: Vec<String>,
     /// hz3-bench arguments after `--` (applied after the preset, so they override it)
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -258,7 +264,11 @@ impl MatrixReport {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let programs = programs::parse(&args.programs)?;
+    let programs_only =
+        !programs.is_empty() && args.presets.is_empty() && args.bench_args.is_empty();
     let workloads = match workloads(&args.presets, &args.bench_args, args.quick) {
+        Ok(_) if programs_only => Vec::new(),
         Ok(w) => w,
         Err(WorkloadError::Bench(e)) => {
             eprintln!("hz3-analyze matrix: bad bench arguments after `--`:");
@@ -318,9 +328,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Duration::from_secs(args.timeout),
         &args,
     )?;
-    print!("{}", output::table(&report));
+    let program_rows = programs::measure(
+        &programs,
+        &snapshot.allocators,
+        rounds,
+        Duration::from_secs(args.timeout),
+    )?;
+    if !report.rows.is_empty() {
+        print!("{}", output::table(&report));
+    }
+    if !program_rows.is_empty() {
+        print!("{}", programs::table(&program_rows).to_text());
+    }
     print!("{}", allocators::builds_legend(&allocs));
-    write_outputs(&report, &args)?;
+    write_outputs(&report, &program_rows, &args)?;
 
     let Some(previous) = previous else {
         write_summary(&args, &report, None)?;
@@ -713,7 +734,11 @@ fn row_rng(row: &Row, what: &str) -> interval_stats::Rng {
     interval_stats::Rng::for_key(&format!("{what}/{}/{}", row.preset, row.allocator))
 }
 
-fn write_outputs(report: &MatrixReport, args: &Args) -> Result<()> {
+fn write_outputs(
+    report: &MatrixReport,
+    program_rows: &[programs::ProgramRow],
+    args: &Args,
+) -> Result<()> {
     let write = |path: &Option<PathBuf>, what: &str, text: String| -> Result<()> {
         if let Some(p) = path {
             std::fs::write(p, text)
@@ -725,10 +750,24 @@ fn write_outputs(report: &MatrixReport, args: &Args) -> Result<()> {
         write(&args.csv, "CSV", output::csv(report)?)?;
     }
     if args.json.is_some() {
-        write(&args.json, "JSON", output::json(report)?)?;
+        // The program rows ride beside the preset rows; readers of the preset rows ignore them.
+        let mut value: serde_json::Value = serde_json::from_str(&output::json(report)?)?;
+        if !program_rows.is_empty() {
+            value["programs"] = serde_json::to_value(program_rows)?;
+        }
+        write(
+            &args.json,
+            "JSON",
+            serde_json::to_string_pretty(&value)? + "\n",
+        )?;
     }
-    write(&args.markdown, "markdown", output::markdown(report))?;
-    if let Some(p) = &args.svg {
+    let mut markdown = output::markdown(report);
+    if !program_rows.is_empty() {
+        markdown += "\nPrograms (wall time, CPU time and peak RSS of the whole process tree):\n\n";
+        markdown += &format!("```\n{}```\n", programs::table(program_rows).to_text());
+    }
+    write(&args.markdown, "markdown", markdown)?;
+    if let Some(p) = args.svg.as_ref().filter(|_| !report.rows.is_empty()) {
         chart::draw(report, p).with_context(|| format!("drawing the chart to {}", p.display()))?;
     }
     Ok(())

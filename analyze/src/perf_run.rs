@@ -47,6 +47,12 @@ pub struct Meta {
     pub sample_event: String,
     pub hardware_pmu: bool,
     pub offcpu: bool,
+    /// Why off-CPU time was not recorded, when it was not.
+    #[serde(default)]
+    pub offcpu_missing: Option<String>,
+    /// `--program`: the command line recorded instead of the bench.
+    #[serde(default)]
+    pub program: Option<String>,
     pub probes: bool,
     /// CPUs online while recording, to put the bench's wall time in CPU terms.
     #[serde(default)]
@@ -66,6 +72,18 @@ pub struct Counters {
     /// bench's and are left out of the profile.
     #[serde(default)]
     pub helper_pid: Option<u32>,
+    /// The command's wall time, as the helper timed it.
+    #[serde(default)]
+    pub wall_ns: Option<u64>,
+    /// User + system CPU of the command's whole process tree (rusage of the helper's children).
+    #[serde(default)]
+    pub child_cpu_ns: Option<u64>,
+    /// The largest peak RSS in the command's tree, KiB.
+    #[serde(default)]
+    pub child_peak_rss_kib: Option<u64>,
+    /// How the command failed (`{"Exit":3}`, `{"Signal":11}`); None when it exited 0.
+    #[serde(default)]
+    pub exit: Option<crate::runner::Crash>,
 }
 
 /// Sample totals kept beside the folded stacks.
@@ -86,6 +104,8 @@ pub struct Run {
     pub bench: BenchReport,
     pub counters: Option<Counters>,
     pub probes: Option<probes::reader::Dump>,
+    /// A `record --program` run: `bench` then stands in for it (ops = the op count, or 1).
+    pub program: Option<crate::program::ProgramRun>,
     pub profile: Profile,
     /// perf's warnings about lost events while recording.
     pub perf_warnings: Vec<String>,
@@ -100,14 +120,18 @@ impl Run {
                 dir.display()
             );
         }
-        let bench = read_bench(dir)?;
+        let meta: Option<Meta> = read_optional_json(&dir.join(META_JSON))?;
+        let program = crate::program::ProgramRun::read(dir)?;
+        let bench = match &program {
+            Some(p) => p.as_bench_report(meta.as_ref().and_then(|m| m.cpus).unwrap_or(1)),
+            None => read_bench(dir)?,
+        };
         if bench.ops == 0 {
             bail!(
                 "{}: the bench reports 0 ops; nothing can be expressed per op",
                 dir.join(BENCH_JSON).display()
             );
         }
-        let meta = read_optional_json(&dir.join(META_JSON))?;
         let counters = read_optional_json(&dir.join(COUNTERS_JSON))?;
         let probes_path = dir.join(PROBES_JSON);
         let probes = if probes_path.exists() {
@@ -130,9 +154,31 @@ impl Run {
             bench,
             counters,
             probes,
+            program,
             profile,
             perf_warnings,
         })
+    }
+
+    /// What per-X figures are per: `op`, or `run` for a program recorded without an op count.
+    pub fn unit(&self) -> &'static str {
+        self.program.as_ref().map_or("op", |p| p.unit())
+    }
+
+    /// Why the run has no off-CPU time, or None when it has (its switches were recorded).
+    pub fn offcpu_missing(&self) -> Option<String> {
+        match &self.meta {
+            Some(m) if !m.offcpu => Some(
+                m.offcpu_missing
+                    .clone()
+                    .unwrap_or_else(|| "sched:sched_switch was not recorded".into()),
+            ),
+            Some(_) => None,
+            None if self.profile.switches == 0 => {
+                Some("no sched:sched_switch event in the recording".into())
+            }
+            None => None,
+        }
     }
 
     pub fn ops(&self) -> f64 {
@@ -180,6 +226,9 @@ impl Run {
 
     /// The bench configuration two runs must share to be compared (everything but the results).
     pub fn config_key(&self) -> String {
+        if let Some(p) = &self.program {
+            return p.config_key();
+        }
         let b = &self.bench;
         format!(
             "bench={} threads={} iters={} ws={} min={} max={} remote_pct={} ring={} matched={} touch={} seed={}",

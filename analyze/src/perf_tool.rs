@@ -54,14 +54,111 @@ pub fn hardware_pmu() -> bool {
         .is_ok()
 }
 
+const TRACEFS: &str = "/sys/kernel/tracing";
+const DEBUG_TRACING: &str = "/sys/kernel/debug/tracing";
+const SCHED_SWITCH: &str = "events/sched/sched_switch";
+
 /// Whether the `sched:sched_switch` tracepoint exists (tracefs mounted and readable).
 pub fn sched_switch_available() -> bool {
-    [
-        "/sys/kernel/tracing/events/sched/sched_switch",
-        "/sys/kernel/debug/tracing/events/sched/sched_switch",
-    ]
-    .iter()
-    .any(|p| std::path::Path::new(p).exists())
+    [TRACEFS, DEBUG_TRACING]
+        .iter()
+        .any(|d| std::path::Path::new(d).join(SCHED_SWITCH).exists())
+}
+
+/// What the machine's tracefs looks like, for [`tracefs_plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracefsState {
+    pub sched_switch: bool,
+    /// `/sys/kernel/tracing` exists and is empty: the mount point, with nothing mounted on it.
+    pub mount_point_empty: bool,
+    /// `/sys/kernel/debug/tracing` exists (an older kernel's place, automounted on access).
+    pub debug_tracing: bool,
+    pub root: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TracefsPlan {
+    Ready,
+    /// Root, and the mount point is empty: mount tracefs there.
+    Mount,
+    /// Off-CPU cannot be recorded; the reason, with the fix.
+    Missing(String),
+}
+
+pub fn tracefs_plan(s: TracefsState) -> TracefsPlan {
+    if s.sched_switch {
+        return TracefsPlan::Ready;
+    }
+    if !s.mount_point_empty || s.debug_tracing {
+        return TracefsPlan::Missing(
+            "tracefs is mounted but has no sched:sched_switch tracepoint (a kernel without sched tracepoints?)"
+                .into(),
+        );
+    }
+    if s.root {
+        TracefsPlan::Mount
+    } else {
+        TracefsPlan::Missing(format!(
+            "tracefs is not mounted, and only root can mount it: run `sudo mount -t tracefs nodev {TRACEFS}`"
+        ))
+    }
+}
+
+fn tracefs_state() -> TracefsState {
+    let mount_point_empty = std::fs::read_dir(TRACEFS)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    TracefsState {
+        sched_switch: sched_switch_available(),
+        mount_point_empty,
+        debug_tracing: std::path::Path::new(DEBUG_TRACING).exists(),
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        root: unsafe { libc::geteuid() } == 0,
+    }
+}
+
+/// Makes `sched:sched_switch` available, mounting tracefs as root when a fresh machine has not;
+/// Err is why off-CPU time cannot be recorded.
+pub fn ensure_sched_switch() -> Result<(), String> {
+    match tracefs_plan(tracefs_state()) {
+        TracefsPlan::Ready => Ok(()),
+        TracefsPlan::Missing(why) => Err(why),
+        TracefsPlan::Mount => {
+            eprintln!(
+                "record: mounting tracefs on {TRACEFS} (off-CPU time needs sched:sched_switch)"
+            );
+            mount_tracefs()?;
+            if sched_switch_available() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "tracefs mounted on {TRACEFS}, but it has no sched:sched_switch tracepoint"
+                ))
+            }
+        }
+    }
+}
+
+fn mount_tracefs() -> Result<(), String> {
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in a constant");
+    let (source, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call; no data.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "tracefs is not mounted and `mount -t tracefs nodev {TRACEFS}` failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 pub fn kernel_release() -> String {
@@ -125,10 +222,58 @@ impl CountingGroup {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
             helper_pid: Some(std::process::id()),
+            wall_ns: None,
+            child_cpu_ns: None,
+            child_peak_rss_kib: None,
+            exit: None,
             time_running_ns: data
                 .time_running()
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracefs_is_mounted_only_by_root_on_an_empty_mount_point() {
+        let fresh = TracefsState {
+            sched_switch: false,
+            mount_point_empty: true,
+            debug_tracing: false,
+            root: true,
+        };
+        assert_eq!(tracefs_plan(fresh), TracefsPlan::Mount);
+        let ready = TracefsState {
+            sched_switch: true,
+            ..fresh
+        };
+        assert_eq!(tracefs_plan(ready), TracefsPlan::Ready);
+        let user = TracefsPlan::Missing(String::new());
+        match tracefs_plan(TracefsState {
+            root: false,
+            ..fresh
+        }) {
+            TracefsPlan::Missing(why) => assert!(why.contains("sudo mount -t tracefs"), "{why}"),
+            other => panic!("{other:?} instead of {user:?}"),
+        }
+        for odd in [
+            TracefsState {
+                mount_point_empty: false,
+                ..fresh
+            },
+            TracefsState {
+                debug_tracing: true,
+                ..fresh
+            },
+        ] {
+            assert!(
+                matches!(tracefs_plan(odd), TracefsPlan::Missing(_)),
+                "{odd:?}"
+            );
+        }
     }
 }

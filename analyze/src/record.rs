@@ -7,6 +7,7 @@
 use crate::allocators::{self, Allocator};
 use crate::perf_run::{self, Meta};
 use crate::perf_tool::{self, CountingGroup};
+use crate::program;
 use crate::runner;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ Examples:
   hz3-analyze record --alloc tcmalloc                       # remote-heavy-small into runs/tcmalloc
   hz3-analyze record --alloc hz3_scale_probes -- --preset remote-heavy-small --iters 100000
   hz3-analyze record --alloc mine=/tmp/a.so:/tmp/b.so --call-graph fp --out runs/mine
+  hz3-analyze record --alloc glibc --program 'python3 -c \"x=[str(i) for i in range(10**6)]\"' --out runs/py-glibc
+  hz3-analyze record --alloc hz3_scale --program './mytool --n 1000' --ops-from 'done ([0-9]+) items'
 Then: hz3-analyze attribute runs/tcmalloc; hz3-analyze gap runs/tcmalloc runs/hz3_scale";
 
 const DEFAULT_FREQ: u32 = 4999;
@@ -80,6 +83,20 @@ pub struct Args {
     /// Helper mode: KEY=VALUE set on the counted command only
     #[arg(long, hide = true, value_name = "KEY=VALUE")]
     pub child_env: Vec<String>,
+    /// Helper mode: the counted command's stdout and stderr go to these files
+    #[arg(long, hide = true, value_name = "FILE", num_args = 2)]
+    pub child_output: Vec<PathBuf>,
+    /// Record this program instead of hz3-bench: one string, split like a shell would
+    /// (child processes and threads are followed)
+    #[arg(long, value_name = "'CMD ARGS…'", conflicts_with = "bench_args")]
+    pub program: Option<String>,
+    /// The program's op count, so figures are per op (without it they are per run)
+    #[arg(long, value_name = "N", requires = "program")]
+    pub ops: Option<u64>,
+    /// Read the op count from the program's output: the first capture group of REGEX's first
+    /// match in stdout, else stderr (e.g. 'ops=([0-9]+)')
+    #[arg(long, value_name = "REGEX", requires = "program")]
+    pub ops_from: Option<String>,
     /// hz3-bench arguments [default: remote --preset remote-heavy-small]; --json is added
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -87,14 +104,41 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(counts_file) = &args.exec_counted {
-        return exec_counted(counts_file, &args.child_env, &args.bench_args);
+        return exec_counted(
+            counts_file,
+            &args.child_env,
+            &args.child_output,
+            &args.bench_args,
+        );
     }
     let spec = args.alloc.as_deref().context("--alloc is required")?;
+    // A bad command line is bad input, found before perf is even looked for.
+    let program = match &args.program {
+        Some(cmd) => {
+            let argv = program::split(cmd)?;
+            let exe = program::locate(&argv[0])?;
+            let ops = program::OpsSource::from_args(args.ops, args.ops_from.as_deref())?;
+            Some((cmd.clone(), argv, exe, ops))
+        }
+        None => None,
+    };
     let perf_version = perf_tool::require_perf()?;
     perf_tool::check_paranoid()?;
     let allocator = resolve_allocator(spec)?;
-    let bench = runner::locate_bench(args.bench.as_deref())?;
-    let bench_args = bench_arguments(&args.bench_args);
+    let (workload, bench_args) = match &program {
+        Some((_, argv, exe, _)) => {
+            let mut words = vec![exe.display().to_string()];
+            words.extend(argv[1..].iter().cloned());
+            (words, argv.clone())
+        }
+        None => {
+            let bench = runner::locate_bench(args.bench.as_deref())?;
+            let bench_args = bench_arguments(&args.bench_args);
+            let mut words = vec![bench.display().to_string()];
+            words.extend(bench_args.iter().cloned());
+            (words, bench_args)
+        }
+    };
     let dir = args
         .out
         .clone()
@@ -113,10 +157,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !hardware_pmu {
         eprintln!("record: no hardware PMU here (cycles cannot be counted): sampling the software cpu-clock event");
     }
-    let offcpu = !args.no_offcpu && perf_tool::sched_switch_available();
-    if !args.no_offcpu && !offcpu {
-        eprintln!("record: the sched:sched_switch tracepoint is not available (tracefs not mounted?): no off-CPU time");
+    let offcpu_missing = if args.no_offcpu {
+        Some("--no-offcpu".to_string())
+    } else {
+        perf_tool::ensure_sched_switch().err()
+    };
+    if let Some(why) = offcpu_missing.as_deref().filter(|_| !args.no_offcpu) {
+        eprintln!("record: no off-CPU time: {why}");
     }
+    let offcpu = offcpu_missing.is_none();
     let probes = allocator.name.starts_with("hz3");
     let data = dir.join(perf_run::PERF_DATA);
     let mut perf = vec![
@@ -174,9 +223,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             format!("HZ3_PROBES_OUT={}", probes_out.display()),
         ]);
     }
+    if program.is_some() {
+        perf.push("--child-output".into());
+        for f in [program::STDOUT_TXT, program::STDERR_TXT] {
+            perf.push(std::path::absolute(dir.join(f))?.display().to_string());
+        }
+    }
     perf.push("--".into());
-    perf.push(bench.display().to_string());
-    perf.extend(bench_args.iter().cloned());
+    perf.extend(workload.iter().cloned());
 
     eprintln!(
         "record: {} under perf ({} Hz, {cg}) into {}",
@@ -185,14 +239,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dir.display()
     );
     let log_path = dir.join("perf-record.log");
+    // A program's output goes to its own files (through the helper); perf's stdout to the log.
+    let stdout = if program.is_some() {
+        std::fs::File::create(&log_path)?
+    } else {
+        std::fs::File::create(dir.join(perf_run::BENCH_JSON))?
+    };
     let status = Command::new(&perf[0])
         .args(&perf[1..])
         .env_remove("LD_PRELOAD")
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join(perf_run::BENCH_JSON))?)
+        .stdout(stdout)
         .stderr(std::fs::File::create(&log_path)?)
         .status()
         .context("starting perf record")?;
+    let counted: Option<perf_run::Counters> =
+        std::fs::read_to_string(dir.join(perf_run::COUNTERS_JSON))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+    if let (Some((cmd, ..)), Some(failure)) = (&program, counted.and_then(|c| c.exit)) {
+        let stderr = std::fs::read_to_string(dir.join(program::STDERR_TXT)).unwrap_or_default();
+        bail!(
+            "--program {cmd:?} under {} failed ({failure}); its last stderr lines: {}",
+            allocator.name,
+            program::last_lines(&stderr, 5)
+        );
+    }
     if !status.success() {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log
@@ -209,14 +281,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
             tail.join(" | ")
         );
     }
-    check_identity(&allocator, &dir)?;
-    if probes && !dir.join(perf_run::PROBES_JSON).exists() {
-        eprintln!(
-            "record: {} wrote no probes dump (not a probes build): no probes column",
-            allocator.name
-        );
-    }
-
     let counters: perf_run::Counters = {
         let path = dir.join(perf_run::COUNTERS_JSON);
         let text = std::fs::read_to_string(&path)
@@ -224,9 +288,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
         serde_json::from_str(&text)
             .with_context(|| format!("{}: unreadable counts", path.display()))?
     };
+    match &program {
+        Some((cmd, argv, _, ops)) => {
+            record_program_run(&dir, &allocator, cmd, argv, ops.as_ref(), &counters)?;
+            check_program_allocates(&allocator, &dir, cmd)?;
+        }
+        None => check_identity(&allocator, &dir)?,
+    }
+    if probes && !dir.join(perf_run::PROBES_JSON).exists() {
+        eprintln!(
+            "record: {} wrote no probes dump (not a probes build): no probes column",
+            allocator.name
+        );
+    }
+
     let (profile, perf_warnings) = perf_run::fold_perf_data(&data, counters.helper_pid)?;
     for w in &perf_warnings {
         eprintln!("record: perf: {w}");
+    }
+    if program.is_some() {
+        warn_if_allocator_unsampled(&allocator, &profile);
     }
     perf_run::save_profile(&dir, &profile, &perf_warnings)?;
     let meta = Meta {
@@ -241,6 +322,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         sample_event: profile.sample_event.clone(),
         hardware_pmu,
         offcpu,
+        offcpu_missing,
+        program: args.program.clone(),
         probes: dir.join(perf_run::PROBES_JSON).exists(),
         cpus: std::thread::available_parallelism().ok().map(|n| n.get()),
     };
@@ -272,6 +355,92 @@ fn check_identity(allocator: &Allocator, dir: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Writes `program.json` from the helper's counts and the program's output (the op count).
+fn record_program_run(
+    dir: &Path,
+    allocator: &Allocator,
+    command: &str,
+    argv: &[String],
+    ops: Option<&program::OpsSource>,
+    counters: &perf_run::Counters,
+) -> Result<()> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let ops_count = match ops {
+        Some(source) => Some(source.ops(&read(program::STDOUT_TXT), &read(program::STDERR_TXT))?),
+        None => None,
+    };
+    program::ProgramRun {
+        command: command.to_string(),
+        argv: argv.to_vec(),
+        allocator: allocator.name.clone(),
+        ops: ops_count,
+        ops_source: ops.cloned(),
+        wall_secs: counters.wall_ns.unwrap_or(0) as f64 / 1e9,
+        cpu_secs: counters.child_cpu_ns.unwrap_or(0) as f64 / 1e9,
+        peak_rss_kib: counters.child_peak_rss_kib.unwrap_or(0),
+    }
+    .write(dir)
+}
+
+/// A program that never calls malloc (a static binary ignores LD_PRELOAD) would be recorded
+/// under a name it never used. hz3's probes builds say so reliably: their dump counts every
+/// malloc, and a library that was never loaded writes no dump. Other builds cannot tell, and are
+/// checked later by the samples (a warning, see [`warn_if_allocator_unsampled`]).
+fn check_program_allocates(allocator: &Allocator, dir: &Path, command: &str) -> Result<()> {
+    if !allocator.name.starts_with("hz3") || !allocator.name.contains("probes") {
+        return Ok(());
+    }
+    let path = dir.join(perf_run::PROBES_JSON);
+    let calls = if path.exists() {
+        let dump = probes::reader::read(&path)?;
+        probes::Event::ALL
+            .iter()
+            .filter(|e| e.key().starts_with("malloc."))
+            .map(|e| dump.event(*e))
+            .sum::<u64>()
+    } else {
+        0
+    };
+    if calls == 0 {
+        bail!(
+            "--program {command:?} never allocated under {} (its probes counted no malloc{}): a statically linked program ignores LD_PRELOAD",
+            allocator.name,
+            if path.exists() { "" } else { "; hz3 was never loaded" }
+        );
+    }
+    Ok(())
+}
+
+/// For allocators without probes: no CPU sample in the preloaded library at all suggests the
+/// program never allocated through it (or allocated too little to be seen).
+fn warn_if_allocator_unsampled(allocator: &Allocator, profile: &flamegraphs::Profile) {
+    let Some(preload) = &allocator.preload else {
+        return;
+    };
+    let libs: Vec<String> = preload
+        .display()
+        .to_string()
+        .split(':')
+        .filter_map(|p| {
+            Path::new(p)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .collect();
+    let seen = profile
+        .cpu
+        .stacks
+        .keys()
+        .any(|s| libs.iter().any(|l| s.contains(l.as_str())));
+    if !seen {
+        eprintln!(
+            "record: no CPU sample fell in {} ({}): the program may not allocate through it (a static binary ignores LD_PRELOAD), or too little to be seen",
+            allocator.name,
+            libs.join(", ")
+        );
+    }
 }
 
 /// `NAME=a.so:b.so` is a preload list, which the shared resolver (one file per name) does not take.
@@ -323,6 +492,9 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         perf_run::COUNTERS_JSON,
         perf_run::META_JSON,
         perf_run::PERF_SCRIPT,
+        program::PROGRAM_JSON,
+        program::STDOUT_TXT,
+        program::STDERR_TXT,
     ] {
         let p = dir.join(f);
         if p.exists() {
@@ -334,7 +506,12 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 /// Helper mode: run `command` with `env` under an inherited counting group, write the counts.
-fn exec_counted(counts_file: &Path, env: &[String], command: &[String]) -> Result<ExitCode> {
+fn exec_counted(
+    counts_file: &Path,
+    env: &[String],
+    output: &[PathBuf],
+    command: &[String],
+) -> Result<ExitCode> {
     let (program, rest) = command
         .split_first()
         .context("--exec-counted needs a command after --")?;
@@ -348,12 +525,27 @@ fn exec_counted(counts_file: &Path, env: &[String], command: &[String]) -> Resul
             child.env(k, v);
         }
     }
+    if let [stdout, stderr] = output {
+        let create = |p: &PathBuf| {
+            std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))
+        };
+        child.stdout(create(stdout)?).stderr(create(stderr)?);
+    }
     let mut group = CountingGroup::open()?;
     group.enable()?;
+    let started = std::time::Instant::now();
     let status = child
         .status()
         .with_context(|| format!("starting {program}"))?;
-    let counters = group.finish()?;
+    let wall = started.elapsed();
+    let mut counters = group.finish()?;
+    // The helper's only child is the command: its children's rusage is the command's whole
+    // tree (every descendant it waited for), CPU and the largest peak RSS.
+    let tree = runner::children_rusage();
+    counters.wall_ns = Some(wall.as_nanos() as u64);
+    counters.child_cpu_ns = Some(tree.cpu_ns);
+    counters.child_peak_rss_kib = Some(tree.peak_rss_kib);
+    counters.exit = runner::crash_of(status);
     std::fs::write(counts_file, serde_json::to_string_pretty(&counters)? + "\n")
         .with_context(|| format!("{}: cannot write", counts_file.display()))?;
     if !status.success() {

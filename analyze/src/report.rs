@@ -9,6 +9,7 @@
 use crate::allocators::{self, ANCHORS};
 use crate::attribute::{self, build_report};
 use crate::gap::{self, build_gap, Gap};
+use crate::matrix::programs::{Program, ProgramRow};
 use crate::matrix::MatrixReport;
 use crate::perf_run::Run;
 use crate::perf_table::Format;
@@ -35,6 +36,7 @@ Examples:
   hz3-analyze report --quick                 # 2 matrix rounds: about 1.5 minutes on 2 cores, into report/
   hz3-analyze report                         # every preset, 5 rounds, 4999 Hz recordings: 3-4 minutes
   hz3-analyze report --out /tmp/r --lane scale --alloc glibc --alloc jemalloc --alloc hz3_scale -- --threads 4
+  hz3-analyze report --quick --program 'py=python3 -c \"x=[str(i) for i in range(10**6)]\"'   # the plan on any program
 Read report/index.md (or open report/index.html); each piece lists the command that made it.";
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -91,6 +93,17 @@ pub struct Args {
     /// (the hz3_scale-vs-anchor gap table)
     #[command(flatten)]
     pub format: Format,
+    /// Ask the question of any program instead of hz3-bench: NAME='CMD ARGS…'. The matrix
+    /// measures it (wall, CPU, peak RSS), the anchor is the one with the least CPU time on it,
+    /// and the recordings, gaps and flamegraphs are of it
+    #[arg(long, value_name = "NAME='CMD ARGS…'", conflicts_with_all = ["presets", "bench_args"])]
+    pub program: Option<String>,
+    /// With --program: its op count, so figures are per op (without it they are per run)
+    #[arg(long, value_name = "N", requires = "program")]
+    pub ops: Option<u64>,
+    /// With --program: read the op count from its output (first capture group of REGEX)
+    #[arg(long, value_name = "REGEX", requires = "program")]
+    pub ops_from: Option<String>,
     /// hz3-bench arguments after `--`, applied after the preset in the matrix and the recordings
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -140,6 +153,10 @@ pub struct Report {
     pub record_bench_args: Vec<String>,
     pub anchor: Option<String>,
     pub matrix: Option<MatrixReport>,
+    /// `--program NAME=CMD`: the program the question is asked of, instead of hz3-bench.
+    pub program: Option<String>,
+    /// The matrix's rows of that program.
+    pub program_rows: Vec<ProgramRow>,
     pub recordings: Vec<Recording>,
     pub attribution: Vec<attribute::Report>,
     pub gaps: Vec<GapEntry>,
@@ -260,10 +277,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             command: shell_line(&exe_shown, &std::env::args().skip(1).collect::<Vec<_>>()),
             quick: args.quick,
             machine: machine::Facts::gather(plan.perf_version.clone()),
-            focus_preset: FOCUS_PRESET.into(),
+            focus_preset: plan
+                .program
+                .as_ref()
+                .map_or(FOCUS_PRESET.into(), |p| format!("program {}", p.name)),
             record_bench_args: plan.record_bench_args.clone(),
             anchor: None,
             matrix: None,
+            program: args.program.clone(),
+            program_rows: Vec::new(),
             recordings: Vec::new(),
             attribution: Vec::new(),
             gaps: Vec::new(),
@@ -314,6 +336,9 @@ struct Plan {
     record_bench_args: Vec<String>,
     /// Each lane's allocator spec for `record --alloc`, and the name it records under.
     hz3_specs: Vec<(Lane, String, String)>,
+    /// `--program`: the program, and `record`'s arguments for it (in place of the bench's).
+    program: Option<Program>,
+    record_program_args: Vec<String>,
 }
 
 impl Plan {
@@ -321,6 +346,23 @@ impl Plan {
         let perf_version = perf_tool::require_perf()?;
         perf_tool::check_paranoid()?;
         runner::locate_bench(args.bench.as_deref())?;
+        let program = match &args.program {
+            Some(spec) => {
+                Some(crate::matrix::programs::parse(std::slice::from_ref(spec))?.remove(0))
+            }
+            None => None,
+        };
+        let mut record_program_args = Vec::new();
+        if let Some(p) = &program {
+            crate::program::OpsSource::from_args(args.ops, args.ops_from.as_deref())?;
+            record_program_args.extend(["--program".to_string(), p.command.clone()]);
+            if let Some(n) = args.ops {
+                record_program_args.extend(["--ops".into(), n.to_string()]);
+            }
+            if let Some(re) = &args.ops_from {
+                record_program_args.extend(["--ops-from".into(), re.clone()]);
+            }
+        }
         // A bad rules file would otherwise surface only after the matrix and the recordings.
         boxes::load(args.boxes.as_deref())?;
         let preload_dir = match &args.preload_dir {
@@ -377,7 +419,11 @@ impl Plan {
         if !presets.iter().any(|p| p == "all" || p == FOCUS_PRESET) {
             presets.insert(0, FOCUS_PRESET.into());
         }
-        let mut matrix_args = vec!["matrix".to_string(), "--preset".into(), presets.join(",")];
+        let mut matrix_args = match &args.program {
+            // The program alone: the question is asked of it, not of the presets.
+            Some(spec) => vec!["matrix".to_string(), "--program".into(), spec.clone()],
+            None => vec!["matrix".to_string(), "--preset".into(), presets.join(",")],
+        };
         // Not `matrix --quick`: its tenth of the iterations changes the ranking (short runs favour
         // allocators that never touch their blocks), and the anchor must be the fastest on the
         // workload the recordings run. --quick saves rounds instead.
@@ -415,6 +461,8 @@ impl Plan {
             matrix_args,
             record_bench_args,
             hz3_specs,
+            program,
+            record_program_args,
         })
     }
 }
@@ -487,27 +535,46 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
             .with_context(|| format!("{}: the matrix wrote no JSON", matrix_path.display()))?,
     )
     .with_context(|| format!("{}: unreadable matrix JSON", matrix_path.display()))?;
-    let anchor_row = fastest_anchor(&matrix)
-        .context("step `pick the anchor` failed")?
-        .clone();
-    d.report.anchor = Some(anchor_row.allocator.clone());
+    // (allocator, preload) of the anchor hz3 is compared with.
+    let anchor_row: (String, Option<String>) = match &plan.program {
+        Some(p) => {
+            let rows = program_rows(&matrix_path)?;
+            let anchors: Vec<&str> = ANCHORS.iter().map(|a| a.name).collect();
+            let row = crate::matrix::programs::fastest(&rows, &p.name, &anchors)
+                .with_context(|| {
+                    format!(
+                        "step `pick the anchor` failed: no anchor finished a run of program {} in the matrix",
+                        p.name
+                    )
+                })?;
+            let picked = (row.allocator.clone(), row.preload.clone());
+            d.report.program_rows = rows;
+            picked
+        }
+        None => {
+            let row = fastest_anchor(&matrix).context("step `pick the anchor` failed")?;
+            (row.allocator.clone(), row.preload.clone())
+        }
+    };
+    d.report.anchor = Some(anchor_row.0.clone());
     d.report.matrix = Some(matrix);
 
     // 2. Records: hz3's lanes, then the anchor, all on the focus preset.
     // A Debian anchor at its usual path is named as `record` knows it; anything else by path.
+    let (anchor_name, anchor_preload) = &anchor_row;
     let usual = ANCHORS
         .iter()
-        .any(|a| a.name == anchor_row.allocator && a.path == anchor_row.preload.as_deref());
-    let anchor_spec = match &anchor_row.preload {
-        Some(p) if !usual => format!("{}={p}", anchor_row.allocator),
-        _ => anchor_row.allocator.clone(),
+        .any(|a| a.name == *anchor_name && a.path == anchor_preload.as_deref());
+    let anchor_spec = match anchor_preload {
+        Some(p) if !usual => format!("{anchor_name}={p}"),
+        _ => anchor_name.clone(),
     };
     let mut to_record: Vec<(String, String, String)> = plan
         .hz3_specs
         .iter()
         .map(|(lane, spec, name)| (format!("hz3 {}", lane.name()), spec.clone(), name.clone()))
         .collect();
-    to_record.push(("anchor".into(), anchor_spec, anchor_row.allocator.clone()));
+    to_record.push(("anchor".into(), anchor_spec, anchor_name.clone()));
     for (role, spec, name) in &to_record {
         let dir = out.join(files::RUNS).join(name);
         let mut rargs = vec![
@@ -521,8 +588,12 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
             rargs.push("--quick".into());
         }
         push_common(&mut rargs, args, true);
-        rargs.push("--".into());
-        rargs.extend(plan.record_bench_args.iter().cloned());
+        if plan.program.is_some() {
+            rargs.extend(plan.record_program_args.iter().cloned());
+        } else {
+            rargs.push("--".into());
+            rargs.extend(plan.record_bench_args.iter().cloned());
+        }
         d.child(&format!("record {name}"), &rargs)?;
         d.report.recordings.push(Recording {
             role: role.clone(),
@@ -614,7 +685,12 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
             .join(files::FLAMES)
             .join(format!("diff-{}-vs-{}.svg", b.allocator, a.allocator));
         let svg_s = svg.display().to_string();
-        let fargs = with_boxes(&["flame", "--diff", &a.dir, &b.dir, "--out", &svg_s], args);
+        let fargs = with_boxes(
+            &[
+                "flame", "--diff", "--by-box", &a.dir, &b.dir, "--out", &svg_s,
+            ],
+            args,
+        );
         d.child(
             &format!("flame diff {} vs {}", b.allocator, a.allocator),
             &fargs,
@@ -628,6 +704,16 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
     d.finish("write index", String::new(), None, started);
     write_files(&d.report, &out)?;
     Ok(())
+}
+
+/// The program rows the matrix wrote beside its preset rows.
+fn program_rows(matrix_json: &Path) -> Result<Vec<ProgramRow>> {
+    let text = std::fs::read_to_string(matrix_json)
+        .with_context(|| format!("{}: cannot read", matrix_json.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    let rows = value.get("programs").cloned().unwrap_or_default();
+    serde_json::from_value(rows)
+        .with_context(|| format!("{}: unreadable program rows", matrix_json.display()))
 }
 
 fn with_boxes(base: &[&str], args: &Args) -> Vec<String> {

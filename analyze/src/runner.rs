@@ -35,7 +35,7 @@ pub fn bench_command(bench: &Path, allocator: &Allocator, args: &[String]) -> Co
 }
 
 /// How a run ended when it produced no result.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Crash {
     Signal(i32),
     Exit(i32),
@@ -89,47 +89,111 @@ pub fn run_bench(
     if !args.iter().any(|a| a == "--json") {
         args.push("--json".into());
     }
-    let mut child = bench_command(bench, allocator, &args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("spawning {}", bench.display()))?;
-    let started = Instant::now();
-    // Drain both pipes on their own threads so a chatty child can never block on a full pipe.
-    let stdout = read_to_end_async(child.stdout.take());
-    let stderr = read_to_end_async(child.stderr.take());
-    let pid = child.id() as libc::pid_t;
-    let (status, rusage) = wait_with_timeout(pid, timeout)?;
-    let wall = started.elapsed();
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-
-    let outcome = match status {
-        WaitStatus::Exited(0) => {
-            let line = stdout
+    let run = run_command(bench_command(bench, allocator, &args), timeout)?;
+    let outcome = match run.outcome {
+        Ok(()) => {
+            let line = run
+                .stdout
                 .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("");
             let report: BenchReport = serde_json::from_str(line).with_context(|| {
                 format!(
-                    "{} under {} exited 0 but printed no JSON result: {stdout:?}",
+                    "{} under {} exited 0 but printed no JSON result: {:?}",
                     bench.display(),
-                    allocator.name
+                    allocator.name,
+                    run.stdout
                 )
             })?;
             Ok(report)
         }
+        Err(crash) => Err(crash),
+    };
+    Ok(RunResult {
+        outcome,
+        peak_rss_kib: run.usage.peak_rss_kib,
+        wall: run.wall,
+        stderr: run.stderr,
+    })
+}
+
+/// CPU time and peak RSS of a process tree, from rusage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TreeUsage {
+    /// User + system.
+    pub cpu_ns: u64,
+    /// The largest ru_maxrss in the tree (Linux reports KiB).
+    pub peak_rss_kib: u64,
+}
+
+impl TreeUsage {
+    pub fn from_rusage(r: &libc::rusage) -> TreeUsage {
+        let ns = |t: libc::timeval| {
+            t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000
+        };
+        TreeUsage {
+            cpu_ns: ns(r.ru_utime) + ns(r.ru_stime),
+            peak_rss_kib: r.ru_maxrss.max(0) as u64,
+        }
+    }
+}
+
+/// The rusage of this process's reaped children (with their own reaped descendants).
+pub fn children_rusage() -> TreeUsage {
+    // SAFETY: all-zero is a valid rusage; getrusage fills it in.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_CHILDREN is valid and r is a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut r) };
+    TreeUsage::from_rusage(&r)
+}
+
+/// How a finished command failed, or None when it exited 0.
+pub fn crash_of(status: std::process::ExitStatus) -> Option<Crash> {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => None,
+        (Some(code), _) => Some(Crash::Exit(code)),
+        (None, Some(sig)) => Some(Crash::Signal(sig)),
+        (None, None) => Some(Crash::Exit(-1)),
+    }
+}
+
+/// One run of any command (a `--program`): its exit, wall time, the rusage of its whole tree and
+/// its output. Err only when it cannot be started.
+#[derive(Debug)]
+pub struct CommandRun {
+    pub outcome: Result<(), Crash>,
+    pub wall: Duration,
+    pub usage: TreeUsage,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run_command(mut cmd: Command, timeout: Duration) -> Result<CommandRun> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {:?}", cmd.get_program()))?;
+    let started = Instant::now();
+    let stdout = read_to_end_async(child.stdout.take());
+    let stderr = read_to_end_async(child.stderr.take());
+    let (status, rusage) = wait_with_timeout(child.id() as libc::pid_t, timeout)?;
+    let wall = started.elapsed();
+    let outcome = match status {
+        WaitStatus::Exited(0) => Ok(()),
         WaitStatus::Exited(code) => Err(Crash::Exit(code)),
         WaitStatus::Signaled(sig) => Err(Crash::Signal(sig)),
         WaitStatus::TimedOut => Err(Crash::Timeout(timeout)),
     };
-    Ok(RunResult {
+    Ok(CommandRun {
         outcome,
-        peak_rss_kib: rusage.ru_maxrss.max(0) as u64,
         wall,
-        stderr,
+        usage: TreeUsage::from_rusage(&rusage),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     })
 }
 
@@ -149,7 +213,8 @@ enum WaitStatus {
     TimedOut,
 }
 
-/// Reaps `pid` with wait4 (for its own rusage, not the sum over all children), killing it after
+/// Reaps `pid` with wait4 (its own rusage and its reaped descendants', not those of this process's
+/// other children), killing it after
 /// `timeout`.
 fn wait_with_timeout(pid: libc::pid_t, timeout: Duration) -> Result<(WaitStatus, libc::rusage)> {
     let deadline = Instant::now() + timeout;
@@ -229,6 +294,28 @@ mod tests {
         let (bin, args) = sh("echo not-json");
         let err = run_bench(&bin, &glibc(), &args, Duration::from_secs(10)).unwrap_err();
         assert!(format!("{err:#}").contains("printed no JSON"), "{err:#}");
+    }
+
+    #[test]
+    fn a_command_run_counts_its_whole_tree() {
+        // Two grandchildren each burn CPU; the tree's CPU is theirs, the peak RSS the largest.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args([
+            "-c",
+            "python3 -c 'b = bytearray(60 << 20); s = sum(range(3000000))' & \
+             python3 -c 's = sum(range(3000000))' & wait; echo done; echo warn >&2",
+        ]);
+        let r = run_command(cmd, Duration::from_secs(60)).unwrap();
+        assert_eq!(r.outcome, Ok(()));
+        assert_eq!((r.stdout.trim(), r.stderr.trim()), ("done", "warn"));
+        assert!(r.usage.peak_rss_kib >= 60 * 1024, "{:?}", r.usage);
+        assert!(r.usage.cpu_ns > 0, "{:?}", r.usage);
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "exit 4"]);
+        assert_eq!(
+            run_command(cmd, Duration::from_secs(10)).unwrap().outcome,
+            Err(Crash::Exit(4))
+        );
     }
 
     #[test]

@@ -57,6 +57,35 @@ fn offcpu_and_differential_flamegraphs() {
         "the second run draws the widths"
     );
 
+    // Threads are merged by default: no tower is rooted at a thread's name.
+    let thread_root = "bench-1 [box:";
+    assert!(!text.contains(thread_root), "threads were not merged");
+    let draw = |extra: &str, name: &str| {
+        let svg = dir.path().join(name);
+        let out = analyze(&[
+            "flame",
+            "--diff",
+            extra,
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out",
+            svg.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = std::fs::read_to_string(&svg).unwrap();
+        flamegraphs::svg::check_well_formed(&text).unwrap();
+        text
+    };
+    assert!(draw("--per-thread", "t.svg").contains(thread_root));
+    // Rooted at boxes: the box is a frame of its own, right above the root.
+    let by_box = draw("--by-box", "b.svg");
+    assert!(
+        by_box.contains(">tcmalloc.central_freelist [box:tcmalloc.central_freelist]"),
+        "no box-rooted frame"
+    );
+    assert!(by_box.contains("stacks rooted at their box"));
+    assert!(!by_box.contains(thread_root));
+
     let out = analyze(&["flame", "--diff", a.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("exactly two runs"));

@@ -15,31 +15,13 @@ fn bench_binary() -> PathBuf {
             .and_then(|d| d.file_name())
             .is_some_and(|n| n == "release");
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "-p", "bench", "--bin", "hz3-bench"]);
+        cargo.args(["build", "--quiet", "-p", "hz3-bench", "--bin", "hz3-bench"]);
         if release {
             cargo.arg("--release");
         }
         assert!(cargo.status().unwrap().success(), "building hz3-bench");
     }
     bench
-}
-
-/// Why perf cannot record here, if it cannot.
-fn perf_cannot_record() -> Option<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("perf")
-        .args(["record", "-q", "-e", "cpu-clock", "-o"])
-        .arg(dir.path().join("probe.data"))
-        .args(["--", "true"])
-        .output();
-    match out {
-        Err(e) => Some(format!("perf is not runnable: {e}")),
-        Ok(o) if !o.status.success() => Some(format!(
-            "perf record fails: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
 }
 
 /// `record --alloc SPEC` of a short remote-heavy-small run (4 threads x 20000) into `run`.
@@ -129,7 +111,10 @@ fn records_a_short_run_and_attributes_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["boxes"], report["boxes"]);
-    assert!(run.join("cpu.folded").is_file(), "the cache is written back");
+    assert!(
+        run.join("cpu.folded").is_file(),
+        "the cache is written back"
+    );
 }
 
 #[test]

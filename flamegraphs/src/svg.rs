@@ -8,6 +8,7 @@
 use crate::fold::{diff, Folded};
 use crate::rules::{Classifier, Rules, OTHER};
 use inferno::flamegraph::color::{Color, PaletteMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 
 const PS_PER_NS: f64 = 1000.0;
@@ -78,14 +79,70 @@ fn options<'a>(title: &str, subtitle: Option<String>) -> inferno::flamegraph::Op
     opt
 }
 
-/// inferno's input: `annotated-stack count [count]` lines in ps/op, sorted, all-zero rows left
-/// out; an error when nothing is left to draw.
+/// How stacks are arranged before drawing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Keep the thread (the root frame, perf's comm) as the root of every stack; otherwise the
+    /// threads of one program are merged, so 32 workers make one tower instead of 32 thin ones.
+    pub per_thread: bool,
+    /// Root every stack at its box: the box's name, then only the frames from where the stack
+    /// entered that box; a box that grew is one wide frame at the bottom.
+    pub by_box: bool,
+}
+
+/// One stack annotated with ` [box:NAME]` per frame and arranged by `layout`. The box is decided
+/// on the whole stack (thread included), so merging threads never changes where time goes.
+pub fn arrange(classifier: &mut Classifier, stack: &str, layout: Layout) -> String {
+    let boxes = classifier.prefix_boxes(stack);
+    let frames: Vec<&str> = stack.split(';').collect();
+    // CPU stacks start at the thread (perf's comm); off-CPU ones at how the thread left the CPU.
+    let thread_rooted = ![
+        crate::profile::OFFCPU_BLOCKED,
+        crate::profile::OFFCPU_PREEMPTED,
+    ]
+    .contains(&frames[0]);
+    let mut first = usize::from(!layout.per_thread && thread_rooted && frames.len() > 1);
+    let mut out = String::with_capacity(stack.len() + frames.len() * 16);
+    if layout.by_box {
+        let leaf = *boxes.last().unwrap_or(&classifier.other());
+        // The frame where the stack entered the box it ends in: every later frame is in it too.
+        let entry = boxes.iter().rposition(|&b| b != leaf).map_or(0, |i| i + 1);
+        first = first.max(entry);
+        let name = &classifier.names()[leaf];
+        out.push_str(&format!("{name}{BOX_MARK}{name}]"));
+    }
+    let names = classifier.names().to_vec();
+    for (frame, b) in frames.iter().zip(&boxes).skip(first) {
+        if !out.is_empty() {
+            out.push(';');
+        }
+        out.push_str(frame);
+        out.push_str(BOX_MARK);
+        out.push_str(&names[*b]);
+        out.push(']');
+    }
+    out
+}
+
+/// inferno's input: `annotated-stack count [count]` lines in ps/op, arranged by `layout`, rows
+/// that become one stack summed, sorted, all-zero rows left out; an error when nothing is left.
 fn folded_lines<'s>(
     rules: &Rules,
+    layout: Layout,
     rows: impl Iterator<Item = (&'s str, Vec<f64>)>,
 ) -> std::io::Result<Vec<String>> {
     let mut classifier = Classifier::new(rules);
-    let mut lines: Vec<String> = rows
+    let mut merged: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (stack, ns_per_op) in rows {
+        let sums = merged
+            .entry(arrange(&mut classifier, stack, layout))
+            .or_insert_with(|| vec![0.0; ns_per_op.len()]);
+        for (sum, ns) in sums.iter_mut().zip(&ns_per_op) {
+            *sum += ns;
+        }
+    }
+    let lines: Vec<String> = merged
+        .into_iter()
         .filter_map(|(stack, ns_per_op)| {
             let ps: Vec<u64> = ns_per_op
                 .iter()
@@ -93,11 +150,10 @@ fn folded_lines<'s>(
                 .collect();
             ps.iter().any(|&p| p > 0).then(|| {
                 let counts: Vec<String> = ps.iter().map(u64::to_string).collect();
-                format!("{} {}", classifier.annotate(stack), counts.join(" "))
+                format!("{stack} {}", counts.join(" "))
             })
         })
         .collect();
-    lines.sort();
     if lines.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -107,15 +163,34 @@ fn folded_lines<'s>(
     Ok(lines)
 }
 
+/// The lines a differential flamegraph is drawn from (`stack before after`, ps/op), for tests
+/// and for anyone who wants the folded input.
+pub fn diff_lines(
+    before: &Folded,
+    after: &Folded,
+    rules: &Rules,
+    layout: Layout,
+) -> std::io::Result<Vec<String>> {
+    let rows = diff(before, after);
+    folded_lines(
+        rules,
+        layout,
+        rows.iter()
+            .map(|r| (r.stack.as_str(), vec![r.before, r.after])),
+    )
+}
+
 /// A flamegraph of per-op weights (ns/op).
 pub fn render<W: Write>(
     per_op: &Folded,
     rules: &Rules,
+    layout: Layout,
     title: &str,
     out: W,
 ) -> std::io::Result<()> {
     let lines = folded_lines(
         rules,
+        layout,
         per_op.stacks.iter().map(|(s, w)| (s.as_str(), vec![*w])),
     )?;
     let mut palette = palette_for(&lines);
@@ -125,25 +200,94 @@ pub fn render<W: Write>(
     inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
 }
 
-/// A differential flamegraph: widths are `after`'s ps/op, colours the change from `before`
-/// (red grew, blue shrank). Both sides must already be per op so the comparison is fair.
+/// A differential flamegraph: widths are `after`'s ps/op, every frame's colour its inclusive
+/// change from `before` (red grew, blue shrank, white unchanged; the deepest colour is the
+/// largest change of any frame). Both sides must already be normalised (per op, or per run).
+///
+/// inferno's own differential mode colours only the leaf of each stack (every parent frame is
+/// drawn white), so a box that grew as a whole stays pale; the colours are computed here instead,
+/// one per frame name (a function's change summed over the stacks it is in).
 pub fn render_diff<W: Write>(
     before: &Folded,
     after: &Folded,
     rules: &Rules,
+    layout: Layout,
     title: &str,
     out: W,
 ) -> std::io::Result<()> {
-    let rows = diff(before, after);
-    let lines = folded_lines(
-        rules,
-        rows.iter()
-            .map(|r| (r.stack.as_str(), vec![r.before, r.after])),
-    )?;
-    let subtitle =
-        "width: second run's ps/op; red = more ps/op than the first run, blue = fewer".to_string();
+    let lines = diff_lines(before, after, rules, layout)?;
+    let mut change: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut widths = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let (rest, after_ps) = line.rsplit_once(' ').expect("two counts per line");
+        let (stack, before_ps) = rest.rsplit_once(' ').expect("two counts per line");
+        let delta = after_ps.parse::<i64>().unwrap_or(0) - before_ps.parse::<i64>().unwrap_or(0);
+        let mut seen = std::collections::BTreeSet::new();
+        for frame in stack.split(';') {
+            if seen.insert(frame) {
+                *change.entry(frame).or_insert(0) += delta;
+            }
+        }
+        if after_ps != "0" {
+            widths.push(format!("{stack} {after_ps}"));
+        }
+    }
+    let largest = change
+        .values()
+        .map(|d| d.unsigned_abs())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut palette = PaletteMap::default();
+    // inferno's root frame (an empty name, shown as "all"): the whole change.
+    let total: i64 = lines
+        .iter()
+        .filter_map(|l| {
+            let (rest, a) = l.rsplit_once(' ')?;
+            let (_, b) = rest.rsplit_once(' ')?;
+            Some(a.parse::<i64>().ok()? - b.parse::<i64>().ok()?)
+        })
+        .sum();
+    palette.insert("", change_color(total, largest.max(total.unsigned_abs())));
+    for (frame, delta) in &change {
+        palette.insert(frame, change_color(*delta, largest));
+    }
+    let rooted = if layout.by_box {
+        "stacks rooted at their box; "
+    } else {
+        ""
+    };
+    let subtitle = format!(
+        "{rooted}width: second run's ps/op; colour: each frame's change per op, red = more than the first run, blue = fewer"
+    );
     let mut opt = options(title, Some(subtitle));
-    inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), out)
+    opt.palette_map = Some(&mut palette);
+    if widths.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "nothing to draw: the second run weighs 0",
+        ));
+    }
+    inferno::flamegraph::from_lines(&mut opt, widths.iter().map(String::as_str), out)
+}
+
+/// White for no change, up to full red (grew) or blue (shrank) at `largest`.
+pub fn change_color(delta: i64, largest: u64) -> Color {
+    let strength = (delta.unsigned_abs() as f64 / largest as f64).min(1.0);
+    let fade = (255.0 - 200.0 * strength).round() as u8;
+    if delta >= 0 {
+        Color {
+            r: 255,
+            g: fade,
+            b: fade,
+        }
+    } else {
+        Color {
+            r: fade,
+            g: fade,
+            b: 255,
+        }
+    }
 }
 
 /// Checks that `svg` is well-formed XML with a single `<svg>` root: every tag closed in order,
@@ -206,7 +350,7 @@ mod tests {
         .unwrap();
         let per_op = Folded::from_text("b;hz3::central::pop 1.5\nb;other 0.5\n").unwrap();
         let mut out = Vec::new();
-        render(&per_op, &rules, "t", &mut out).unwrap();
+        render(&per_op, &rules, Layout::default(), "t", &mut out).unwrap();
         let svg = String::from_utf8(out).unwrap();
         assert!(svg.contains("hz3::central::pop [box:hz3.central]"));
         check_well_formed(&svg).unwrap();
@@ -220,9 +364,85 @@ mod tests {
         assert!(check_well_formed("<svg><g></svg>").is_err());
         let mut out = Vec::new();
         let after = Folded::from_text("b;hz3::central::pop 3\n").unwrap();
-        render_diff(&per_op, &after, &rules, "d", &mut out).unwrap();
+        render_diff(&per_op, &after, &rules, Layout::default(), "d", &mut out).unwrap();
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("[box:hz3.central]"));
+    }
+
+    fn central_rules() -> Rules {
+        Rules::parse(
+            "[[box]]\nname = \"hz3.central\"\nframes = [\"hz3::central::*\"]\n",
+            "t",
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn diff_merges_threads_unless_asked_and_roots_at_the_box() {
+        let rules = central_rules();
+        let before = Folded::from_text(
+            "bench-1;start;hz3::central::pop 1\nbench-2;start;hz3::central::pop 1\n",
+        )
+        .unwrap();
+        let after = Folded::from_text(
+            "bench-1;start;hz3::central::pop 3\nbench-2;start;hz3::central::pop 4\nbench-7;start;work 2\n",
+        )
+        .unwrap();
+        let merged = diff_lines(&before, &after, &rules, Layout::default()).unwrap();
+        assert_eq!(
+            merged,
+            [
+                "start [box:other];hz3::central::pop [box:hz3.central] 2000 7000",
+                "start [box:other];work [box:other] 0 2000",
+            ]
+        );
+        let split = diff_lines(
+            &before,
+            &after,
+            &rules,
+            Layout {
+                per_thread: true,
+                by_box: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(split.len(), 3, "{split:?}");
+        assert!(split[0].starts_with("bench-1 [box:other];"));
+        let by_box = Layout {
+            per_thread: false,
+            by_box: true,
+        };
+        let rooted = diff_lines(&before, &after, &rules, by_box).unwrap();
+        assert_eq!(
+            rooted,
+            [
+                "hz3.central [box:hz3.central];hz3::central::pop [box:hz3.central] 2000 7000",
+                "other [box:other];start [box:other];work [box:other] 0 2000",
+            ]
+        );
+        let mut out = Vec::new();
+        render_diff(&before, &after, &rules, by_box, "d", &mut out).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        check_well_formed(&svg).unwrap();
+        assert!(!svg.contains("bench-1"), "threads were not merged");
+        assert!(svg.contains("hz3.central [box:hz3.central]"));
+        assert!(svg.contains("stacks rooted at their box"));
+        // The box that grew is drawn in full red, as a whole, not only at its leaf.
+        let red = change_color(5000, 5000);
+        assert!(
+            svg.contains(&format!("rgb({},{},{})", red.r, red.g, red.b)),
+            "{svg}"
+        );
+        assert_eq!(
+            change_color(0, 9),
+            Color {
+                r: 255,
+                g: 255,
+                b: 255
+            }
+        );
+        assert_eq!(change_color(-9, 9).b, 255);
     }
 }

@@ -449,7 +449,10 @@ pub fn describe_gap(title: &str, g: &Gap) -> String {
             )
         })
         .collect();
-    s += &format!("  off-CPU ns/op (not in the sums): {}\n", off.join(", "));
+    match &g.offcpu_not_recorded {
+        Some(why) => s += &format!("  off-CPU: {} ({why})\n", crate::attribute::NOT_RECORDED),
+        None => s += &format!("  off-CPU ns/op (not in the sums): {}\n", off.join(", ")),
+    }
     match regressed_box(g) {
         Some(b) => {
             s += &format!(
@@ -644,6 +647,7 @@ mod tests {
             allocator_a: "hz3_x@baseline".into(),
             allocator_b: "hz3_x".into(),
             config: "c".into(),
+            unit: "op".into(),
             measured_a: 30.0,
             measured_b: 30.0 + measured_diff,
             measured_diff,
@@ -652,6 +656,7 @@ mod tests {
             boxes_diff: boxes.iter().map(|(_, d)| d).sum(),
             residual: 0.0,
             offcpu: vec![row("off-cpu.lock_wait", 0.5)],
+            offcpu_not_recorded: None,
             wall: row("bench wall ns/op", 1.0),
             perf_warnings: Vec::new(),
         }

@@ -61,7 +61,9 @@ pub fn index(report: &Report, out: &Path) -> Vec<Block> {
     }
     question(report, out, &mut b);
     machine(report, &mut b);
-    if let Some(m) = &report.matrix {
+    if !report.program_rows.is_empty() {
+        program_matrix(report, &mut b);
+    } else if let Some(m) = &report.matrix {
         matrix(m, report, &mut b);
     }
     if !report.gaps.is_empty() {
@@ -84,8 +86,52 @@ fn form(record_bench_args: &[String]) -> &'static str {
     }
 }
 
+/// The matrix of a `--program` report: the program's rows (no preset was run).
+fn program_matrix(report: &Report, b: &mut Vec<Block>) {
+    b.push(Block::Heading(2, "Matrix".into()));
+    b.push(Block::Para(
+        "Wall time, CPU time and peak RSS of the program's whole process tree per allocator: \
+         median [min-max] over the interleaved rounds."
+            .into(),
+    ));
+    b.push(Block::Table(crate::matrix::programs::table(
+        &report.program_rows,
+    )));
+    b.push(Block::Para(format!(
+        "Also as [JSON]({}) (`programs`).",
+        files::MATRIX_JSON
+    )));
+    if let Some(step) = report.steps.iter().find(|s| s.name == "matrix") {
+        b.push(Block::Code(step.command.clone()));
+    }
+}
+
 fn question(report: &Report, out: &Path, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "The question".into()));
+    if let (Some(program), Some(anchor)) = (&report.program, &report.anchor) {
+        let unit = report.attribution.first().map_or("op", |a| a.unit.as_str());
+        b.push(Block::Para(format!(
+            "Where does `{program}` spend its allocator time per {unit}, box by box, under hz3 \
+             against **{anchor}**, the anchor with the least CPU time on it in the matrix below?"
+        )));
+        let mut items: Vec<String> = report
+            .recordings
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} (`{}`): [run directory]({})",
+                    r.role,
+                    r.allocator,
+                    rel(&r.dir, out)
+                )
+            })
+            .collect();
+        if let Some(g) = report.gaps.first() {
+            items.push(explained(&g.gap));
+        }
+        b.push(Block::List(items));
+        return;
+    }
     let Some(anchor) = &report.anchor else {
         b.push(Block::Para(format!(
             "Where does hz3 spend its time per op, box by box, against the fastest anchor on `{FOCUS_PRESET}`? (No anchor was picked yet.)"
@@ -289,6 +335,12 @@ fn gap_section(entry: &GapEntry, out: &Path, command: Option<&str>, b: &mut Vec<
     )));
     b.push(Block::Table(gap::gap_table(g, false)));
     b.push(Block::Para(explained(g)));
+    if let Some(why) = &g.offcpu_not_recorded {
+        b.push(Block::Para(format!(
+            "Off-CPU time (lock wait, other sleep, preempted): {} ({why}).",
+            crate::attribute::NOT_RECORDED
+        )));
+    }
     b.push(Block::List(
         g.offcpu
             .iter()
@@ -311,7 +363,7 @@ fn gap_section(entry: &GapEntry, out: &Path, command: Option<&str>, b: &mut Vec<
         b.push(Block::Svg {
             src: rel(svg, out),
             alt: format!(
-                "differential flamegraph: width = {}, red = more ns/op than {}",
+                "differential flamegraph rooted at boxes: width = {}, red = more ns/op than {}",
                 g.allocator_b, g.allocator_a
             ),
         });
@@ -401,14 +453,36 @@ pub fn summary(report: &Report, out: &Path) -> String {
         files::INDEX_HTML,
         files::REPORT_JSON
     );
-    if let Some(anchor) = &report.anchor {
-        s += &format!(
-            "fastest anchor on {FOCUS_PRESET}: {anchor} ({})\n",
-            mops(median(report, anchor))
-        );
-    }
-    for r in report.recordings.iter().filter(|r| r.role != "anchor") {
-        s += &format!("{}: {}\n", r.allocator, mops(median(report, &r.allocator)));
+    if let Some(program) = &report.program {
+        // A probes recording stands for its plain build in the matrix.
+        let cpu = |name: &str| {
+            let plain = name.strip_suffix("_probes").unwrap_or(name);
+            report
+                .program_rows
+                .iter()
+                .find(|r| r.allocator == name || r.allocator == plain)
+                .and_then(|r| r.cpu_s)
+                .map_or("no run".to_string(), |c| format!("{:.3} CPU s", c.median))
+        };
+        if let Some(anchor) = &report.anchor {
+            s += &format!(
+                "anchor with the least CPU time on `{program}`: {anchor} ({})\n",
+                cpu(anchor)
+            );
+        }
+        for r in report.recordings.iter().filter(|r| r.role != "anchor") {
+            s += &format!("{}: {}\n", r.allocator, cpu(&r.allocator));
+        }
+    } else {
+        if let Some(anchor) = &report.anchor {
+            s += &format!(
+                "fastest anchor on {FOCUS_PRESET}: {anchor} ({})\n",
+                mops(median(report, anchor))
+            );
+        }
+        for r in report.recordings.iter().filter(|r| r.role != "anchor") {
+            s += &format!("{}: {}\n", r.allocator, mops(median(report, &r.allocator)));
+        }
     }
     if let Some(g) = report.gaps.first() {
         s += "\n";

@@ -19,6 +19,24 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Why perf cannot record here, if it cannot.
+pub fn perf_cannot_record() -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("perf")
+        .args(["record", "-q", "-e", "cpu-clock", "-o"])
+        .arg(dir.path().join("probe.data"))
+        .args(["--", "true"])
+        .output();
+    match out {
+        Err(e) => Some(format!("perf is not runnable: {e}")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "perf record fails: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
 pub fn analyze(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hz3-analyze"))
         .args(args)
