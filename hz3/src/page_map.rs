@@ -26,6 +26,9 @@ const TOP_ENTRIES: usize = 1 << (ADDRESS_BITS - LEAF_SHIFT);
 
 pub const KIND_SMALL: usize = 1;
 pub const KIND_LARGE: usize = 2;
+/// The head or tail run of a free extent in the large box's cache (never handed to the program, so
+/// `free` of it is foreign).
+pub const KIND_FREE_EXTENT: usize = 3;
 const KIND_MASK: usize = 3;
 const CLASS_SHIFT: usize = 2;
 const CLASS_MASK: usize = 0x7f;
@@ -50,11 +53,16 @@ pub struct Run {
     pub carved: u16,
     pub capacity: u16,
     pub in_partial: bool,
+    /// Free runs and free large extents: pages touched since they were last returned to the kernel.
+    pub dirty: bool,
+    /// Free runs and free large extents: when they were emptied (`decay::now_ms`), for purging by age.
+    pub stamp: u32,
     /// Links in the central pool's partial list or the page source's free lists.
     pub next: *mut Run,
     pub prev: *mut Run,
-    /// Large objects: mapped length in bytes.
+    /// Large objects and free large extents (their head run): length in bytes, a multiple of RUN_SIZE.
     pub large_len: usize,
+    /// A run's first byte; a large object's or free extent's start (also in a free extent's tail run).
     pub base: usize,
 }
 
@@ -194,7 +202,8 @@ pub fn ensure(addr: usize) -> *mut Run {
             .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            os::unmap(fresh.cast(), bytes);
+            // Lost the race: a refused unmap leaves an untouched leaf mapped (address space only).
+            let _ = os::unmap(fresh.cast(), bytes);
         }
     }
     lookup_two_level(addr)

@@ -147,10 +147,12 @@ pub fn runs_decommitted(n: usize) {
     PAGES.runs_returned.fetch_add(n, Relaxed);
 }
 
-/// Every empty run was unmapped (address space given back). Caller holds the page source lock.
-pub fn free_runs_unmapped() {
-    PAGES.runs_cached.store(0, Relaxed);
-    PAGES.runs_returned.store(0, Relaxed);
+/// Empty runs were unmapped (address space given back); `cached` committed and `returned`
+/// decommitted ones are left (a munmap the kernel refused keeps the rest). Caller holds the page
+/// source lock.
+pub fn free_runs_left(cached: usize, returned: usize) {
+    PAGES.runs_cached.store(cached, Relaxed);
+    PAGES.runs_returned.store(returned, Relaxed);
 }
 
 /// A large object of `len` mapped bytes was handed out (`freed`: given back).
