@@ -52,6 +52,22 @@ struct State {
 // SAFETY: the raw pointers are descriptors in the never-unmapped page map; the mutex serialises access.
 unsafe impl Send for State {}
 
+// Indices are masked into range, so no bounds check (and no panic path) reaches malloc.
+impl State {
+    fn bin(&mut self, state: usize, bin: usize) -> &mut *mut Run {
+        &mut self.bins[state & 1][bin & (BINS - 1)]
+    }
+    fn first(&self, state: usize, bin: usize) -> *mut Run {
+        self.bins[state & 1][bin & (BINS - 1)]
+    }
+    fn bytes(&mut self, state: usize) -> &mut usize {
+        &mut self.bytes[state & 1]
+    }
+    fn cached(&self) -> usize {
+        self.bytes[DIRTY & 1] + self.bytes[CLEAN & 1]
+    }
+}
+
 static CACHE: Mutex<State> = Mutex::new(
     Some(LockSite::Large),
     State {
@@ -101,7 +117,7 @@ unsafe fn link(s: &mut State, start: usize, len: usize, dirty: bool, stamp: u32)
     let head = desc(start);
     let tail = desc(start + len - RUN_SIZE);
     let state = state_of(dirty);
-    let bin = &mut s.bins[state][bin_of(len / RUN_SIZE)];
+    let bin = s.bin(state, bin_of(len / RUN_SIZE));
     // SAFETY: both descriptors exist (the range was mapped here) and belong to the cache now.
     unsafe {
         (*head).base = start;
@@ -118,7 +134,7 @@ unsafe fn link(s: &mut State, start: usize, len: usize, dirty: bool, stamp: u32)
         (*head).tag.store(KIND_FREE_EXTENT, Ordering::Relaxed);
     }
     *bin = head;
-    s.bytes[state] += len;
+    *s.bytes(state) += len;
 }
 
 /// Takes a listed extent out of its bin; its head and tail stop being marked free.
@@ -130,14 +146,14 @@ unsafe fn unlink(s: &mut State, head: *mut Run) {
         let len = (*head).large_len;
         let state = state_of((*head).dirty);
         if (*head).prev.is_null() {
-            s.bins[state][bin_of(len / RUN_SIZE)] = (*head).next;
+            *s.bin(state, bin_of(len / RUN_SIZE)) = (*head).next;
         } else {
             (*(*head).prev).next = (*head).next;
         }
         if !(*head).next.is_null() {
             (*(*head).next).prev = (*head).prev;
         }
-        s.bytes[state] -= len;
+        *s.bytes(state) -= len;
         (*desc((*head).base + len - RUN_SIZE)).tag.store(0, Ordering::Relaxed);
         (*head).tag.store(0, Ordering::Relaxed);
     }
@@ -211,7 +227,7 @@ fn fit(head: *mut Run, need: usize, align: usize) -> Option<usize> {
 /// Best fit for `need` bytes aligned to `align` among extents in `state`.
 fn find(s: &State, state: usize, need: usize, align: usize) -> Option<(*mut Run, usize)> {
     for bin in bin_of(need / RUN_SIZE)..BINS {
-        let mut run = s.bins[state][bin];
+        let mut run = s.first(state, bin);
         // An exact bin's first extent fits any run-aligned request for its size.
         if bin < EXACT_BINS && align == RUN_SIZE && !run.is_null() {
             return fit(run, need, align).map(|start| (run, start));
@@ -284,7 +300,7 @@ fn restated(old: usize, new: usize) {
 /// the kernel.
 pub fn decay(now: u32) {
     let mut s = CACHE.lock();
-    if s.bytes[DIRTY] > 0 {
+    if *s.bytes(DIRTY) > 0 {
         purge(&mut s, |stamp| decay::expired(stamp, now));
     }
 }
@@ -293,7 +309,7 @@ pub fn decay(now: u32) {
 fn purge(s: &mut State, old: impl Fn(u32) -> bool) -> usize {
     let (mut extents, mut bytes) = (0u64, 0usize);
     for bin in 0..BINS {
-        let mut run = s.bins[DIRTY][bin];
+        let mut run = s.first(DIRTY, bin);
         while !run.is_null() {
             // SAFETY: listed descriptors under the lock; `next` is read before the extent moves.
             unsafe {
@@ -376,7 +392,7 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             return p;
         }
     }
-    let cached = s.bytes[DIRTY] + s.bytes[CLEAN];
+    let cached = s.cached();
     drop(s);
     probes::here(|c| c.add(Event::LargeCacheMiss, 1));
     let mut p = map_new(need, align);
@@ -423,7 +439,7 @@ pub fn free(p: *mut u8) {
     unsafe { (*run).tag.store(0, Ordering::Release) };
     let now = decay::now_ms();
     let mut s = CACHE.lock();
-    let dirty = s.bytes[DIRTY] + len <= DIRTY_MAX;
+    let dirty = *s.bytes(DIRTY) + len <= DIRTY_MAX;
     if !dirty {
         os::decommit(p, len);
         probes::here(|c| {
@@ -530,7 +546,7 @@ pub fn release_address_space() -> bool {
     for state in [DIRTY, CLEAN] {
         for bin in 0..BINS {
             while kept.is_null() {
-                let run = s.bins[state][bin];
+                let run = s.first(state, bin);
                 if run.is_null() {
                     break;
                 }
