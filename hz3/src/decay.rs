@@ -44,7 +44,6 @@ pub fn expired(stamp: u32, now: u32) -> bool {
     config::PURGE_AT_FREE || now.wrapping_sub(stamp) >= DECAY_MS
 }
 
-
 /// When the next purge pass is due (a monotonic-clock millisecond), claimed by compare-and-swap so
 /// that one caller runs each pass and the others pay one load.
 static NEXT_PASS_MS: AtomicU32 = AtomicU32::new(0);

@@ -154,7 +154,9 @@ unsafe fn unlink(s: &mut State, head: *mut Run) {
             (*(*head).next).prev = (*head).prev;
         }
         *s.bytes(state) -= len;
-        (*desc((*head).base + len - RUN_SIZE)).tag.store(0, Ordering::Relaxed);
+        (*desc((*head).base + len - RUN_SIZE))
+            .tag
+            .store(0, Ordering::Relaxed);
         (*head).tag.store(0, Ordering::Relaxed);
     }
 }

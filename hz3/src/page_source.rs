@@ -243,7 +243,11 @@ fn unmap_free_runs(s: &mut State) -> bool {
     let mut refused = false;
     for committed in [true, false] {
         while !refused {
-            let r = if committed { s.committed } else { s.decommitted };
+            let r = if committed {
+                s.committed
+            } else {
+                s.decommitted
+            };
             if r.is_null() {
                 break;
             }
