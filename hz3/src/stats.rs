@@ -204,7 +204,7 @@ pub struct ClassStats {
 }
 
 /// A snapshot of hz3's memory, from [`crate::stats`]. Byte counts are usable sizes: a small
-/// object counts its class size, a large one its page-rounded mapping.
+/// object counts its class size, a large one the whole 64 KiB runs it holds.
 ///
 /// Exact: `large_*`, `active`, `resident`, `retained`, `returned`, `mapped*`, `transfer_cached`.
 /// Estimates: `thread_cached` and so `allocated` and `small_allocated`: thread caches are counted
@@ -219,7 +219,7 @@ pub struct Stats {
     /// Live bytes in small objects (class sizes): objects out of the central pool, less those
     /// in thread caches and the transfer cache.
     pub small_allocated: usize,
-    /// Bytes in large objects (each its own mapping, page-rounded).
+    /// Bytes in large objects (each whole 64 KiB runs, what `usable_size` answers).
     pub large_allocated: usize,
     /// Number of large objects.
     pub large_count: usize,
