@@ -26,9 +26,10 @@ const TOP_ENTRIES: usize = 1 << (ADDRESS_BITS - LEAF_SHIFT);
 
 pub const KIND_SMALL: usize = 1;
 pub const KIND_LARGE: usize = 2;
-/// The head or tail run of a free extent in the large box's cache (never handed to the program, so
-/// `free` of it is foreign).
-pub const KIND_FREE_EXTENT: usize = 3;
+/// The whole tag of the head or tail run of a free extent in the large box's cache. Its kind bits
+/// are clear (`tag_kind` 0, bit 0 clear for `tag_is_small`), so `free` or `malloc_usable_size` of a
+/// pointer there (a large block freed twice) is foreign; only the large box compares tags with it.
+pub const KIND_FREE_EXTENT: usize = 4;
 const KIND_MASK: usize = 3;
 const CLASS_SHIFT: usize = 2;
 const CLASS_MASK: usize = 0x7f;
@@ -80,6 +81,7 @@ pub fn tag_is_small(tag: usize) -> bool {
     tag & KIND_SMALL != 0
 }
 const _: () = assert!(KIND_LARGE & KIND_SMALL == 0 && KIND_MASK == KIND_SMALL | KIND_LARGE);
+const _: () = assert!(KIND_FREE_EXTENT & KIND_MASK == 0 && KIND_FREE_EXTENT & OWNER_MASK == 0);
 #[inline(always)]
 pub fn tag_class(tag: usize) -> usize {
     (tag >> CLASS_SHIFT) & CLASS_MASK
