@@ -2,8 +2,8 @@
 //! alloc-write-free loop, realloc growth in 8 KiB steps to 64 MiB, content across reallocs,
 //! alignment, a huge request failing alone, the mapping-count limit (vm.max_map_count), and memory
 //! returned by decay. glibc runs each checker first (except decay, which glibc's arenas do not
-//! meet), so a failure under hz3 is hz3's. The failure cases (huge request, mapping limit) and
-//! decay run on every shipped build; the rest on both lanes.
+//! meet), so a failure under hz3 is hz3's. The failure cases (huge request, mapping limit) run on
+//! every shipped build, decay on all but failfast; the rest on both lanes.
 //!
 //! The probes builds then show which path served the work (cache hits, in-place growth, mremap,
 //! decay purges); no test is decided by time.
@@ -114,12 +114,13 @@ fn near_the_mapping_count_limit() {
 
 #[test]
 fn freed_memory_returns_after_decay() {
-    on_builds(
-        "decay",
-        "large.decay_returns_memory",
-        false,
-        &shipped_builds(),
-    );
+    // The failfast builds keep a live-object bitmap (1 bit per 16 B of small runs) they never
+    // return: outside the allowance, and not what a production build holds.
+    let builds: Vec<_> = shipped_builds()
+        .into_iter()
+        .filter(|(lib, _)| !lib.contains("failfast"))
+        .collect();
+    on_builds("decay", "large.decay_returns_memory", false, &builds);
 }
 
 #[test]
