@@ -26,6 +26,7 @@ fn real_frame_names_map_to_their_boxes() {
         ("hz3::page_source::PageSource::fresh_run", "hz3.page_source"),
         ("hz3::large::alloc", "hz3.large"),
         ("hz3::api::free;hz3::page_map::tag_of", "hz3.page_map"),
+        ("hz3::decay::tick", "hz3.decay"),
         ("hz3::lock::SpinMutex::lock_slow", "hz3.lock.spin"),
         ("hz3::probes::Counters::bump", "hz3.probes"),
         (

@@ -1,6 +1,7 @@
 //! The allocator's entry points in Rust terms; the C ABI and `GlobalAlloc` are thin layers over
 //! these. Null means "out of memory" (or an impossible request); callers set errno.
 
+use crate::decay;
 use crate::large;
 use crate::lifecycle::{self, NO_HEAP_MAX};
 use crate::os;
@@ -17,8 +18,17 @@ pub fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_MAX {
         alloc_class(size_class::class_of(size))
     } else {
-        large::alloc(size, MIN_ALIGN)
+        alloc_large(size, MIN_ALIGN, false)
     }
+}
+
+/// A block above the small limit. The decay beat runs on the large paths and on spills, never on
+/// a cache hit.
+#[cold]
+#[inline(never)]
+fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
+    decay::tick();
+    large::alloc(size, align, zero)
 }
 
 #[inline(always)]
@@ -31,9 +41,29 @@ fn alloc_class(class: usize) -> *mut u8 {
         if !obj.is_null() {
             return obj;
         }
-        return slow_alloc::refill(heap, class);
+        return or_release(slow_alloc::refill(heap, class), class);
     }
     alloc_without_heap(class)
+}
+
+/// `obj`, or when it is null (out of memory: no run could be mapped) another try after the large
+/// box gave back the address space it caches (RLIMIT_AS); null if it had none.
+#[inline(always)]
+fn or_release(obj: *mut u8, class: usize) -> *mut u8 {
+    if obj.is_null() {
+        return retry_after_release(class);
+    }
+    obj
+}
+
+#[cold]
+#[inline(never)]
+fn retry_after_release(class: usize) -> *mut u8 {
+    if large::release_address_space() {
+        alloc_class(class)
+    } else {
+        ptr::null_mut()
+    }
 }
 
 #[cold]
@@ -45,12 +75,12 @@ fn alloc_without_heap(class: usize) -> *mut u8 {
             let heap = unsafe { &mut *heap };
             let obj = heap.pop(class);
             if obj.is_null() {
-                slow_alloc::refill(heap, class)
+                or_release(slow_alloc::refill(heap, class), class)
             } else {
                 obj
             }
         }
-        None => slow_alloc::alloc_uncached(class),
+        None => or_release(slow_alloc::alloc_uncached(class), class),
     }
 }
 
@@ -94,7 +124,18 @@ fn free_tagged(p: *mut u8, tag: usize) {
     }
     crate::remote::count_kept(heap, page_map::tag_owner(tag));
     if !heap.push(class, p) {
-        slow_alloc::spill_and_push(heap, class, p);
+        spill(heap, class, p);
+    }
+}
+
+/// The thread cache's class is full: a batch goes back, and if empty runs wait for decay, the
+/// decay beat runs.
+#[cold]
+#[inline(never)]
+fn spill(heap: &mut crate::heap::Heap, class: usize, p: *mut u8) {
+    slow_alloc::spill_and_push(heap, class, p);
+    if crate::page_source::runs_waiting() {
+        decay::tick();
     }
 }
 
@@ -115,6 +156,7 @@ fn free_other(p: *mut u8, tag: usize) {
             crate::failfast::check_large_free(p);
         }
         large::free(p);
+        decay::tick();
     } else {
         if crate::config::FAILFAST {
             crate::failfast::fail_foreign(p);
@@ -149,7 +191,7 @@ pub fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
     }
     match size_class::class_for_aligned(size, align) {
         Some(class) => alloc_class(class),
-        None => large::alloc(size, align),
+        None => alloc_large(size, align, false),
     }
 }
 
@@ -167,7 +209,12 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         crate::failfast::check_live(p);
     }
     let old = usable_size(p);
-    if size <= old && size > old / 2 {
+    if size > SMALL_MAX && page_map::tag_kind(page_map::tag_of(p as usize)) == KIND_LARGE {
+        let q = large::resize(p, size);
+        if !q.is_null() {
+            return q;
+        }
+    } else if size <= old && size > old / 2 {
         return p;
     }
     let q = malloc(size);
@@ -184,20 +231,25 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
     let Some(total) = n.checked_mul(size) else {
         return ptr::null_mut();
     };
+    if total > SMALL_MAX {
+        // Zeroes only what the cache hands back dirty; fresh and decommitted memory reads as zero.
+        return alloc_large(total, MIN_ALIGN, true);
+    }
     let p = malloc(total);
-    if !p.is_null() && total <= SMALL_MAX {
-        // SAFETY: `p` holds at least `total` bytes. Large blocks are fresh mappings, already zero.
+    if !p.is_null() {
+        // SAFETY: `p` holds at least `total` bytes.
         unsafe { ptr::write_bytes(p, 0, total) };
     }
     p
 }
 
 /// malloc_trim: returns this thread's cache and the shared caches' batches to the central pool,
-/// then decommits the free runs held by the page source. True if memory went back to the kernel.
+/// then decommits the free runs held by the page source and the large box's dirty extents,
+/// whatever their age. True if memory went back to the kernel.
 pub fn trim() -> bool {
     lifecycle::flush_current();
     if crate::config::SCALE {
         crate::transfer::drain_to_central();
     }
-    crate::page_source::trim() > 0
+    crate::page_source::trim() + large::trim() > 0
 }

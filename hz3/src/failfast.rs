@@ -117,7 +117,8 @@ mod checks {
             .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            os::unmap(fresh.cast(), bytes);
+            // A refused unmap leaves an untouched leaf mapped (address space only).
+            let _ = os::unmap(fresh.cast(), bytes);
         }
     }
 

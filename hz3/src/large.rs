@@ -1,65 +1,590 @@
-//! Large objects (above `SMALL_MAX`) and alignments no size class provides: each gets its own
-//! mapping, aligned to at least a run so that its first run's page-map descriptor is its alone
-//! and records the mapped length.
+//! Large objects (above `SMALL_MAX`) and alignments no size class provides, carved from a cache of
+//! free extents.
+//!
+//! A large block is a whole number of 64 KiB runs starting on a run boundary, so its first run's
+//! page-map descriptor is its own and records its start and length (tag `KIND_LARGE`). Freed blocks
+//! become free extents kept in size bins (best fit; split on reuse, coalesced with free neighbours
+//! on release), either dirty (pages still committed) or clean (returned to the kernel, reading back
+//! as zeroes). Dirty extents go back to the kernel by decay (`decay`) or when they pass
+//! `DIRTY_MAX`; clean ones keep their address space for reuse and are unmapped only when a mapping
+//! fails. The cache's metadata lives in the descriptors of each free extent's head and tail runs
+//! (tag `KIND_FREE_EXTENT`): nothing is allocated, and the descriptor of a run is `KIND_FREE_EXTENT`
+//! exactly when it is the head or tail of a listed extent.
+//!
+//! New memory comes in `CHUNK` mappings for blocks below it (the rest of the chunk joins the cache
+//! clean), so a growing live set of mid-size blocks needs few mappings: the kernel's limit on them
+//! (`vm.max_map_count`) stays far, and nothing here splits a mapping except `release_address_space`,
+//! whose refused munmaps keep the range. One lock serialises the cache (the large path is never
+//! the hot path); the page source's lock may be held when it is taken, never the other way round.
 
+use crate::decay;
+use crate::lock::Mutex;
 use crate::os;
-use crate::page_map::{self, KIND_LARGE, RUN_SIZE};
-use crate::probes::{self, Event};
+use crate::page_map::{self, Run, KIND_FREE_EXTENT, KIND_LARGE, RUN_SIZE};
+use crate::probes::{self, Event, LockSite};
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-/// Maps `size` bytes aligned to `align` (a power of two); null when the size is impossible or the
-/// kernel refuses. The memory reads as zeroes.
-pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    let page = os::page_size();
-    let Some(len) = size.max(1).checked_add(page - 1).map(|n| n & !(page - 1)) else {
-        return ptr::null_mut();
-    };
-    if len > isize::MAX as usize {
-        return ptr::null_mut();
+/// Mapping unit for blocks smaller than it: one mapping serves many blocks.
+const CHUNK: usize = 4 << 20;
+/// Dirty bytes the cache keeps committed at most; a free beyond it returns its pages at once.
+const DIRTY_MAX: usize = 64 << 20;
+/// Blocks from this size on grow by mremap (page tables move, nothing is copied) when they cannot
+/// grow in place; smaller ones are copied, which costs less than the syscalls.
+const REMAP_MIN: usize = 1 << 20;
+/// Bins 0..EXACT_BINS hold extents of exactly 1..=EXACT_BINS runs; above, one bin per power of two.
+const EXACT_BINS: usize = 32;
+const BINS: usize = 64;
+/// Extents examined per bin where a bin's first extent may not fit (log bins, over-aligned
+/// requests): a good fit found quickly beats the best fit found slowly.
+const SCAN_LIMIT: usize = 32;
+/// Requests beyond this never succeed on a 47-bit address space.
+const MAX_BYTES: usize = 1 << 46;
+
+const DIRTY: usize = 0;
+const CLEAN: usize = 1;
+
+struct State {
+    bins: [[*mut Run; BINS]; 2],
+    bytes: [usize; 2],
+}
+
+// SAFETY: the raw pointers are descriptors in the never-unmapped page map; the mutex serialises access.
+unsafe impl Send for State {}
+
+// Indices are masked into range, so no bounds check (and no panic path) reaches malloc.
+impl State {
+    fn bin(&mut self, state: usize, bin: usize) -> &mut *mut Run {
+        &mut self.bins[state & 1][bin & (BINS - 1)]
     }
-    let mut p = os::map_aligned(len, align.max(RUN_SIZE), false);
-    if p.is_null() && crate::page_source::release_address_space() {
-        p = os::map_aligned(len, align.max(RUN_SIZE), false);
+    fn first(&self, state: usize, bin: usize) -> *mut Run {
+        self.bins[state & 1][bin & (BINS - 1)]
+    }
+    fn bytes(&mut self, state: usize) -> &mut usize {
+        &mut self.bytes[state & 1]
+    }
+    fn cached(&self) -> usize {
+        self.bytes[DIRTY & 1] + self.bytes[CLEAN & 1]
+    }
+}
+
+static CACHE: Mutex<State> = Mutex::new(
+    Some(LockSite::Large),
+    State {
+        bins: [[ptr::null_mut(); BINS]; 2],
+        bytes: [0; 2],
+    },
+);
+
+fn bin_of(runs: usize) -> usize {
+    if runs <= EXACT_BINS {
+        return runs - 1;
+    }
+    let log = (usize::BITS - 1 - runs.leading_zeros()) as usize;
+    (EXACT_BINS + log - EXACT_BINS.trailing_zeros() as usize).min(BINS - 1)
+}
+
+fn state_of(dirty: bool) -> usize {
+    if dirty {
+        DIRTY
+    } else {
+        CLEAN
+    }
+}
+
+/// Descriptor of a run inside memory this box mapped (its leaf exists: `ensure_descriptors`).
+fn desc(addr: usize) -> *mut Run {
+    page_map::lookup(addr)
+}
+
+/// Creates the page-map leaves covering `[start, start+len)`, so every run in it has a descriptor.
+fn ensure_descriptors(start: usize, len: usize) -> bool {
+    const LEAF: usize = 1 << 32;
+    let mut addr = start;
+    while addr < start + len {
+        if page_map::ensure(addr).is_null() {
+            return false;
+        }
+        addr = (addr & !(LEAF - 1)) + LEAF;
+    }
+    !page_map::ensure(start + len - RUN_SIZE).is_null()
+}
+
+/// Lists `[start, start+len)` as a free extent without looking at its neighbours.
+///
+/// SAFETY (for callers): the range is this box's, holds no live block and is in no list.
+unsafe fn link(s: &mut State, start: usize, len: usize, dirty: bool, stamp: u32) {
+    let head = desc(start);
+    let tail = desc(start + len - RUN_SIZE);
+    let state = state_of(dirty);
+    let bin = s.bin(state, bin_of(len / RUN_SIZE));
+    // SAFETY: both descriptors exist (the range was mapped here) and belong to the cache now.
+    unsafe {
+        (*head).base = start;
+        (*head).large_len = len;
+        (*head).dirty = dirty;
+        (*head).stamp = stamp;
+        (*head).prev = ptr::null_mut();
+        (*head).next = *bin;
+        if !(*bin).is_null() {
+            (**bin).prev = head;
+        }
+        (*tail).base = start;
+        (*tail).tag.store(KIND_FREE_EXTENT, Ordering::Relaxed);
+        (*head).tag.store(KIND_FREE_EXTENT, Ordering::Relaxed);
+    }
+    *bin = head;
+    *s.bytes(state) += len;
+}
+
+/// Takes a listed extent out of its bin; its head and tail stop being marked free.
+///
+/// SAFETY (for callers): `head` is a listed extent's head.
+unsafe fn unlink(s: &mut State, head: *mut Run) {
+    // SAFETY: listed descriptors are the cache's under its lock.
+    unsafe {
+        let len = (*head).large_len;
+        let state = state_of((*head).dirty);
+        if (*head).prev.is_null() {
+            *s.bin(state, bin_of(len / RUN_SIZE)) = (*head).next;
+        } else {
+            (*(*head).prev).next = (*head).next;
+        }
+        if !(*head).next.is_null() {
+            (*(*head).next).prev = (*head).prev;
+        }
+        *s.bytes(state) -= len;
+        (*desc((*head).base + len - RUN_SIZE))
+            .tag
+            .store(0, Ordering::Relaxed);
+        (*head).tag.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The listed extent whose head is at `addr`, in state `dirty`, or null.
+fn free_head_at(addr: usize, dirty: bool) -> *mut Run {
+    let run = desc(addr);
+    if run.is_null() {
+        return run;
+    }
+    // SAFETY: a non-null descriptor lies in a mapped leaf; a free-extent tag means the cache's
+    // fields are valid (the box's invariant), and they are read under the cache's lock.
+    unsafe {
+        if (*run).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT
+            && (*run).base == addr
+            && (*run).dirty == dirty
+        {
+            return run;
+        }
+    }
+    ptr::null_mut()
+}
+
+/// The earlier of two stamps (wrapping).
+fn earlier(a: u32, b: u32) -> u32 {
+    if (a.wrapping_sub(b) as i32) > 0 {
+        b
+    } else {
+        a
+    }
+}
+
+/// Lists `[start, start+len)` as free, merged with free neighbours in the same state. A merged
+/// extent keeps the earliest stamp: a block carved from an old extent and freed again must not
+/// renew the whole extent's stay (then a steady trickle of small reuses would keep it committed
+/// for ever); at worst, recently freed pages go back one period early.
+///
+/// SAFETY (for callers): as for `link`.
+unsafe fn release(s: &mut State, mut start: usize, mut len: usize, dirty: bool, mut stamp: u32) {
+    let next = free_head_at(start + len, dirty);
+    // SAFETY: listed extents found under the lock; merging keeps the ranges contiguous.
+    unsafe {
+        if !next.is_null() {
+            len += (*next).large_len;
+            stamp = earlier(stamp, (*next).stamp);
+            unlink(s, next);
+        }
+        let before = desc(start - RUN_SIZE);
+        if !before.is_null() && (*before).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT {
+            let prev = free_head_at((*before).base, dirty);
+            if !prev.is_null() && (*prev).base + (*prev).large_len == start {
+                start = (*prev).base;
+                len += (*prev).large_len;
+                stamp = earlier(stamp, (*prev).stamp);
+                unlink(s, prev);
+            }
+        }
+        link(s, start, len, dirty, stamp);
+    }
+}
+
+/// Start of a `need`-byte block aligned to `align` inside the extent at `head`, if it fits.
+fn fit(head: *mut Run, need: usize, align: usize) -> Option<usize> {
+    // SAFETY: `head` is a listed extent's head, read under the lock.
+    let (base, len) = unsafe { ((*head).base, (*head).large_len) };
+    let start = (base + align - 1) & !(align - 1);
+    (start - base <= len && len - (start - base) >= need).then_some(start)
+}
+
+/// Best fit for `need` bytes aligned to `align` among extents in `state`.
+fn find(s: &State, state: usize, need: usize, align: usize) -> Option<(*mut Run, usize)> {
+    for bin in bin_of(need / RUN_SIZE)..BINS {
+        let mut run = s.first(state, bin);
+        // An exact bin's first extent fits any run-aligned request for its size.
+        if bin < EXACT_BINS && align == RUN_SIZE && !run.is_null() {
+            return fit(run, need, align).map(|start| (run, start));
+        }
+        let mut best: Option<(*mut Run, usize, usize)> = None;
+        let mut seen = 0;
+        while !run.is_null() && seen < SCAN_LIMIT {
+            // SAFETY: listed descriptors, read under the lock.
+            let len = unsafe { (*run).large_len };
+            if let Some(start) = fit(run, need, align) {
+                if best.is_none_or(|(_, _, best_len)| len < best_len) {
+                    best = Some((run, start, len));
+                }
+            }
+            // SAFETY: as above.
+            run = unsafe { (*run).next };
+            seen += 1;
+        }
+        if let Some((run, start, _)) = best {
+            return Some((run, start));
+        }
+    }
+    None
+}
+
+/// Cuts `[start, start+need)` out of the extent at `head`; what is left on either side (an
+/// alignment pad, the tail) stays listed in the same state.
+///
+/// SAFETY (for callers): `head` is a listed extent's head holding that range.
+unsafe fn carve(s: &mut State, head: *mut Run, start: usize, need: usize) {
+    // SAFETY: as the caller promised; the leftovers are the extent's own runs.
+    unsafe {
+        let (base, len, dirty, stamp) = (
+            (*head).base,
+            (*head).large_len,
+            (*head).dirty,
+            (*head).stamp,
+        );
+        unlink(s, head);
+        if start > base {
+            link(s, base, start - base, dirty, stamp);
+        }
+        let end = start + need;
+        if end < base + len {
+            link(s, end, base + len - end, dirty, stamp);
+        }
+    }
+}
+
+/// Makes `[start, start+len)` a large block: its head descriptor records it and `free` finds it.
+fn publish(start: usize, len: usize) -> *mut u8 {
+    let head = desc(start);
+    // SAFETY: the range's descriptors exist and the block is the caller's alone.
+    unsafe {
+        (*head).large_len = len;
+        (*head).base = start;
+        (*head).tag.store(KIND_LARGE, Ordering::Release);
+    }
+    crate::stats::large(len, false);
+    start as *mut u8
+}
+
+/// The statistics of a block whose length changed in place (or that moved) from `old` to `new`.
+fn restated(old: usize, new: usize) {
+    crate::stats::large(old, true);
+    crate::stats::large(new, false);
+}
+
+/// A decay pass (`decay::tick`): dirty extents emptied longer than the decay period go back to
+/// the kernel.
+pub fn decay(now: u32) {
+    let mut s = CACHE.lock();
+    if *s.bytes(DIRTY) > 0 {
+        purge(&mut s, |stamp| decay::expired(stamp, now));
+    }
+}
+
+/// Decommits every dirty extent whose stamp `old` accepts and lists it clean; returns the bytes.
+fn purge(s: &mut State, old: impl Fn(u32) -> bool) -> usize {
+    let (mut extents, mut bytes) = (0u64, 0usize);
+    for bin in 0..BINS {
+        let mut run = s.first(DIRTY, bin);
+        while !run.is_null() {
+            // SAFETY: listed descriptors under the lock; `next` is read before the extent moves.
+            unsafe {
+                let next = (*run).next;
+                if old((*run).stamp) {
+                    let (base, len) = ((*run).base, (*run).large_len);
+                    unlink(s, run);
+                    os::decommit(base as *mut u8, len);
+                    release(s, base, len, false, 0);
+                    extents += 1;
+                    bytes += len;
+                }
+                run = next;
+            }
+        }
+    }
+    if extents > 0 {
+        probes::here(|c| {
+            c.add(Event::DecayPurgeExtents, extents);
+            c.add(Event::DecayPurgeBytes, bytes as u64);
+        });
+    }
+    bytes
+}
+
+/// Maps fresh memory for a `need`-byte block aligned to `align`: a whole chunk when the block is
+/// smaller (the rest joins the cache, clean). Null when the kernel refuses.
+fn map_new(need: usize, align: usize) -> *mut u8 {
+    let mut len = if need < CHUNK && align <= CHUNK {
+        CHUNK
+    } else {
+        need
+    };
+    let mut p = os::map_aligned(len, align, false);
+    if p.is_null() && len != need {
+        len = need;
+        p = os::map_aligned(len, align, false);
     }
     if p.is_null() {
         return p;
     }
-    let run = page_map::ensure(p as usize);
-    if run.is_null() {
-        os::unmap(p, len);
+    if !ensure_descriptors(p as usize, len) {
+        // A refused unmap leaves untouched memory mapped: address space only.
+        let _ = os::unmap(p, len);
         return ptr::null_mut();
     }
-    // SAFETY: the mapping starts this run and nothing else uses its descriptor.
-    unsafe {
-        (*run).large_len = len;
-        (*run).base = p as usize;
-        (*run).tag.store(KIND_LARGE, Ordering::Release);
+    if len > need {
+        let mut s = CACHE.lock();
+        // SAFETY: the chunk's tail is fresh memory nobody else knows about.
+        unsafe { release(&mut s, p as usize + need, len - need, false, 0) };
     }
-    crate::stats::large(len, false);
-    probes::here(|c| c.add(Event::LargeAlloc, 1));
+    publish(p as usize, need)
+}
+
+/// `size` bytes aligned to `align` (a power of two); zeroed if `zero`. Null when the size is
+/// impossible or the kernel refuses; a refused request larger than everything the caches could
+/// give back fails alone, leaving them as they are.
+pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    if size > MAX_BYTES || align > MAX_BYTES {
+        probes::here(|c| c.add(Event::LargeHugeFail, 1));
+        return ptr::null_mut();
+    }
+    let need = (size.max(1) + RUN_SIZE - 1) & !(RUN_SIZE - 1);
+    let align = align.max(RUN_SIZE);
+    let mut s = CACHE.lock();
+    for state in [DIRTY, CLEAN] {
+        if let Some((head, start)) = find(&s, state, need, align) {
+            // SAFETY: `find` returned a listed extent holding the range.
+            unsafe { carve(&mut s, head, start, need) };
+            drop(s);
+            let p = publish(start, need);
+            if zero && state == DIRTY {
+                // SAFETY: the block is `need >= size` bytes and the caller's alone.
+                unsafe { ptr::write_bytes(p, 0, size) };
+            }
+            probes::here(|c| {
+                c.add(Event::LargeAlloc, 1);
+                c.add(Event::LargeCacheHit, 1);
+            });
+            return p;
+        }
+    }
+    let cached = s.cached();
+    drop(s);
+    probes::here(|c| c.add(Event::LargeCacheMiss, 1));
+    let mut p = map_new(need, align);
+    if p.is_null() {
+        // Giving cached address space back helps only a request it could cover (RLIMIT_AS);
+        // anything larger fails alone instead of emptying the caches one munmap at a time.
+        if need + align - RUN_SIZE <= cached + crate::page_source::free_bytes() {
+            let any = release_address_space();
+            if crate::page_source::release_address_space() || any {
+                p = map_new(need, align);
+            }
+        } else {
+            probes::here(|c| c.add(Event::LargeHugeFail, 1));
+        }
+    }
+    if !p.is_null() {
+        probes::here(|c| c.add(Event::LargeAlloc, 1));
+    }
     p
 }
 
-/// Mapped length of the large object at `p`.
+/// Usable length of the large block at `p` (whole runs).
 pub fn usable_size(p: *mut u8) -> usize {
     let run = page_map::lookup(p as usize);
     // SAFETY: the caller found a large tag for `p`, so the descriptor exists.
     unsafe { (*run).large_len }
 }
 
-pub fn free(p: *mut u8) {
+/// The block at `p` (a large tag was found for it); aborts on a pointer inside one.
+fn block_len(p: *mut u8) -> (*mut Run, usize) {
     let run = page_map::lookup(p as usize);
-    // SAFETY: the caller found a large tag for `p`, so the descriptor exists; clearing the tag
-    // first makes a double free fail fast instead of unmapping someone else's memory.
-    let len = unsafe {
+    // SAFETY: the caller found a large tag for `p`, so the descriptor exists.
+    unsafe {
         if (*run).base != p as usize {
             os::fail("large", "free of a pointer inside a large object");
         }
-        (*run).tag.store(0, Ordering::Release);
-        (*run).large_len
-    };
-    os::unmap(p, len);
+        (run, (*run).large_len)
+    }
+}
+
+pub fn free(p: *mut u8) {
+    let (run, len) = block_len(p);
+    // SAFETY: clearing the tag first makes a second free of `p` fail fast as foreign.
+    unsafe { (*run).tag.store(0, Ordering::Release) };
+    let now = decay::now_ms();
+    let mut s = CACHE.lock();
+    let dirty = *s.bytes(DIRTY) + len <= DIRTY_MAX;
+    if !dirty {
+        os::decommit(p, len);
+        probes::here(|c| {
+            c.add(Event::DecayPurgeExtents, 1);
+            c.add(Event::DecayPurgeBytes, len as u64);
+        });
+    }
+    // SAFETY: the block is dead and its runs are this box's.
+    unsafe { release(&mut s, p as usize, len, dirty, now) };
+    drop(s);
     crate::stats::large(len, true);
     probes::here(|c| c.add(Event::LargeFree, 1));
+}
+
+/// realloc of the large block at `p` to `size` (> SMALL_MAX) without copying: shrinks in place,
+/// grows into its own slack or a free neighbour, or (big blocks) moves by mremap. Returns the
+/// block (at `p` or moved), or null when only a copy can do it (`p` untouched).
+pub fn resize(p: *mut u8, size: usize) -> *mut u8 {
+    if size > MAX_BYTES {
+        return ptr::null_mut();
+    }
+    let need = (size + RUN_SIZE - 1) & !(RUN_SIZE - 1);
+    let (head, old) = block_len(p);
+    let end = p as usize + old;
+    if need <= old {
+        // As for small blocks: kept whole unless that would waste more than half (growth room
+        // from a geometric mremap must survive the next step's realloc).
+        if need <= old / 2 {
+            let mut s = CACHE.lock();
+            // SAFETY: the block is the caller's; its tail runs leave it for the cache.
+            unsafe {
+                (*head).large_len = need;
+                release(&mut s, p as usize + need, old - need, true, decay::now_ms());
+            }
+            drop(s);
+            restated(old, need);
+            probes::here(|c| c.add(Event::LargeShrinkInPlace, 1));
+        }
+        return p;
+    }
+    let mut s = CACHE.lock();
+    for dirty in [true, false] {
+        let next = free_head_at(end, dirty);
+        // SAFETY: a listed neighbour read under the lock.
+        if !next.is_null() && unsafe { (*next).large_len } >= need - old {
+            // SAFETY: the neighbour holds `[end, end + need - old)`; the block takes it over.
+            unsafe {
+                carve(&mut s, next, end, need - old);
+                (*head).large_len = need;
+            }
+            drop(s);
+            restated(old, need);
+            probes::here(|c| c.add(Event::LargeGrowInPlace, 1));
+            return p;
+        }
+    }
+    drop(s);
+    if old < REMAP_MIN {
+        return ptr::null_mut();
+    }
+    remap(p, head, old, need)
+}
+
+/// Moves a big block to a fresh mapping with room for geometric growth; null if the kernel refuses.
+fn remap(p: *mut u8, head: *mut Run, old: usize, need: usize) -> *mut u8 {
+    let room = need.max(old + old / 2);
+    let len = (room + RUN_SIZE - 1) & !(RUN_SIZE - 1);
+    let to = os::map_aligned(len, RUN_SIZE, false);
+    if to.is_null() {
+        return to;
+    }
+    if !ensure_descriptors(to as usize, len) {
+        let _ = os::unmap(to, len);
+        return ptr::null_mut();
+    }
+    if !os::remap(p, old, len, to) {
+        let mut s = CACHE.lock();
+        // SAFETY: the fresh mapping is this box's and holds nothing.
+        unsafe { release(&mut s, to as usize, len, false, 0) };
+        return ptr::null_mut();
+    }
+    // SAFETY: `p`'s range is unmapped now; its head descriptor must not claim a block there
+    // (its other runs' descriptors are already clear: none is a free extent's head or tail).
+    unsafe { (*head).tag.store(0, Ordering::Release) };
+    crate::stats::large(old, true);
+    probes::here(|c| c.add(Event::LargeRemap, 1));
+    publish(to as usize, len)
+}
+
+/// Decommits every dirty extent (malloc_trim); returns the bytes given back.
+pub fn trim() -> usize {
+    purge(&mut CACHE.lock(), |_| true)
+}
+
+/// Unmaps every free extent, giving its address space back: called when a mapping failed
+/// (RLIMIT_AS, the mapping-count limit). At the first munmap the kernel refuses (the mapping-count
+/// limit: unmapping inside a mapping splits it) that extent is kept, decommitted, and the rest is
+/// left as it is: further tries would be refused alike, one syscall each. True if anything was
+/// unmapped.
+pub fn release_address_space() -> bool {
+    let mut s = CACHE.lock();
+    let mut kept: *mut Run = ptr::null_mut();
+    let mut any = false;
+    for state in [DIRTY, CLEAN] {
+        for bin in 0..BINS {
+            while kept.is_null() {
+                let run = s.first(state, bin);
+                if run.is_null() {
+                    break;
+                }
+                // SAFETY: a listed extent, taken out under the lock; kept ones wait on a local
+                // list (through `next`) until every bin is done.
+                unsafe {
+                    let (base, len) = ((*run).base, (*run).large_len);
+                    unlink(&mut s, run);
+                    if os::unmap_or_decommit(base as *mut u8, len) {
+                        any = true;
+                    } else {
+                        (*run).large_len = len;
+                        (*run).next = kept;
+                        kept = run;
+                    }
+                }
+            }
+        }
+    }
+    while !kept.is_null() {
+        // SAFETY: each kept descriptor is the head of a range this box still maps, in no list.
+        unsafe {
+            let next = (*kept).next;
+            link(&mut s, (*kept).base, (*kept).large_len, false, 0);
+            kept = next;
+        }
+    }
+    any
+}
+
+pub fn fork_acquire() {
+    CACHE.fork_acquire();
+}
+pub fn fork_release() {
+    CACHE.fork_release();
+}
+pub fn fork_reset() {
+    CACHE.fork_reset();
 }

@@ -82,7 +82,9 @@
 //! 1. `c_abi` (the exported C functions, feature `preload`), `Hz3` (`GlobalAlloc`, here),
 //!    `panic_abort` (the preload `.so`'s panic handler)
 //! 2. `api` (the entry points)
-//! 3. `lifecycle` (TLS heap slot, thread attach/exit, fork), `large` (mmap'd blocks)
+//! 3. `lifecycle` (TLS heap slot, thread attach/exit, fork), `decay` (when emptied memory goes
+//!    back: passes over `transfer`, `page_source` and `large`), `large` (the extent cache of
+//!    blocks above the small limit)
 //! 4. `slow_alloc` (thread-cache misses and spills), `remote` (a free of another thread's object)
 //! 5. `heap` (the thread cache)
 //! 6. `transfer` (the scale lane's batch cache)
@@ -109,6 +111,7 @@ mod api;
 mod c_abi;
 mod central;
 mod config;
+mod decay;
 mod failfast;
 mod heap;
 mod inject;

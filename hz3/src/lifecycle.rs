@@ -279,6 +279,8 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
         (*heap).free_next = reg.abandoned;
         reg.abandoned = heap;
     }
+    // Its cache's objects may have emptied runs: the decay beat, with no lock held.
+    crate::decay::tick();
 }
 
 /// Calls `f` on every heap that belongs to a running thread (probes dump).
@@ -329,9 +331,11 @@ extern "C" fn fork_prepare() {
     }
     crate::central::fork_acquire();
     crate::page_source::fork_acquire();
+    crate::large::fork_acquire();
 }
 
 extern "C" fn fork_parent() {
+    crate::large::fork_release();
     crate::page_source::fork_release();
     crate::central::fork_release();
     if crate::config::SCALE {
@@ -342,6 +346,7 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
+    crate::large::fork_reset();
     crate::page_source::fork_reset();
     crate::central::fork_reset();
     if crate::config::SCALE {

@@ -131,7 +131,9 @@ pub fn map(len: usize, noreserve: bool) -> *mut u8 {
 }
 
 /// Maps `len` bytes (a multiple of the page size) whose start is a multiple of `align` (a power
-/// of two), trimming the over-mapped head and tail; null on failure.
+/// of two), trimming the over-mapped head and tail; null on failure. A trim the kernel refuses
+/// (the mapping-count limit) leaves that piece mapped and untouched: address space only, never
+/// handed out.
 pub fn map_aligned(len: usize, align: usize, noreserve: bool) -> *mut u8 {
     let page = page_size();
     if align <= page {
@@ -148,26 +150,70 @@ pub fn map_aligned(len: usize, align: usize, noreserve: bool) -> *mut u8 {
     let aligned = (start + align - 1) & !(align - 1);
     let head = aligned - start;
     let tail = total - head - len;
+    // A refused trim keeps the piece mapped; it is never touched, so it costs address space only.
     if head > 0 {
-        unmap(raw, head);
+        let _ = unmap(raw, head);
     }
     if tail > 0 {
-        unmap((aligned + len) as *mut u8, tail);
+        let _ = unmap((aligned + len) as *mut u8, tail);
     }
     aligned as *mut u8
 }
 
-pub fn unmap(p: *mut u8, len: usize) {
+/// Unmaps `[p, p+len)`; false if the kernel refused (typically ENOMEM: splitting a mapping would
+/// pass `vm.max_map_count`). A refusal is not corruption: the caller keeps the range (see
+/// `decommit`) and may reuse it.
+#[must_use = "a refused munmap leaves the range mapped: keep it or decommit it"]
+pub fn unmap(p: *mut u8, len: usize) -> bool {
     // SAFETY: callers pass a range they mapped through `map` and no longer reference.
     let rc = keep_errno(|| unsafe { libc::munmap(p.cast(), len) });
     if rc != 0 {
-        fail("page_source", "munmap failed on a range hz3 mapped");
+        probes::here(|c| c.add(Event::MunmapRefused, 1));
+        return false;
     }
     crate::stats::unmapped(len);
     probes::here(|c| {
         c.add(Event::MunmapCalls, 1);
         c.add(Event::MunmapBytes, len as u64);
     });
+    true
+}
+
+/// Unmaps `[p, p+len)`, or if the kernel refuses, gives its pages back and leaves it mapped.
+/// True if it was unmapped.
+pub fn unmap_or_decommit(p: *mut u8, len: usize) -> bool {
+    if unmap(p, len) {
+        return true;
+    }
+    decommit(p, len);
+    false
+}
+
+/// Moves (or grows in place) the mapping at `[old, old+old_len)` onto `[to, to+new_len)`, which the
+/// caller mapped and gives up: the pages move with their page tables, nothing is copied. False if
+/// the kernel refused; then both ranges are as they were.
+pub fn remap(old: *mut u8, old_len: usize, new_len: usize, to: *mut u8) -> bool {
+    // SAFETY: both ranges are hz3's mappings; MREMAP_FIXED replaces only `to`'s range, which the
+    // caller owns and has not handed out.
+    let q = keep_errno(|| unsafe {
+        libc::mremap(
+            old.cast(),
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to.cast::<libc::c_void>(),
+        )
+    });
+    if q == libc::MAP_FAILED {
+        return false;
+    }
+    // The target's range was counted when it was mapped; the source's is gone.
+    crate::stats::unmapped(old_len);
+    probes::here(|c| {
+        c.add(Event::MremapCalls, 1);
+        c.add(Event::MremapBytes, new_len as u64);
+    });
+    true
 }
 
 /// Gives the physical pages of `[p, p+len)` back to the kernel; the range stays mapped and reads
@@ -354,7 +400,12 @@ mod tests {
         let p = map(page_size(), false);
         assert!(!p.is_null());
         decommit(p, page_size());
-        unmap(p, page_size());
+        assert!(unmap(p, page_size()));
+        assert_eq!(errno(), 12345);
+        // A refused munmap (here: a misaligned start, EINVAL) and mremap keep it too.
+        let odd = p.wrapping_add(1);
+        assert!(!unmap(odd, page_size()));
+        assert!(!remap(odd, page_size(), page_size(), odd));
         assert_eq!(errno(), 12345);
     }
 

@@ -26,6 +26,10 @@ const TOP_ENTRIES: usize = 1 << (ADDRESS_BITS - LEAF_SHIFT);
 
 pub const KIND_SMALL: usize = 1;
 pub const KIND_LARGE: usize = 2;
+/// The whole tag of the head or tail run of a free extent in the large box's cache. Its kind bits
+/// are clear (`tag_kind` 0, bit 0 clear for `tag_is_small`), so `free` or `malloc_usable_size` of a
+/// pointer there (a large block freed twice) is foreign; only the large box compares tags with it.
+pub const KIND_FREE_EXTENT: usize = 4;
 const KIND_MASK: usize = 3;
 const CLASS_SHIFT: usize = 2;
 const CLASS_MASK: usize = 0x7f;
@@ -50,11 +54,16 @@ pub struct Run {
     pub carved: u16,
     pub capacity: u16,
     pub in_partial: bool,
+    /// Free runs and free large extents: pages touched since they were last returned to the kernel.
+    pub dirty: bool,
+    /// Free runs and free large extents: when they were emptied (`decay::now_ms`), for purging by age.
+    pub stamp: u32,
     /// Links in the central pool's partial list or the page source's free lists.
     pub next: *mut Run,
     pub prev: *mut Run,
-    /// Large objects: mapped length in bytes.
+    /// Large objects and free large extents (their head run): length in bytes, a multiple of RUN_SIZE.
     pub large_len: usize,
+    /// A run's first byte; a large object's or free extent's start (also in a free extent's tail run).
     pub base: usize,
 }
 
@@ -72,6 +81,7 @@ pub fn tag_is_small(tag: usize) -> bool {
     tag & KIND_SMALL != 0
 }
 const _: () = assert!(KIND_LARGE & KIND_SMALL == 0 && KIND_MASK == KIND_SMALL | KIND_LARGE);
+const _: () = assert!(KIND_FREE_EXTENT & KIND_MASK == 0 && KIND_FREE_EXTENT & OWNER_MASK == 0);
 #[inline(always)]
 pub fn tag_class(tag: usize) -> usize {
     (tag >> CLASS_SHIFT) & CLASS_MASK
@@ -194,7 +204,8 @@ pub fn ensure(addr: usize) -> *mut Run {
             .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            os::unmap(fresh.cast(), bytes);
+            // Lost the race: a refused unmap leaves an untouched leaf mapped (address space only).
+            let _ = os::unmap(fresh.cast(), bytes);
         }
     }
     lookup_two_level(addr)

@@ -1,34 +1,41 @@
 //! Page source: hands out 64 KiB runs carved from large reservations and takes empty runs back.
 //! Reservations come from the page map's flat range while it lasts (`page_map::flat_take`).
 //!
-//! Free runs wait in a small committed cache; beyond it they are decommitted with
-//! madvise(DONTNEED) so RSS follows the live set, and kept (address space only) for reuse.
+//! Free runs wait committed (up to `COMMITTED_CACHE`) until they have been empty for the decay
+//! period (`decay`), then go back to the kernel in batches with madvise(DONTNEED), so RSS follows
+//! the live set without a steady workload cycling madvise -> page fault; decommitted runs are kept
+//! (address space only) for reuse.
 //! Free-run links live in the page-map descriptors, never in the run memory itself, so a
 //! decommitted run is not faulted back in just to be listed.
 
+use crate::decay;
 use crate::lock::Mutex;
 use crate::os;
 use crate::page_map::{self, Run, RUN_SIZE};
 use crate::probes::{self, Event, LockSite};
 use crate::stats::{self, RunFrom};
 use core::ptr;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Address space reserved per mmap; modest so the allocator runs under a small `ulimit -v`.
 const RESERVATION: usize = 16 << 20;
 /// Side memory per run for its free-object set (`run_free`). Kept apart from the run so that
 /// freeing never writes into (and faults in) object memory.
 const SIDE_BYTES: usize = crate::run_free::SIDE_BYTES;
-/// Empty runs kept committed for quick reuse (16 MiB): below this, runs that empty and refill
-/// with the workload's swings cost no madvise and no page faults.
-const COMMITTED_CACHE: usize = 256;
+/// Empty runs kept committed at most (64 MiB) while they wait out the decay period: runs that
+/// empty and refill with the workload's swings cost no madvise and no page faults. Beyond it a run
+/// is decommitted as it comes back.
+const COMMITTED_CACHE: usize = 1024;
 
 struct State {
     bump: usize,
     end: usize,
+    /// Newest first, so stamps decrease along the list.
     committed: *mut Run,
     committed_len: usize,
     decommitted: *mut Run,
+    /// Runs on both lists.
+    free_runs: usize,
     side: usize,
     meta_bump: usize,
     meta_end: usize,
@@ -45,6 +52,7 @@ static SOURCE: Mutex<State> = Mutex::new(
         committed: ptr::null_mut(),
         committed_len: 0,
         decommitted: ptr::null_mut(),
+        free_runs: 0,
         side: 0,
         meta_bump: 0,
         meta_end: 0,
@@ -60,12 +68,14 @@ pub fn take_run() -> *mut Run {
         // SAFETY: listed descriptors are valid and owned by the page source under its lock.
         s.committed = unsafe { (*r).next };
         s.committed_len -= 1;
+        s.free_runs -= 1;
         stats::run_taken(RunFrom::Cached);
         r
     } else if !s.decommitted.is_null() {
         let r = s.decommitted;
         // SAFETY: as above.
         s.decommitted = unsafe { (*r).next };
+        s.free_runs -= 1;
         stats::run_taken(RunFrom::Returned);
         r
     } else {
@@ -74,6 +84,8 @@ pub fn take_run() -> *mut Run {
             if base.is_null() {
                 base = os::map_aligned(RESERVATION, RUN_SIZE, true);
             }
+            // The large box's cache may hold the address space too (RLIMIT_AS): the api layer
+            // releases it and retries when this returns null.
             if base.is_null() && unmap_free_runs(&mut s) {
                 base = os::map_aligned(RESERVATION, RUN_SIZE, true);
             }
@@ -82,7 +94,8 @@ pub fn take_run() -> *mut Run {
             }
             let side = os::map(RESERVATION / RUN_SIZE * SIDE_BYTES, true);
             if side.is_null() {
-                os::unmap(base, RESERVATION);
+                // Refused: the reservation stays mapped and unused (address space only).
+                let _ = os::unmap(base, RESERVATION);
                 return ptr::null_mut();
             }
             s.bump = base as usize;
@@ -110,14 +123,28 @@ pub fn take_run() -> *mut Run {
     run
 }
 
+/// Committed empty runs wait for decay: the api layer's spill path then lets `decay::tick` run.
+static RUNS_WAITING: AtomicBool = AtomicBool::new(false);
+
+/// True while committed empty runs wait for a decay pass (one relaxed load).
+#[inline]
+pub fn runs_waiting() -> bool {
+    RUNS_WAITING.load(Ordering::Relaxed)
+}
+
 /// Gives an empty run back. Its tag is cleared first so late frees into it fail fast.
 pub fn give_run(run: *mut Run) {
     // SAFETY: the caller owned the run and no object in it is live.
     unsafe { (*run).tag.store(0, Ordering::Release) };
+    let now = decay::now_ms();
     let mut s = SOURCE.lock();
+    s.free_runs += 1;
     if s.committed_len < COMMITTED_CACHE {
         // SAFETY: the page source owns the descriptor from here on, under its lock.
-        unsafe { (*run).next = s.committed };
+        unsafe {
+            (*run).stamp = now;
+            (*run).next = s.committed;
+        }
         s.committed = run;
         s.committed_len += 1;
         stats::run_given(false);
@@ -130,57 +157,126 @@ pub fn give_run(run: *mut Run) {
         s.decommitted = run;
         stats::run_given(true);
     }
+    RUNS_WAITING.store(true, Ordering::Relaxed);
     drop(s);
     probes::here(|c| c.add(Event::RunRelease, 1));
+}
+
+/// A decay pass (`decay::tick`): committed runs emptied longer than the decay period go back to
+/// the kernel.
+pub fn decay(now: u32) {
+    let mut guard = SOURCE.lock();
+    let s = &mut *guard;
+    // Stamps decrease along the list: everything from the first expired run on has expired.
+    let mut link: *mut *mut Run = &mut s.committed;
+    let mut kept = 0;
+    // SAFETY: listed descriptors are owned by the page source under its lock.
+    unsafe {
+        while !(*link).is_null() && !decay::expired((**link).stamp, now) {
+            link = &mut (**link).next;
+            kept += 1;
+        }
+        let first = *link;
+        *link = ptr::null_mut();
+        let runs = decommit_list(&mut *s, first);
+        if runs > 0 {
+            probes::here(|c| {
+                c.add(Event::DecayPurgeRuns, runs as u64);
+                c.add(Event::DecayPurgeBytes, (runs * RUN_SIZE) as u64);
+            });
+        }
+    }
+    s.committed_len = kept;
+    RUNS_WAITING.store(kept > 0, Ordering::Relaxed);
+}
+
+/// Decommits the runs of the list starting at `first` (taken off the committed list) and moves
+/// them to the decommitted list; returns how many.
+///
+/// SAFETY (for callers): the list's descriptors are the page source's and on no other list.
+unsafe fn decommit_list(s: &mut State, mut run: *mut Run) -> usize {
+    let mut n = 0;
+    while !run.is_null() {
+        // SAFETY: as the caller promised; the runs hold no live object.
+        unsafe {
+            let next = (*run).next;
+            os::decommit((*run).base as *mut u8, RUN_SIZE);
+            (*run).next = s.decommitted;
+            s.decommitted = run;
+            run = next;
+        }
+        n += 1;
+    }
+    stats::runs_decommitted(n);
+    n
 }
 
 /// Decommits every cached empty run; returns the bytes given back (malloc_trim).
 pub fn trim() -> usize {
     let mut s = SOURCE.lock();
-    let mut bytes = 0;
-    while !s.committed.is_null() {
-        let r = s.committed;
-        // SAFETY: listed descriptors are owned by the page source under its lock.
-        unsafe {
-            s.committed = (*r).next;
-            os::decommit((*r).base as *mut u8, RUN_SIZE);
-            (*r).next = s.decommitted;
-        }
-        s.decommitted = r;
-        bytes += RUN_SIZE;
-    }
-    stats::runs_decommitted(s.committed_len);
+    let first = s.committed;
+    s.committed = ptr::null_mut();
     s.committed_len = 0;
-    bytes
+    RUNS_WAITING.store(false, Ordering::Relaxed);
+    // SAFETY: the whole committed list, just taken off.
+    unsafe { decommit_list(&mut s, first) * RUN_SIZE }
+}
+
+/// Bytes of free runs held (committed or not): what `release_address_space` could give back.
+pub fn free_bytes() -> usize {
+    SOURCE.lock().free_runs * RUN_SIZE
 }
 
 /// Unmaps every free run, giving its address space back (not just its pages): called when a
-/// mapping failed, typically under RLIMIT_AS. True if anything was unmapped.
+/// mapping failed, typically under RLIMIT_AS. The rest of the current reservation stays: small
+/// requests keep being served from it when no new mapping can be made. True if anything was
+/// unmapped.
 pub fn release_address_space() -> bool {
     unmap_free_runs(&mut SOURCE.lock())
 }
 
+/// At the first munmap the kernel refuses (the mapping-count limit: unmapping one run splits its
+/// reservation) that run and every run not yet tried stay listed, the refused one decommitted:
+/// further tries would be refused alike, one syscall each.
 fn unmap_free_runs(s: &mut State) -> bool {
     let mut any = false;
-    for list in [&mut s.committed, &mut s.decommitted] {
-        while !list.is_null() {
-            let r = *list;
+    let mut refused = false;
+    for committed in [true, false] {
+        while !refused {
+            let r = if committed {
+                s.committed
+            } else {
+                s.decommitted
+            };
+            if r.is_null() {
+                break;
+            }
             // SAFETY: listed descriptors are owned by the page source under its lock; their runs
             // hold no live object, and a cleared tag keeps lookups treating them as foreign.
             unsafe {
-                *list = (*r).next;
-                os::unmap((*r).base as *mut u8, RUN_SIZE);
+                if os::unmap_or_decommit((*r).base as *mut u8, RUN_SIZE) {
+                    if committed {
+                        s.committed = (*r).next;
+                        s.committed_len -= 1;
+                    } else {
+                        s.decommitted = (*r).next;
+                    }
+                    s.free_runs -= 1;
+                    any = true;
+                } else if committed {
+                    // Decommitted now: it moves to that list.
+                    s.committed = (*r).next;
+                    s.committed_len -= 1;
+                    (*r).next = s.decommitted;
+                    s.decommitted = r;
+                    refused = true;
+                } else {
+                    refused = true;
+                }
             }
-            any = true;
         }
     }
-    s.committed_len = 0;
-    stats::free_runs_unmapped();
-    if s.bump < s.end {
-        os::unmap(s.bump as *mut u8, s.end - s.bump);
-        s.bump = s.end;
-        any = true;
-    }
+    stats::free_runs_left(s.committed_len, s.free_runs - s.committed_len);
     any
 }
 

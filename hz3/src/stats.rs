@@ -147,10 +147,12 @@ pub fn runs_decommitted(n: usize) {
     PAGES.runs_returned.fetch_add(n, Relaxed);
 }
 
-/// Every empty run was unmapped (address space given back). Caller holds the page source lock.
-pub fn free_runs_unmapped() {
-    PAGES.runs_cached.store(0, Relaxed);
-    PAGES.runs_returned.store(0, Relaxed);
+/// Empty runs were unmapped (address space given back); `cached` committed and `returned`
+/// decommitted ones are left (a munmap the kernel refused keeps the rest). Caller holds the page
+/// source lock.
+pub fn free_runs_left(cached: usize, returned: usize) {
+    PAGES.runs_cached.store(cached, Relaxed);
+    PAGES.runs_returned.store(returned, Relaxed);
 }
 
 /// A large object of `len` mapped bytes was handed out (`freed`: given back).
@@ -202,7 +204,7 @@ pub struct ClassStats {
 }
 
 /// A snapshot of hz3's memory, from [`crate::stats`]. Byte counts are usable sizes: a small
-/// object counts its class size, a large one its page-rounded mapping.
+/// object counts its class size, a large one the whole 64 KiB runs it holds.
 ///
 /// Exact: `large_*`, `active`, `resident`, `retained`, `returned`, `mapped*`, `transfer_cached`.
 /// Estimates: `thread_cached` and so `allocated` and `small_allocated`: thread caches are counted
@@ -217,7 +219,7 @@ pub struct Stats {
     /// Live bytes in small objects (class sizes): objects out of the central pool, less those
     /// in thread caches and the transfer cache.
     pub small_allocated: usize,
-    /// Bytes in large objects (each its own mapping, page-rounded).
+    /// Bytes in large objects (each whole 64 KiB runs, what `usable_size` answers).
     pub large_allocated: usize,
     /// Number of large objects.
     pub large_count: usize,

@@ -20,6 +20,8 @@ struct Batch {
 
 struct Slots {
     len: usize,
+    /// The fewest batches waiting since the last decay pass: that many sat unused all along.
+    low: usize,
     batches: [Batch; SLOTS],
 }
 
@@ -36,6 +38,7 @@ static CACHES: [Mutex<Slots>; NUM_CLASSES] = [const {
         Some(LockSite::Transfer),
         Slots {
             len: 0,
+            low: 0,
             batches: [EMPTY_BATCH; SLOTS],
         },
     )
@@ -76,6 +79,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     let mut slots = cache(class).lock();
     if slots.len > 0 {
         slots.len -= 1;
+        slots.low = slots.low.min(slots.len);
         // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
         let b = unsafe { slots.batches.get_unchecked(slots.len) };
         // SAFETY: `out` has room for BATCH_MAX entries per the contract.
@@ -94,13 +98,28 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
 
 /// Moves every waiting batch to the central pool (malloc_trim), so empty runs can be returned.
 pub fn drain_to_central() {
+    drain(|_| usize::MAX);
+}
+
+/// A decay pass (`decay::tick`): batches that waited unused since the last pass go to the central
+/// pool, so the runs they keep can empty and be returned by decay in turn.
+pub fn decay() {
+    drain(|slots| slots.low);
+}
+
+/// Moves up to `count(slots)` batches of each class to the central pool (one lock hold per batch)
+/// and restarts each class's low-water mark.
+fn drain(count: impl Fn(&Slots) -> usize) {
     for (class, cache) in CACHES.iter().enumerate() {
+        let mut left = count(&cache.lock());
         loop {
             let mut slots = cache.lock();
-            if slots.len == 0 {
+            if slots.len == 0 || left == 0 {
+                slots.low = slots.len;
                 break;
             }
             slots.len -= 1;
+            left -= 1;
             // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
             let b = unsafe { *slots.batches.get_unchecked(slots.len) };
             drop(slots);

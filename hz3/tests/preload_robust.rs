@@ -6,23 +6,11 @@
 
 mod common;
 
-use common::{assert_success, compile_c, describe, preload_lib, run, TempDir, LANES};
+use common::{
+    assert_success, compile_c, describe, preload_lib, run, shipped_builds, TempDir, LANES,
+};
 use std::path::Path;
 use std::process::{Command, Output};
-
-/// Every shipped build, with the lane `hz3_lane()` reports: plain, probes and failfast per lane, and
-/// the portable-fallbacks build (pthread-key TLS slot and libc's syscall() with errno kept: what
-/// other architectures run, exercised on x86-64).
-fn shipped_builds() -> Vec<(String, &'static str)> {
-    let mut builds = Vec::new();
-    for lane in LANES {
-        for suffix in ["", "_probes", "_failfast"] {
-            builds.push((format!("{lane}{suffix}"), lane));
-        }
-    }
-    builds.push(("fast_portable".to_string(), "fast"));
-    builds
-}
 
 fn robust_check(
     exe: &Path,

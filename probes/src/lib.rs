@@ -83,8 +83,21 @@ catalogue! {
         MunmapBytes => "os.munmap_bytes", "bytes unmapped";
         MadviseCalls => "os.madvise_calls", "madvise(DONTNEED) calls that return memory";
         MadviseBytes => "os.madvise_bytes", "bytes returned by madvise";
+        MunmapRefused => "os.munmap_refused", "munmap calls the kernel refused (range kept, its pages returned)";
+        MremapCalls => "os.mremap_calls", "mremap calls that moved or grew a large block without copying";
+        MremapBytes => "os.mremap_bytes", "bytes of large blocks after an mremap";
         LargeAlloc => "large.alloc", "allocations above the small limit";
         LargeFree => "large.free", "frees of large allocations";
+        LargeCacheHit => "large.cache_hit", "large allocations served from the cache of free extents";
+        LargeCacheMiss => "large.cache_miss", "large allocations that had to map new memory";
+        LargeGrowInPlace => "large.grow_in_place", "large reallocs grown in place (slack or a free neighbour)";
+        LargeShrinkInPlace => "large.shrink_in_place", "large reallocs shrunk in place (tail returned to the cache)";
+        LargeRemap => "large.remap", "large reallocs moved by mremap instead of a copy";
+        LargeHugeFail => "large.huge_fail", "large requests refused without touching the cache (larger than it could ever free)";
+        DecayPass => "decay.passes", "decay passes run (at most 4 per decay period, each returning what has expired)";
+        DecayPurgeRuns => "decay.purge_runs", "empty runs returned to the kernel by decay";
+        DecayPurgeExtents => "decay.purge_extents", "free large extents returned to the kernel by decay or the dirty bound";
+        DecayPurgeBytes => "decay.purge_bytes", "bytes returned to the kernel by decay passes";
         ThreadInit => "thread.init", "thread caches created";
         ThreadExit => "thread.exit", "thread caches returned at thread exit";
     }

@@ -18,6 +18,20 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Every shipped build, with the lane `hz3_lane()` reports: plain, probes and failfast per lane, and
+/// the portable-fallbacks build (pthread-key TLS slot and libc's syscall() with errno kept: what
+/// other architectures run, exercised on x86-64).
+pub fn shipped_builds() -> Vec<(String, &'static str)> {
+    let mut builds = Vec::new();
+    for lane in LANES {
+        for suffix in ["", "_probes", "_failfast"] {
+            builds.push((format!("{lane}{suffix}"), lane));
+        }
+    }
+    builds.push(("fast_portable".to_string(), "fast"));
+    builds
+}
+
 /// Path of `libhz3_<lane>.so`; fails the test with the fix when `scripts/build-preload` has not run.
 pub fn preload_lib(lane: &str) -> PathBuf {
     let dir = match std::env::var_os("HZ3_PRELOAD_DIR") {
