@@ -6,7 +6,7 @@ cd "$REPO_ROOT"
 # Debian packages the project needs: perf, the four anchors, a C toolchain, the real programs the tests
 # run, and Go for `go tool pprof`, which checks the pprof export (analyze/tests/export.rs).
 HZ3_APT_PACKAGES=(linux-perf libgoogle-perftools4 libjemalloc2 libmimalloc2.0 build-essential valgrind
-                  python3 perl git sqlite3 libpython3.11-testsuite golang-go)
+                  python3 perl git sqlite3 libpython3.11-testsuite golang-go cmake autoconf)
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 
@@ -47,6 +47,9 @@ ensure_tracefs() {
 
 ensure_rust() {
     command -v cargo >/dev/null || { log "cargo not found: install Rust (https://rustup.rs) first"; exit 1; }
+    # scripts/test runs clippy; a minimal rustup profile lacks it.
+    cargo clippy -V >/dev/null 2>&1 || rustup component add clippy >/dev/null 2>&1 ||
+        { log "cargo clippy not found: rustup component add clippy"; exit 1; }
 }
 
 build_tools() {

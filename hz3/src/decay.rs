@@ -37,11 +37,13 @@ pub fn now_ms() -> u32 {
     (ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000) as u32
 }
 
-/// True if memory emptied at `stamp` has waited out the decay period at `now`.
+/// True if memory emptied at `stamp` has waited out the decay period at `now` (always, in the
+/// `purge-at-free` arm). The age is signed: a pass reads its clock before taking the locks, so a
+/// block freed meanwhile carries a stamp later than `now`, and an unsigned difference would make it
+/// the oldest memory there is.
 #[inline]
-/// (Always, in the `purge-at-free` arm.)
 pub fn expired(stamp: u32, now: u32) -> bool {
-    config::PURGE_AT_FREE || now.wrapping_sub(stamp) >= DECAY_MS
+    config::PURGE_AT_FREE || (now.wrapping_sub(stamp) as i32) >= DECAY_MS as i32
 }
 
 /// When the next purge pass is due (a monotonic-clock millisecond), claimed by compare-and-swap so

@@ -435,22 +435,32 @@ fn block_len(p: *mut u8) -> (*mut Run, usize) {
     }
 }
 
+/// Files dead memory in the cache: committed while the cache's committed bytes stay within
+/// `DIRTY_MAX`, decommitted first otherwise.
+///
+/// # Safety
+/// `[start, start+len)` is whole runs of this box that nothing uses any more.
+unsafe fn file_dead(s: &mut State, start: usize, len: usize, now: u32) {
+    let dirty = *s.bytes(DIRTY) + len <= DIRTY_MAX;
+    if !dirty {
+        os::decommit(start as *mut u8, len);
+        probes::here(|c| {
+            c.add(Event::DecayPurgeExtents, 1);
+            c.add(Event::DecayPurgeBytes, len as u64);
+        });
+    }
+    // SAFETY: the caller's contract.
+    unsafe { release(s, start, len, dirty, now) };
+}
+
 pub fn free(p: *mut u8) {
     let (run, len) = block_len(p);
     // SAFETY: clearing the tag first makes a second free of `p` fail fast as foreign.
     unsafe { (*run).tag.store(0, Ordering::Release) };
     let now = decay::now_ms();
     let mut s = CACHE.lock();
-    let dirty = *s.bytes(DIRTY) + len <= DIRTY_MAX;
-    if !dirty {
-        os::decommit(p, len);
-        probes::here(|c| {
-            c.add(Event::DecayPurgeExtents, 1);
-            c.add(Event::DecayPurgeBytes, len as u64);
-        });
-    }
     // SAFETY: the block is dead and its runs are this box's.
-    unsafe { release(&mut s, p as usize, len, dirty, now) };
+    unsafe { file_dead(&mut s, p as usize, len, now) };
     drop(s);
     crate::stats::large(len, true);
     probes::here(|c| c.add(Event::LargeFree, 1));
@@ -474,7 +484,7 @@ pub fn resize(p: *mut u8, size: usize) -> *mut u8 {
             // SAFETY: the block is the caller's; its tail runs leave it for the cache.
             unsafe {
                 (*head).large_len = need;
-                release(&mut s, p as usize + need, old - need, true, decay::now_ms());
+                file_dead(&mut s, p as usize + need, old - need, decay::now_ms());
             }
             drop(s);
             restated(old, need);
@@ -517,11 +527,16 @@ fn remap(p: *mut u8, head: *mut Run, old: usize, need: usize) -> *mut u8 {
         let _ = os::unmap(to, len);
         return ptr::null_mut();
     }
-    if !os::remap(p, old, len, to) {
-        let mut s = CACHE.lock();
-        // SAFETY: the fresh mapping is this box's and holds nothing.
-        unsafe { release(&mut s, to as usize, len, false, 0) };
-        return ptr::null_mut();
+    match os::remap(p, old, len, to) {
+        Ok(()) => {}
+        Err(os::RemapRefused::TargetKept) => {
+            let mut s = CACHE.lock();
+            // SAFETY: the fresh mapping is this box's and holds nothing.
+            unsafe { release(&mut s, to as usize, len, false, 0) };
+            return ptr::null_mut();
+        }
+        // The range is not ours to hand out any more; its descriptors stay clear (never tagged).
+        Err(os::RemapRefused::TargetLost) => return ptr::null_mut(),
     }
     // SAFETY: `p`'s range is unmapped now; its head descriptor must not claim a block there
     // (its other runs' descriptors are already clear: none is a free extent's head or tail).

@@ -189,10 +189,26 @@ pub fn unmap_or_decommit(p: *mut u8, len: usize) -> bool {
     false
 }
 
+/// What became of a refused `remap`'s target range.
+pub enum RemapRefused {
+    /// `[to, to+new_len)` is this process's fresh anonymous mapping again (it reads as zeroes).
+    TargetKept,
+    /// The range could not be taken back (another mapping sits there now, or the kernel refused
+    /// again): the caller must forget it.
+    TargetLost,
+}
+
 /// Moves (or grows in place) the mapping at `[old, old+old_len)` onto `[to, to+new_len)`, which the
-/// caller mapped and gives up: the pages move with their page tables, nothing is copied. False if
-/// the kernel refused; then both ranges are as they were.
-pub fn remap(old: *mut u8, old_len: usize, new_len: usize, to: *mut u8) -> bool {
+/// caller mapped and gives up: the pages move with their page tables, nothing is copied. On a
+/// refusal `old` is as it was, but MREMAP_FIXED may already have unmapped `to` (the kernel unmaps
+/// the target before it checks the source), so the range is mapped again without replacing
+/// anything, or reported lost.
+pub fn remap(
+    old: *mut u8,
+    old_len: usize,
+    new_len: usize,
+    to: *mut u8,
+) -> Result<(), RemapRefused> {
     // SAFETY: both ranges are hz3's mappings; MREMAP_FIXED replaces only `to`'s range, which the
     // caller owns and has not handed out.
     let q = keep_errno(|| unsafe {
@@ -205,7 +221,28 @@ pub fn remap(old: *mut u8, old_len: usize, new_len: usize, to: *mut u8) -> bool 
         )
     });
     if q == libc::MAP_FAILED {
-        return false;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; it only fills a hole at `to`.
+        let back = keep_errno(|| unsafe {
+            libc::mmap(
+                to.cast(),
+                new_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        });
+        if back == to.cast() {
+            return Err(RemapRefused::TargetKept);
+        }
+        if back != libc::MAP_FAILED {
+            // A kernel without MAP_FIXED_NOREPLACE placed it elsewhere: not the range we lost.
+            let _ = unmap(back.cast(), new_len);
+        }
+        // EEXIST: something is mapped at `to` — still ours if the kernel refused before unmapping
+        // it, but that cannot be told apart from a mapping another thread made in the hole.
+        crate::stats::unmapped(new_len);
+        return Err(RemapRefused::TargetLost);
     }
     // The target's range was counted when it was mapped; the source's is gone.
     crate::stats::unmapped(old_len);
@@ -213,7 +250,7 @@ pub fn remap(old: *mut u8, old_len: usize, new_len: usize, to: *mut u8) -> bool 
         c.add(Event::MremapCalls, 1);
         c.add(Event::MremapBytes, new_len as u64);
     });
-    true
+    Ok(())
 }
 
 /// Gives the physical pages of `[p, p+len)` back to the kernel; the range stays mapped and reads
@@ -405,7 +442,7 @@ mod tests {
         // A refused munmap (here: a misaligned start, EINVAL) and mremap keep it too.
         let odd = p.wrapping_add(1);
         assert!(!unmap(odd, page_size()));
-        assert!(!remap(odd, page_size(), page_size(), odd));
+        assert!(remap(odd, page_size(), page_size(), odd).is_err());
         assert_eq!(errno(), 12345);
     }
 

@@ -185,9 +185,10 @@ fn decay_purges_in_batches() {
             "{lane}: only {purged} bytes purged: {d:?}"
         );
         assert!(d.event(Event::DecayPurgeRuns) >= 1, "{lane}: {d:?}");
-        // About 3 s measured at most 4 passes a second; hundreds of runs and extents went back.
+        // Passes are rate-limited per second, and a loaded machine stretches the run, so only
+        // "at least one" is a fact; batching is judged per pass below.
         let passes = d.event(Event::DecayPass);
-        assert!((1..=16).contains(&passes), "{lane}: {passes} passes: {d:?}");
+        assert!(passes >= 1, "{lane}: {passes} passes: {d:?}");
         assert!(
             d.event(Event::DecayPurgeRuns) + d.event(Event::DecayPurgeExtents) > 4 * passes,
             "{lane}: not batched: {d:?}"
