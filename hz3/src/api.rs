@@ -90,20 +90,6 @@ pub fn free(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    if crate::config::FLAT_PAGE_MAP {
-        match page_map::flat_tag(p as usize) {
-            Some(tag) => free_tagged(p, tag),
-            None => free_outside_flat(p),
-        }
-    } else {
-        free_tagged(p, page_map::tag_of(p as usize));
-    }
-}
-
-/// Large blocks, runs mapped outside the flat range, and foreign pointers.
-#[cold]
-#[inline(never)]
-fn free_outside_flat(p: *mut u8) {
     free_tagged(p, page_map::tag_of(p as usize));
 }
 

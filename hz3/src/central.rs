@@ -23,9 +23,9 @@ struct Pool {
 unsafe impl Send for Pool {}
 
 /// One class's pool behind its lock. Alone on 128 bytes, so no two classes' locks share a cache
-/// line, nor an adjacent-line prefetch pair (Intel fetches lines in 128-byte pairs); with
-/// `packed-central-locks` (the A/B arm) entries sit 24 bytes apart, 2-3 class locks to a line.
-#[cfg_attr(not(feature = "packed-central-locks"), repr(align(128)))]
+/// line, nor an adjacent-line prefetch pair (Intel fetches lines in 128-byte pairs). Packed 24
+/// bytes apart (2-3 locks to a line) was measured slower and retired (docs/decisions.md).
+#[repr(align(128))]
 struct ClassPool(Mutex<Pool>);
 
 static POOLS: [ClassPool; NUM_CLASSES] = [const {

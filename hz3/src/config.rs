@@ -12,13 +12,6 @@ pub const SCALE: bool = cfg!(feature = "scale");
 pub const LANE: &str = if FAST { "fast" } else { "scale" };
 /// Fail fast on misuse and corruption (`failfast.rs`).
 pub const FAILFAST: bool = cfg!(feature = "failfast");
-/// Small runs come from one reserved address range whose descriptors form a flat array, so `free`
-/// finds a tag with a range test and one load (`page_map`); off, every run goes through the
-/// two-level map, which also serves large blocks and any run outside the range.
-pub const FLAT_PAGE_MAP: bool = cfg!(feature = "flat-page-map");
-/// A/B arm without decay (`decay.rs`): emptied runs and large extents go back to the kernel at the
-/// next decay tick instead of after `decay::DECAY_MS`.
-pub const PURGE_AT_FREE: bool = cfg!(feature = "purge-at-free");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 

@@ -8,8 +8,8 @@
 //! process that stops calling the allocator keeps its emptied memory until its next such call (or
 //! `malloc_trim`, which returns everything at once).
 //!
-//! Feature `purge-at-free` is the A/B arm without decay: memory is returned at the first
-//! opportunity after it empties (the behaviour before decay existed).
+//! Returning memory at the first opportunity after it empties was measured against this and
+//! retired (docs/decisions.md, "Large blocks and decay").
 
 use crate::config;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -18,12 +18,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 pub const DECAY_MS: u32 = 1000;
 /// Purge passes per decay period: memory goes back at most this often, in batches.
 const PASSES: u32 = 4;
-/// Time between passes (none in the `purge-at-free` arm: every tick is a pass).
-const PASS_MS: u32 = if config::PURGE_AT_FREE {
-    0
-} else {
-    DECAY_MS / PASSES
-};
+/// Time between passes.
+const PASS_MS: u32 = DECAY_MS / PASSES;
 
 /// Milliseconds on a monotonic coarse clock (vDSO, a few ns, no syscall on x86-64); wraps after
 /// 49 days, so stamps are compared with wrapping arithmetic only.
@@ -37,13 +33,12 @@ pub fn now_ms() -> u32 {
     (ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000) as u32
 }
 
-/// True if memory emptied at `stamp` has waited out the decay period at `now` (always, in the
-/// `purge-at-free` arm). The age is signed: a pass reads its clock before taking the locks, so a
+/// True if memory emptied at `stamp` has waited out the decay period at `now`. The age is signed: a pass reads its clock before taking the locks, so a
 /// block freed meanwhile carries a stamp later than `now`, and an unsigned difference would make it
 /// the oldest memory there is.
 #[inline]
 pub fn expired(stamp: u32, now: u32) -> bool {
-    config::PURGE_AT_FREE || (now.wrapping_sub(stamp) as i32) >= DECAY_MS as i32
+    (now.wrapping_sub(stamp) as i32) >= DECAY_MS as i32
 }
 
 /// When the next purge pass is due (a monotonic-clock millisecond), claimed by compare-and-swap so
@@ -94,19 +89,17 @@ mod tests {
         let now = 5u32;
         let stamp = now.wrapping_sub(DECAY_MS);
         assert!(expired(stamp, now));
-        if !config::PURGE_AT_FREE {
-            assert!(!expired(stamp.wrapping_add(1), now));
-        }
+        assert!(!expired(stamp.wrapping_add(1), now));
+        // Stamped after the pass read its clock: the youngest memory, not the oldest.
+        assert!(!expired(now.wrapping_add(3), now));
     }
 
     #[test]
     fn passes_are_spaced_by_a_fraction_of_the_period() {
         let t = 1_000_000u32;
         assert!(claim_pass(t));
-        if !config::PURGE_AT_FREE {
-            assert!(!claim_pass(t));
-            assert!(!claim_pass(t + PASS_MS - 1));
-        }
+        assert!(!claim_pass(t));
+        assert!(!claim_pass(t + PASS_MS - 1));
         assert!(claim_pass(t + PASS_MS));
     }
 }

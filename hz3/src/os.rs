@@ -264,62 +264,6 @@ pub fn decommit(p: *mut u8, len: usize) {
     });
 }
 
-/// Reserves `len` bytes of address space: PROT_NONE and MAP_NORESERVE, so it costs neither RSS nor
-/// commit charge until `commit` opens part of it, and counts as mapped only once opened. Null when
-/// the kernel refuses (errno untouched: the caller falls back to plain mappings).
-pub fn reserve(len: usize) -> *mut u8 {
-    // SAFETY: anonymous inaccessible mapping at a kernel-chosen address touches no existing memory.
-    let p = keep_errno(|| unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    });
-    if p == libc::MAP_FAILED {
-        return ptr::null_mut();
-    }
-    probes::here(|c| c.add(Event::MmapCalls, 1));
-    p.cast()
-}
-
-/// Gives back a `reserve`d range none of which was opened. If the kernel refuses, the range
-/// stays reserved (address space only).
-pub fn unreserve(p: *mut u8, len: usize) {
-    // SAFETY: the range is a reservation nobody uses.
-    keep_errno(|| unsafe { libc::munmap(p.cast(), len) });
-}
-
-/// Makes `[p, p+len)` of a `reserve`d range read-write (zero pages, faulted in on first touch);
-/// from here it counts as mapped and goes back through `unmap`. False when the kernel refuses
-/// (commit charge under strict overcommit).
-pub fn commit(p: *mut u8, len: usize) -> bool {
-    // SAFETY: the range lies inside a reservation hz3 made and handed to nobody yet.
-    let rc = keep_errno(|| unsafe {
-        libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_WRITE)
-    });
-    if rc != 0 {
-        return false;
-    }
-    crate::stats::mapped(len);
-    true
-}
-
-/// True when the process runs under a finite RLIMIT_AS: a standing reservation would then hide
-/// how much memory hz3 really maps, so callers map as they go instead.
-pub fn address_space_limited() -> bool {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the local struct.
-    let rc = keep_errno(|| unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) });
-    rc != 0 || lim.rlim_cur != libc::RLIM_INFINITY
-}
-
 /// Sleeps while `*word == expected` (FUTEX_WAIT_PRIVATE); spurious returns are fine for callers.
 /// The kernel's EAGAIN or EINTR never reaches errno (see `futex`).
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {

@@ -4,17 +4,12 @@
 //! lazily mapped leaves (MAP_NORESERVE) of 65 536 descriptors each: two dependent loads. A
 //! descriptor carries the run's tag (owner heap | class | kind), which `free` reads, and the central
 //! pool's bookkeeping for the run. Pointers hz3 never handed out find a null leaf or a zero tag:
-//! "foreign".
-//!
-//! With `config::FLAT_PAGE_MAP`, small runs come first from one address range reserved at first
-//! use (`flat_take`), whose descriptors form one flat array: a range test and one load. The
-//! two-level map serves everything else (large blocks, runs mapped once the range is used up or
-//! refused, every run under a finite RLIMIT_AS).
+//! "foreign". (A flat one-load map over a reserved range was measured and retired:
+//! docs/decisions.md, "Local hot path".)
 
-use crate::config;
 use crate::os;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 pub const RUN_SHIFT: usize = 16;
 pub const RUN_SIZE: usize = 1 << RUN_SHIFT;
@@ -94,53 +89,9 @@ pub fn tag_owner(tag: usize) -> usize {
 static TOP: [AtomicPtr<Run>; TOP_ENTRIES] =
     [const { AtomicPtr::new(ptr::null_mut()) }; TOP_ENTRIES];
 
-/// The flat range: 16 GiB of runs, preceded by their 16 MiB descriptor array, reserved whole at
-/// first use. A fixed size keeps the range test a shift and puts the descriptors at a fixed
-/// distance below the runs, so `free` reads one global (`FLAT_BASE`). 64 GiB was refused under
-/// valgrind (scripts/probe-cost), which caps a client's mapping below that.
-const FLAT_BYTES: usize = 16 << 30;
-const FLAT_RUNS: usize = FLAT_BYTES >> RUN_SHIFT;
-const FLAT_DESC_BYTES: usize = FLAT_RUNS * core::mem::size_of::<Run>();
-
-/// Start of the flat range's runs. Until a reservation succeeds (and for good if none does) it
-/// lies outside user space, so no user address is in range; only a non-canonical pointer just
-/// above 2^63 would be, and freeing one faults instead of aborting with a line.
-static FLAT_BASE: AtomicUsize = AtomicUsize::new(1 << 63);
-
-const FLAT_UNTRIED: u8 = 0;
-const FLAT_RESERVING: u8 = 1;
-const FLAT_SETTLED: u8 = 2;
-
-/// Bookkeeping of the flat range, touched once per `flat_take`.
-struct Flat {
-    /// Bytes of the range handed to the page source so far.
-    used: AtomicUsize,
-    state: AtomicU8,
-}
-
-static FLAT: Flat = Flat {
-    used: AtomicUsize::new(0),
-    state: AtomicU8::new(FLAT_UNTRIED),
-};
-
-/// Descriptor of `addr` if it lies in the flat range.
+/// Descriptor of the run holding `addr`, or null if hz3 has never mapped memory there.
 #[inline(always)]
-fn flat_run(addr: usize) -> Option<*mut Run> {
-    if !config::FLAT_PAGE_MAP {
-        return None;
-    }
-    let base = FLAT_BASE.load(Ordering::Relaxed);
-    let index = addr.wrapping_sub(base) >> RUN_SHIFT;
-    if index >= FLAT_RUNS {
-        return None;
-    }
-    // SAFETY: a published base has FLAT_RUNS readable descriptors just below it (mapped before
-    // the base was stored, and never unmapped).
-    Some(unsafe { ((base - FLAT_DESC_BYTES) as *mut Run).add(index) })
-}
-
-#[inline(always)]
-fn lookup_two_level(addr: usize) -> *mut Run {
+pub fn lookup(addr: usize) -> *mut Run {
     let top = addr >> LEAF_SHIFT;
     if top >= TOP_ENTRIES {
         return ptr::null_mut();
@@ -154,15 +105,6 @@ fn lookup_two_level(addr: usize) -> *mut Run {
     unsafe { leaf.add((addr >> RUN_SHIFT) & (LEAF_ENTRIES - 1)) }
 }
 
-/// Descriptor of the run holding `addr`, or null if hz3 has never mapped memory there.
-#[inline(always)]
-pub fn lookup(addr: usize) -> *mut Run {
-    match flat_run(addr) {
-        Some(run) => run,
-        None => lookup_two_level(addr),
-    }
-}
-
 /// The tag of the run holding `addr` (0 for foreign memory).
 #[inline(always)]
 pub fn tag_of(addr: usize) -> usize {
@@ -170,25 +112,13 @@ pub fn tag_of(addr: usize) -> usize {
     if run.is_null() {
         return 0;
     }
-    // SAFETY: a non-null lookup result is a flat descriptor or points into a mapped leaf; neither
-    // is ever unmapped.
+    // SAFETY: a non-null lookup result points into a mapped leaf, never unmapped.
     unsafe { (*run).tag.load(Ordering::Relaxed) }
-}
-
-/// The tag of `addr` if it lies in the flat range (always None without `config::FLAT_PAGE_MAP`):
-/// `free`'s hit path, which sends everything else to `tag_of` out of line.
-#[inline(always)]
-pub fn flat_tag(addr: usize) -> Option<usize> {
-    // SAFETY: flat descriptors are mapped for the life of the process.
-    flat_run(addr).map(|run| unsafe { (*run).tag.load(Ordering::Relaxed) })
 }
 
 /// Descriptor for `addr`, creating its leaf if needed (called when hz3 maps memory there).
 /// Null only if the leaf cannot be mapped.
 pub fn ensure(addr: usize) -> *mut Run {
-    if let Some(run) = flat_run(addr) {
-        return run;
-    }
     let top = addr >> LEAF_SHIFT;
     if top >= TOP_ENTRIES {
         os::fail("page_map", "mapping above the 47-bit address space");
@@ -208,74 +138,9 @@ pub fn ensure(addr: usize) -> *mut Run {
             let _ = os::unmap(fresh.cast(), bytes);
         }
     }
-    lookup_two_level(addr)
+    lookup(addr)
 }
 
-/// `bytes` (a multiple of RUN_SIZE) of fresh read-write memory for runs from the flat range, or
-/// null: the feature is off, RLIMIT_AS is finite (the range's reservation would hide what hz3
-/// really maps), or the range was refused or is used up. The caller then maps runs itself.
-pub fn flat_take(bytes: usize) -> *mut u8 {
-    if !config::FLAT_PAGE_MAP || os::address_space_limited() {
-        return ptr::null_mut();
-    }
-    if FLAT.state.load(Ordering::Acquire) != FLAT_SETTLED {
-        flat_reserve();
-    }
-    if FLAT.state.load(Ordering::Acquire) != FLAT_SETTLED {
-        return ptr::null_mut();
-    }
-    let base = FLAT_BASE.load(Ordering::Relaxed);
-    if flat_run(base).is_none() {
-        return ptr::null_mut();
-    }
-    let Ok(at) = FLAT
-        .used
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-            (FLAT_BYTES - used >= bytes).then_some(used + bytes)
-        })
-    else {
-        return ptr::null_mut();
-    };
-    let chunk = (base + at) as *mut u8;
-    // A chunk the kernel refuses to open stays reserved and unused.
-    if os::commit(chunk, bytes) {
-        chunk
-    } else {
-        ptr::null_mut()
-    }
-}
-
-/// Reserves the flat range once (left unreserved if the kernel refuses); a caller that races the
-/// reservation gets nothing from the range this time.
-#[cold]
-#[inline(never)]
-fn flat_reserve() {
-    if FLAT
-        .state
-        .compare_exchange(
-            FLAT_UNTRIED,
-            FLAT_RESERVING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_err()
-    {
-        return;
-    }
-    // One run of slack lets the runs start on a run boundary.
-    let total = FLAT_DESC_BYTES + FLAT_BYTES + RUN_SIZE;
-    let raw = os::reserve(total);
-    if !raw.is_null() {
-        let base = (raw as usize + FLAT_DESC_BYTES + RUN_SIZE - 1) & !(RUN_SIZE - 1);
-        let desc = (base - FLAT_DESC_BYTES) as *mut u8;
-        if os::commit(desc, FLAT_DESC_BYTES) {
-            FLAT_BASE.store(base, Ordering::Release);
-        } else {
-            os::unreserve(raw, total);
-        }
-    }
-    FLAT.state.store(FLAT_SETTLED, Ordering::Release);
-}
 
 #[cfg(test)]
 mod tests {
@@ -306,32 +171,5 @@ mod tests {
         // Above user space, and in a 4 GiB region hz3 never touched.
         assert!(lookup(usize::MAX - 5).is_null());
         assert_eq!(tag_of(0x10), 0);
-    }
-
-    #[test]
-    fn flat_range_serves_its_runs_and_only_them() {
-        let chunk = flat_take(4 * RUN_SIZE) as usize;
-        if !config::FLAT_PAGE_MAP {
-            assert_eq!(chunk, 0, "without the feature runs never come from the flat range");
-            return;
-        }
-        assert!(chunk != 0 && chunk.is_multiple_of(RUN_SIZE));
-        let run = ensure(chunk + 2 * RUN_SIZE);
-        assert_eq!(lookup(chunk + 3 * RUN_SIZE - 1), run);
-        assert_eq!(lookup(chunk + 2 * RUN_SIZE - 1), lookup(chunk + RUN_SIZE));
-        assert_ne!(lookup(chunk + RUN_SIZE), run);
-        assert_eq!(tag_of(chunk + 2 * RUN_SIZE + 64), 0, "untagged runs read as foreign");
-        let owner = 0x7000_0000_0000usize;
-        // SAFETY: test-owned descriptor of a run nobody else was handed.
-        unsafe { (*run).tag.store(tag_small(owner, 9), Ordering::Relaxed) };
-        assert_eq!(tag_class(tag_of(chunk + 2 * RUN_SIZE + 64)), 9);
-        // The chunk is read-write; the reservation beyond what was taken reads as foreign.
-        // SAFETY: the chunk was committed by flat_take and belongs to this test.
-        unsafe { *(chunk as *mut u64) = 7 };
-        let base = FLAT_BASE.load(Ordering::Relaxed);
-        assert_eq!(tag_of(base + FLAT_BYTES - RUN_SIZE), 0);
-        assert!(flat_run(base + FLAT_BYTES).is_none() && flat_run(base.wrapping_sub(1)).is_none());
-        // SAFETY: clears the tag this test wrote.
-        unsafe { (*run).tag.store(0, Ordering::Relaxed) };
     }
 }

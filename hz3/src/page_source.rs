@@ -1,5 +1,4 @@
 //! Page source: hands out 64 KiB runs carved from large reservations and takes empty runs back.
-//! Reservations come from the page map's flat range while it lasts (`page_map::flat_take`).
 //!
 //! Free runs wait committed (up to `COMMITTED_CACHE`) until they have been empty for the decay
 //! period (`decay`), then go back to the kernel in batches with madvise(DONTNEED), so RSS follows
@@ -80,10 +79,7 @@ pub fn take_run() -> *mut Run {
         r
     } else {
         if s.bump == s.end {
-            let mut base = page_map::flat_take(RESERVATION);
-            if base.is_null() {
-                base = os::map_aligned(RESERVATION, RUN_SIZE, true);
-            }
+            let mut base = os::map_aligned(RESERVATION, RUN_SIZE, true);
             // The large box's cache may hold the address space too (RLIMIT_AS): the api layer
             // releases it and retries when this returns null.
             if base.is_null() && unmap_free_runs(&mut s) {
