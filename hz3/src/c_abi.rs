@@ -217,8 +217,8 @@ pub struct MallInfo2 {
 /// glibc's fields with hz3's figures (`hz3::Stats` documents each): `arena` the small-object
 /// heap not given back (runs in service + retained runs), `ordblks` its empty runs (retained or
 /// decommitted), `smblks`/`fsmblks` free objects (count/bytes) in the thread and transfer caches
-/// (glibc's fastbins), `hblks`/`hblkhd` large objects (count/bytes: each is its own mapping, as
-/// glibc's mmapped chunks), `usmblks` 0 (as glibc), `uordblks` live bytes in small objects (the
+/// (glibc's fastbins), `hblks`/`hblkhd` large objects (count/bytes: whole runs from the large box's
+/// extent cache, standing where glibc counts its mmapped chunks), `usmblks` 0 (as glibc), `uordblks` live bytes in small objects (the
 /// thread caches of threads other than the caller are estimates), `fordblks` = `arena` -
 /// `uordblks`, `keepcost` what `malloc_trim` would give back.
 #[no_mangle]

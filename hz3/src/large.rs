@@ -13,9 +13,10 @@
 //!
 //! New memory comes in `CHUNK` mappings for blocks below it (the rest of the chunk joins the cache
 //! clean), so a growing live set of mid-size blocks needs few mappings: the kernel's limit on them
-//! (`vm.max_map_count`) stays far, and nothing here splits a mapping except `release_address_space`,
-//! whose refused munmaps keep the range. One lock serialises the cache (the large path is never
-//! the hot path); the page source's lock may be held when it is taken, never the other way round.
+//! (`vm.max_map_count`) stays far. Two things split a mapping: `release_address_space`, whose
+//! refused munmaps keep the range, and `remap`, which moves a big block out of its chunk and leaves
+//! a hole. One lock serialises the cache (the large path is never the hot path); no other box's
+//! lock is held when it is taken.
 
 use crate::decay;
 use crate::lock::Mutex;

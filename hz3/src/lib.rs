@@ -190,8 +190,8 @@ unsafe impl GlobalAlloc for Hz3 {
     }
 }
 
-/// Bytes usable in a block hz3 returned (0 for null): the size class for small blocks, the
-/// page-rounded mapping for large ones. Aborts with a one-line message on a pointer hz3 did not
+/// Bytes usable in a block hz3 returned (0 for null): the size class for small blocks, the whole
+/// 64 KiB runs a large block holds (more after a geometric `mremap` growth). Aborts with a one-line message on a pointer hz3 did not
 /// hand out.
 pub fn usable_size(ptr: *mut u8) -> usize {
     api::usable_size(ptr)
