@@ -111,14 +111,22 @@ impl CallerShares {
         *self.any.entry(box_index).or_insert(0.0) += w;
     }
 
-    /// Spreads `w` of `function` with no caller over `into` (indexed by box); false when no caller
-    /// of any such function is known.
-    fn spread(&self, function: &str, w: f64, into: &mut [f64]) -> bool {
-        let shares = self
-            .by_function
-            .get(function)
-            .filter(|m| !m.is_empty())
-            .unwrap_or(&self.any);
+    /// Spreads `w` of `function` with no caller over `into` (indexed by box) as that function's own
+    /// known callers share its time; false when it has none.
+    fn spread_own(&self, function: &str, w: f64, into: &mut [f64]) -> bool {
+        match self.by_function.get(function) {
+            Some(shares) => Self::spread(shares, w, into),
+            None => false,
+        }
+    }
+
+    /// Spreads `w` as the known callers of every such function share theirs: the last resort, since
+    /// another function's callers (an allocator's own memcpy, say) may have nothing to do with it.
+    fn spread_any(&self, w: f64, into: &mut [f64]) -> bool {
+        Self::spread(&self.any, w, into)
+    }
+
+    fn spread(shares: &HashMap<usize, f64>, w: f64, into: &mut [f64]) -> bool {
         let total: f64 = shares.values().sum();
         if total <= 0.0 {
             return false;
@@ -164,16 +172,23 @@ pub fn attribute(cpu: &Folded, offcpu: &Folded, rules: &Rules) -> Attribution {
     let mut asleep = vec![0.0; names.len()];
     for (list, into) in [(&cpu_boxes, &mut weights), (&off_boxes, &mut asleep)] {
         for &(b, stack, w) in list {
-            let spread = Some(b) == unknown
-                && charged_leaf(&mut classifier, stack)
-                    .is_some_and(|(f, _)| callers.spread(f, w, into));
-            if !spread {
-                let comm = stack.split(';').next().unwrap_or_default();
-                let owner = match rules.thread_box(comm) {
-                    Some(name) if Some(b) == unknown => names.iter().position(|n| n == name),
-                    _ => None,
-                };
-                into[owner.unwrap_or(b)] += w;
+            // A caller-less string function goes, in order, to its own known callers, to its
+            // thread's `[[thread]]` box, to the known callers of any such function; else it stays.
+            let leaf = (Some(b) == unknown)
+                .then(|| charged_leaf(&mut classifier, stack))
+                .flatten();
+            if leaf.is_some_and(|(f, _)| callers.spread_own(f, w, into)) {
+                continue;
+            }
+            let comm = stack.split(';').next().unwrap_or_default();
+            let owner = match rules.thread_box(comm) {
+                Some(name) if leaf.is_some() => names.iter().position(|n| n == name),
+                _ => None,
+            };
+            if let Some(owner) = owner {
+                into[owner] += w;
+            } else if !(leaf.is_some() && callers.spread_any(w, into)) {
+                into[b] += w;
             }
         }
     }
@@ -239,6 +254,13 @@ mod tests {
         let a = attribute(&cpu, &Folded::default(), &rules);
         assert_eq!((a.cpu_of(CALLER_UNKNOWN), a.cpu_of("alloc")), (5.0, 2.0));
         assert_eq!(a.boxes.last().unwrap().name, OTHER);
+
+        // memset never unwound, but memcpy did (from the bench): the thread's rule wins over
+        // memcpy's callers, which only take what no thread rule names.
+        let cpu = Folded::from_text("b;work;memcpy 2\nw-1;memset 6\nb;memset 3\n").unwrap();
+        let a = attribute(&cpu, &Folded::default(), &rules);
+        assert_eq!((a.cpu_of("alloc"), a.cpu_of("bench")), (6.0, 2.0 + 3.0));
+        assert_eq!(a.cpu_of(CALLER_UNKNOWN), 0.0);
     }
 
     #[test]
