@@ -103,22 +103,9 @@ pub(crate) fn fail_lines(box_name: &str, what: &str, tail: &[&[u8]]) -> ! {
 /// Maps `len` bytes of fresh zeroed read-write memory; null on failure. `noreserve` skips the
 /// commit charge for tables that are touched sparsely.
 pub fn map(len: usize, noreserve: bool) -> *mut u8 {
-    let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-    if noreserve {
-        flags |= libc::MAP_NORESERVE;
-    }
+    let flags = if noreserve { libc::MAP_NORESERVE } else { 0 };
     // A refused mapping may be retried (after unmapping cached runs) and succeed: errno stays.
-    // SAFETY: anonymous private mapping at a kernel-chosen address touches no existing memory.
-    let p = keep_errno(|| unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags,
-            -1,
-            0,
-        )
-    });
+    let p = mmap_anon(ptr::null_mut(), len, flags);
     if p == libc::MAP_FAILED {
         return ptr::null_mut();
     }
@@ -128,6 +115,25 @@ pub fn map(len: usize, noreserve: bool) -> *mut u8 {
         c.add(Event::MmapBytes, len as u64);
     });
     p.cast()
+}
+
+/// A read-write private anonymous mapping of `len` bytes at `hint` (null: the kernel chooses);
+/// errno is kept. `flags` adds to MAP_PRIVATE | MAP_ANONYMOUS; none may be MAP_FIXED, which would
+/// replace whatever is mapped at `hint`.
+fn mmap_anon(hint: *mut u8, len: usize, flags: libc::c_int) -> *mut libc::c_void {
+    debug_assert!(flags & libc::MAP_FIXED == 0);
+    // SAFETY: without MAP_FIXED an anonymous mapping only fills free address space (with
+    // MAP_FIXED_NOREPLACE it fails rather than replace), so it touches no existing memory.
+    keep_errno(|| unsafe {
+        libc::mmap(
+            hint.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+            -1,
+            0,
+        )
+    })
 }
 
 /// Maps `len` bytes (a multiple of the page size) whose start is a multiple of `align` (a power
@@ -221,23 +227,15 @@ pub fn remap(
         )
     });
     if q == libc::MAP_FAILED {
-        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; it only fills a hole at `to`.
-        let back = keep_errno(|| unsafe {
-            libc::mmap(
-                to.cast(),
-                new_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-                -1,
-                0,
-            )
-        });
+        let back = mmap_anon(to, new_len, libc::MAP_FIXED_NOREPLACE);
         if back == to.cast() {
             return Err(RemapRefused::TargetKept);
         }
         if back != libc::MAP_FAILED {
-            // A kernel without MAP_FIXED_NOREPLACE placed it elsewhere: not the range we lost.
-            let _ = unmap(back.cast(), new_len);
+            // A kernel without MAP_FIXED_NOREPLACE placed it elsewhere: not the range we lost, and
+            // never counted as mapped, so it goes back without `unmap`'s bookkeeping.
+            // SAFETY: the mapping was made just now and nothing refers to it.
+            keep_errno(|| unsafe { libc::munmap(back, new_len) });
         }
         // EEXIST: something is mapped at `to` — still ours if the kernel refused before unmapping
         // it, but that cannot be told apart from a mapping another thread made in the hole.
