@@ -166,22 +166,9 @@ fn expected_family(name: &str) -> Option<&'static str> {
     .find(|f| name == *f)
 }
 
-/// The profile directory of the running executable (`target/<profile>/`), also for a test binary
-/// that lives in `target/<profile>/deps/`.
-pub fn own_profile_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the running executable")?;
-    let mut dir = exe
-        .parent()
-        .context("the executable has no parent directory")?;
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir = dir.parent().context("deps/ has no parent")?;
-    }
-    Ok(dir.to_path_buf())
-}
-
 /// `target/preload/` of the build that produced the running executable.
 pub fn default_preload_dir() -> Result<PathBuf> {
-    let profile = own_profile_dir()?;
+    let profile = crate::process::own_profile_dir()?;
     let target = profile
         .parent()
         .context("the profile directory has no parent")?;

@@ -12,6 +12,7 @@ pub mod perf_run;
 pub mod perf_table;
 pub mod perf_tool;
 pub mod probes_cmd;
+pub mod process;
 pub mod program;
 pub mod record;
 pub mod report;

@@ -316,7 +316,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.baseline_preload_dir.as_deref(),
         &allocs,
     )?;
-    let bench = runner::locate_bench(args.bench.as_deref())?;
+    let bench = crate::process::locate_bench(args.bench.as_deref())?;
     let rounds = args.runs.unwrap_or(if args.quick { 2 } else { 5 });
 
     let snapshot = allocators::Snapshot::take(&bench, &allocs)?;

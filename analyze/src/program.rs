@@ -6,7 +6,7 @@
 //! an op count is known and per run otherwise.
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The file a recorded program run keeps its facts in.
 pub const PROGRAM_JSON: &str = "program.json";
@@ -40,29 +40,6 @@ pub fn named(spec: &str) -> Result<(String, String)> {
             "--program {spec:?}: expected NAME=COMMAND (NAME of letters, digits, `-_.`), e.g. --program 'py=python3 -c \"...\"'"
         ),
     }
-}
-
-/// The executable `argv0` names: a path as given, a bare name searched on PATH.
-pub fn locate(argv0: &str) -> Result<PathBuf> {
-    let is_exec = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        p.is_file()
-            && std::fs::metadata(p)
-                .map(|m| m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-    };
-    if argv0.contains('/') {
-        let p = PathBuf::from(argv0);
-        if !is_exec(&p) {
-            bail!("--program: {argv0}: no such executable file");
-        }
-        return Ok(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(argv0))
-        .find(|p| is_exec(p))
-        .with_context(|| format!("--program: `{argv0}` not found on PATH"))
 }
 
 /// Where the op count comes from.
@@ -246,15 +223,6 @@ mod tests {
         );
         assert!(named("python3 -c 1").is_err());
         assert!(named("=python3").is_err());
-    }
-
-    #[test]
-    fn locates_on_path_or_says_not_found() {
-        assert!(locate("sh").unwrap().is_absolute());
-        let err = locate("no-such-program-hz3").unwrap_err().to_string();
-        assert!(err.contains("not found on PATH"), "{err}");
-        assert!(locate("/bin/sh").is_ok());
-        assert!(locate("/nonexistent/x").is_err());
     }
 
     #[test]

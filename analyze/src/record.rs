@@ -116,7 +116,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let program = match &args.program {
         Some(cmd) => {
             let argv = program::split(cmd)?;
-            let exe = program::locate(&argv[0])?;
+            let exe = crate::process::locate(&argv[0])?;
             let ops = program::OpsSource::from_args(args.ops, args.ops_from.as_deref())?;
             Some((cmd.clone(), argv, exe, ops))
         }
@@ -132,7 +132,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             (words, argv.clone())
         }
         None => {
-            let bench = runner::locate_bench(args.bench.as_deref())?;
+            let bench = crate::process::locate_bench(args.bench.as_deref())?;
             let bench_args = bench_arguments(&args.bench_args);
             let mut words = vec![bench.display().to_string()];
             words.extend(bench_args.iter().cloned());
@@ -205,7 +205,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "--".into(),
     ]);
     // A rebuild while this runs leaves "/path (deleted)": perf then runs the new file at the path.
-    let me = crate::report::own_executable()?;
+    let me = crate::process::own_executable()?;
     perf.extend([
         me.display().to_string(),
         "record".into(),

@@ -13,7 +13,8 @@ use crate::matrix::programs::{Program, ProgramRow};
 use crate::matrix::MatrixReport;
 use crate::perf_run::Run;
 use crate::perf_table::Format;
-use crate::{boxes, perf_tool, runner};
+use crate::process::{own_executable, relative_to_cwd, shell_line};
+use crate::{boxes, perf_tool, process};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs::File;
@@ -345,7 +346,7 @@ impl Plan {
     fn new(args: &Args) -> Result<Plan> {
         let perf_version = perf_tool::require_perf()?;
         perf_tool::check_paranoid()?;
-        runner::locate_bench(args.bench.as_deref())?;
+        process::locate_bench(args.bench.as_deref())?;
         let program = match &args.program {
             Some(spec) => {
                 Some(crate::matrix::programs::parse(std::slice::from_ref(spec))?.remove(0))
@@ -751,67 +752,9 @@ fn write_files(report: &Report, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// This executable, to run the steps. target/ is shared, so a concurrent build may replace the
-/// file while a report runs: Linux then names the old one `PATH (deleted)`, and the new file at
-/// PATH is what can still be started.
-pub fn own_executable() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the running executable")?;
-    let text = exe.display().to_string();
-    match text.strip_suffix(" (deleted)") {
-        Some(path) if Path::new(path).is_file() => Ok(PathBuf::from(path)),
-        _ => Ok(exe),
-    }
-}
-
-/// A path as the user would type it from the current directory.
-fn relative_to_cwd(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
-}
-
-/// A command line a POSIX shell reads back as the same words.
-pub fn shell_line(program: &str, args: &[String]) -> String {
-    std::iter::once(program)
-        .chain(args.iter().map(String::as_str))
-        .map(shell_word)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shell_words_quote_only_what_a_shell_would_split_or_expand() {
-        let line = shell_line(
-            "hz3-analyze",
-            &[
-                "gap".into(),
-                "a b".into(),
-                "it's".into(),
-                "".into(),
-                "x=1,2".into(),
-            ],
-        );
-        assert_eq!(line, r"hz3-analyze gap 'a b' 'it'\''s' '' x=1,2");
-    }
 
     #[test]
     fn the_matrix_baseline_prefers_tcmalloc_then_the_first_anchor() {

@@ -1,38 +1,12 @@
 //! Runs `hz3-bench` once under one allocator: `LD_PRELOAD`, the bench's JSON, the peak RSS from
 //! `wait4`'s rusage, and a crash (signal, non-zero exit, timeout) as a value instead of an error.
 use crate::allocators::Allocator;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bench::BenchReport;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// `hz3-bench` from the same target directory as the running executable, or `explicit`.
-pub fn locate_bench(explicit: Option<&Path>) -> Result<PathBuf> {
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None => crate::allocators::own_profile_dir()?.join("hz3-bench"),
-    };
-    if !path.is_file() {
-        bail!(
-            "hz3-bench not found at {}: build it with `cargo build --release -p hz3-bench` (same profile as hz3-analyze) or pass --bench PATH",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// The bench command for `allocator`, with `LD_PRELOAD` set exactly (an inherited one removed), so
-/// other subcommands (perf record) can wrap the same invocation.
-pub fn bench_command(bench: &Path, allocator: &Allocator, args: &[String]) -> Command {
-    let mut cmd = Command::new(bench);
-    cmd.args(args).env_remove("LD_PRELOAD");
-    if let Some(lib) = &allocator.preload {
-        cmd.env("LD_PRELOAD", lib);
-    }
-    cmd
-}
 
 /// How a run ended when it produced no result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,7 +63,7 @@ pub fn run_bench(
     if !args.iter().any(|a| a == "--json") {
         args.push("--json".into());
     }
-    let run = run_command(bench_command(bench, allocator, &args), timeout)?;
+    let run = run_command(crate::process::preloaded(bench, &args, allocator), timeout)?;
     let outcome = match run.outcome {
         Ok(()) => {
             let line = run
@@ -256,6 +230,7 @@ fn wait_with_timeout(pid: libc::pid_t, timeout: Duration) -> Result<(WaitStatus,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn sh(script: &str) -> (PathBuf, Vec<String>) {
         (PathBuf::from("/bin/sh"), vec!["-c".into(), script.into()])
@@ -319,24 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn preload_is_set_exactly_and_rss_is_the_childs() {
-        let lib = Allocator {
-            name: "x".into(),
-            preload: Some("/nonexistent/libx.so".into()),
-        };
-        let cmd = bench_command(Path::new("/bin/true"), &lib, &[]);
-        let env: Vec<_> = cmd.get_envs().collect();
-        assert!(env.contains(&(
-            std::ffi::OsStr::new("LD_PRELOAD"),
-            Some(std::ffi::OsStr::new("/nonexistent/libx.so"))
-        )));
-        let cmd = bench_command(Path::new("/bin/true"), &glibc(), &[]);
-        assert!(
-            cmd.get_envs()
-                .any(|(k, v)| k == "LD_PRELOAD" && v.is_none()),
-            "an inherited LD_PRELOAD must be removed"
-        );
-
+    fn rss_is_the_childs() {
         // A child that touches 80 MiB must report at least that much, whatever the parent's RSS.
         let (bin, args) = sh("exec python3 -c 'import sys; b = bytearray(80 << 20); sys.exit(9)'");
         let r = run_bench(&bin, &glibc(), &args, Duration::from_secs(30)).unwrap();

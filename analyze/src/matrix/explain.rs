@@ -12,7 +12,7 @@ use crate::attribute::build_report;
 use crate::gap::{self, build_gap, Gap, GapRow};
 use crate::perf_run::Run;
 use crate::perf_table::{num, signed};
-use crate::report::{self, shell_line};
+use crate::process::{self, shell_line};
 use crate::{boxes, cli, inject_check};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -273,7 +273,7 @@ fn record_words(
 /// deleted one (perf exits 255 without a word), so the new file at the same path runs the step.
 fn subcommand(words: &[String]) -> Result<()> {
     let running = std::env::current_exe().context("locating the running executable")?;
-    let exe = report::own_executable()?;
+    let exe = process::own_executable()?;
     if exe != running {
         let status = Command::new(&exe)
             .args(words)

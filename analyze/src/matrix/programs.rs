@@ -8,7 +8,7 @@ use crate::program;
 use crate::runner::{self, Crash};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 /// One `--program NAME=CMD`: its name and words.
@@ -25,7 +25,7 @@ pub fn parse(specs: &[String]) -> Result<Vec<Program>> {
     for spec in specs {
         let (name, command) = program::named(spec)?;
         let mut argv = program::split(&command)?;
-        argv[0] = program::locate(&argv[0])?.display().to_string();
+        argv[0] = crate::process::locate(&argv[0])?.display().to_string();
         if out.iter().any(|p| p.name == name) {
             anyhow::bail!("--program {name:?} is given twice");
         }
@@ -113,16 +113,6 @@ impl ProgramRow {
     }
 }
 
-/// The command under `allocator`, LD_PRELOAD set exactly as for the bench.
-fn command(p: &Program, allocator: &Allocator) -> Command {
-    let mut cmd = Command::new(&p.argv[0]);
-    cmd.args(&p.argv[1..]).env_remove("LD_PRELOAD");
-    if let Some(lib) = &allocator.preload {
-        cmd.env("LD_PRELOAD", lib);
-    }
-    cmd
-}
-
 /// Runs every (program, allocator) `rounds` times, round r rotating both orders by r as the
 /// preset rows are. `allocs` are the snapshot's copies; `names` the rows' names.
 pub fn measure(
@@ -147,7 +137,10 @@ pub fn measure(
                     a.name,
                     round + 1
                 );
-                let run = runner::run_command(command(p, a), timeout)?;
+                let run = runner::run_command(
+                    crate::process::preloaded(Path::new(&p.argv[0]), &p.argv[1..], a),
+                    timeout,
+                )?;
                 let row = &mut rows[pi * allocs.len() + ai];
                 match run.outcome {
                     Ok(()) => {
