@@ -13,7 +13,7 @@ use crate::boxes;
 use crate::perf_run::Run;
 use crate::perf_table::{num, pct, Format, Table};
 use anyhow::Result;
-use flamegraphs::{attribute, LockKind, Rules};
+use flamegraphs::{LockKind, Rules};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -119,7 +119,7 @@ pub struct Report {
 
 /// The attribution of one loaded run.
 pub fn build_report(run: &Run, rules: &Rules) -> Report {
-    let a = attribute(&run.profile.cpu, &run.profile.offcpu, rules);
+    let a = flamegraphs::attribute(&run.profile.cpu, &run.profile.offcpu, rules);
     let ops = run.ops();
     let sampled = a.cpu_total();
     let probe_counts = run.probe_counts();
@@ -359,10 +359,30 @@ pub fn render_text(report: &Report) -> String {
     out
 }
 
+/// Which run `attribute` reads, with which box rules in front of the built-in ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttributeOptions {
+    pub run: PathBuf,
+    pub boxes: Option<PathBuf>,
+}
+
+impl From<&Args> for AttributeOptions {
+    fn from(args: &Args) -> AttributeOptions {
+        AttributeOptions {
+            run: args.run.clone(),
+            boxes: args.boxes.clone(),
+        }
+    }
+}
+
+/// The run's samples attributed to boxes.
+pub fn attribute(opts: &AttributeOptions) -> Result<Report> {
+    let rules = boxes::load(opts.boxes.as_deref())?;
+    Ok(build_report(&Run::load(&opts.run)?, &rules))
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let rules = boxes::load(args.boxes.as_deref())?;
-    let run = Run::load(&args.run)?;
-    let report = build_report(&run, &rules);
+    let report = attribute(&AttributeOptions::from(&args))?;
     args.format.print(
         &report,
         || boxes_table(&report, true).to_csv(),

@@ -49,18 +49,79 @@ fn per_op(run: &Run, offcpu: bool) -> flamegraphs::Folded {
     folded.scaled(1.0 / run.ops())
 }
 
+/// Which flamegraph: of one run, or of B against A.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlameRuns {
+    One(PathBuf),
+    Diff { a: PathBuf, b: PathBuf },
+}
+
+/// What `flame` draws: the typed form of its command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlameOptions {
+    pub runs: FlameRuns,
+    pub offcpu: bool,
+    /// [default: RUN/flame.svg (flame-offcpu.svg with `offcpu`), or B/flame-diff.svg]
+    pub out: Option<PathBuf>,
+    pub boxes: Option<PathBuf>,
+    pub per_thread: bool,
+    pub by_box: bool,
+}
+
+impl FlameOptions {
+    /// `runs` drawn with every other setting at its default.
+    pub fn new(runs: FlameRuns) -> FlameOptions {
+        FlameOptions {
+            runs,
+            offcpu: false,
+            out: None,
+            boxes: None,
+            per_thread: false,
+            by_box: false,
+        }
+    }
+}
+
+impl TryFrom<Args> for FlameOptions {
+    type Error = anyhow::Error;
+
+    fn try_from(args: Args) -> Result<FlameOptions> {
+        let runs = match (args.diff, <[PathBuf; 2]>::try_from(args.runs)) {
+            (true, Ok([a, b])) => FlameRuns::Diff { a, b },
+            (true, Err(_)) => bail!("flame --diff takes exactly two runs: A B"),
+            (false, Err(mut one)) if one.len() == 1 => FlameRuns::One(one.remove(0)),
+            (false, _) => bail!("flame takes one RUN (or --diff A B)"),
+        };
+        Ok(FlameOptions {
+            runs,
+            offcpu: args.offcpu,
+            out: args.out,
+            boxes: args.boxes,
+            per_thread: args.per_thread,
+            by_box: args.by_box,
+        })
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let rules = boxes::load(args.boxes.as_deref())?;
+    let out = draw(&FlameOptions::try_from(args)?)?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Draws the flamegraph `opts` asks for; returns the SVG file written.
+pub fn draw(opts: &FlameOptions) -> Result<PathBuf> {
+    let rules = boxes::load(opts.boxes.as_deref())?;
     let layout = flamegraphs::svg::Layout {
-        per_thread: args.per_thread,
-        by_box: args.by_box,
+        per_thread: opts.per_thread,
+        by_box: opts.by_box,
     };
-    let what = if args.offcpu { "off-CPU" } else { "CPU" };
-    let (out, result) = match (args.diff, args.runs.as_slice()) {
-        (false, [dir]) => {
+    let what = if opts.offcpu { "off-CPU" } else { "CPU" };
+    let (out, result) = match &opts.runs {
+        FlameRuns::One(dir) => {
             let run = Run::load(dir)?;
-            let out = args.out.clone().unwrap_or_else(|| {
-                dir.join(if args.offcpu {
+            let out = opts.out.clone().unwrap_or_else(|| {
+                dir.join(if opts.offcpu {
                     "flame-offcpu.svg"
                 } else {
                     "flame.svg"
@@ -69,7 +130,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let title = format!("{} — {what} ns/op", run.allocator());
             let mut svg = Vec::new();
             let r = flamegraphs::svg::render(
-                &per_op(&run, args.offcpu),
+                &per_op(&run, opts.offcpu),
                 &rules,
                 layout,
                 &title,
@@ -77,7 +138,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
             (out, r.map(|_| svg))
         }
-        (true, [a_dir, b_dir]) => {
+        FlameRuns::Diff { a: a_dir, b: b_dir } => {
             let (a, b) = (Run::load(a_dir)?, Run::load(b_dir)?);
             if a.config_key() != b.config_key() {
                 bail!(
@@ -86,15 +147,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     b.config_key()
                 );
             }
-            let out = args
+            let out = opts
                 .out
                 .clone()
                 .unwrap_or_else(|| b_dir.join("flame-diff.svg"));
             let title = format!("{} vs {} — {what} ns/op", b.allocator(), a.allocator());
             let mut svg = Vec::new();
             let r = flamegraphs::svg::render_diff(
-                &per_op(&a, args.offcpu),
-                &per_op(&b, args.offcpu),
+                &per_op(&a, opts.offcpu),
+                &per_op(&b, opts.offcpu),
                 &rules,
                 layout,
                 &title,
@@ -102,8 +163,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
             (out, r.map(|_| svg))
         }
-        (false, _) => bail!("flame takes one RUN (or --diff A B)"),
-        (true, _) => bail!("flame --diff takes exactly two runs: A B"),
     };
     let svg = result.with_context(|| format!("{}: drawing the flamegraph", out.display()))?;
     // inferno writes the SVG by hand; a malformed one is caught here rather than in a browser.
@@ -115,6 +174,5 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )
     })?;
     std::fs::write(&out, text).with_context(|| format!("{}: cannot write", out.display()))?;
-    println!("{}", out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(out)
 }

@@ -309,11 +309,36 @@ pub fn render_text(gap: &Gap) -> String {
     out
 }
 
+/// Which two runs `gap` compares (B - A), with which rules, at which level of boxes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GapOptions {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub boxes: Option<PathBuf>,
+    pub level: Level,
+}
+
+impl From<&Args> for GapOptions {
+    fn from(args: &Args) -> GapOptions {
+        GapOptions {
+            a: args.a.clone(),
+            b: args.b.clone(),
+            boxes: args.boxes.clone(),
+            level: args.level.into(),
+        }
+    }
+}
+
+/// Per-box ns/op of B minus A, with the residual.
+pub fn gap(opts: &GapOptions) -> Result<Gap> {
+    let rules = boxes::load(opts.boxes.as_deref())?;
+    let a = build_report(&Run::load(&opts.a)?, &rules);
+    let b = build_report(&Run::load(&opts.b)?, &rules);
+    build_gap_at(&a, &b, opts.level)
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let rules = boxes::load(args.boxes.as_deref())?;
-    let a = build_report(&Run::load(&args.a)?, &rules);
-    let b = build_report(&Run::load(&args.b)?, &rules);
-    let gap = build_gap_at(&a, &b, args.level.into())?;
+    let gap = gap(&GapOptions::from(&args))?;
     args.format.print(
         &gap,
         || gap_table(&gap, true).to_csv(),

@@ -10,6 +10,7 @@ use crate::perf_tool::{self, CountingGroup};
 use crate::program;
 use crate::runner;
 use anyhow::{bail, Context, Result};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
@@ -23,6 +24,9 @@ Examples:
 Then: hz3-analyze attribute runs/tcmalloc; hz3-analyze gap runs/tcmalloc runs/hz3_scale";
 
 const DEFAULT_FREQ: u32 = 4999;
+/// `--switch-stack-size` and `--mmap` when not given.
+pub const DEFAULT_SWITCH_STACK: u32 = 2048;
+pub const DEFAULT_MMAP: &str = "128M";
 const DEFAULT_STACK: u32 = 8192;
 const QUICK_FREQ: u32 = 999;
 const QUICK_STACK: u32 = 4096;
@@ -59,14 +63,14 @@ pub struct Args {
     pub stack_size: Option<u32>,
     /// Bytes of user stack copied per sched_switch with --call-graph dwarf (every switch is
     /// recorded, so this is most of the perf.data)
-    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(512..=65528))]
+    #[arg(long, default_value_t = DEFAULT_SWITCH_STACK, value_parser = clap::value_parser!(u32).range(512..=65528))]
     pub switch_stack_size: u32,
     /// A first look: 999 Hz and a 4 KiB stack copy per sample (about half the perf.data: the
     /// switches stay), unless --freq / --stack-size say otherwise
     #[arg(long)]
     pub quick: bool,
     /// perf's ring buffer per CPU (perf -m); small buffers lose samples at 32 threads
-    #[arg(long, default_value = "128M")]
+    #[arg(long, default_value = DEFAULT_MMAP)]
     pub mmap: String,
     /// Do not record sched:sched_switch (no off-CPU time)
     #[arg(long)]
@@ -102,6 +106,137 @@ pub struct Args {
     pub bench_args: Vec<String>,
 }
 
+/// What `record` runs and how: the typed form of its command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordOptions {
+    /// NAME, or NAME=PATH (PATH may be a `:`-separated preload list).
+    pub alloc: String,
+    pub freq: Option<u32>,
+    pub call_graph: CallGraph,
+    pub stack_size: Option<u32>,
+    pub switch_stack_size: u32,
+    pub quick: bool,
+    pub mmap: String,
+    pub no_offcpu: bool,
+    /// [default: runs/<alloc name>]
+    pub out: Option<PathBuf>,
+    pub bench: Option<PathBuf>,
+    /// A program recorded instead of hz3-bench.
+    pub program: Option<ProgramOptions>,
+    pub bench_args: Vec<String>,
+}
+
+/// `--program CMD` with where its op count comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgramOptions {
+    pub command: String,
+    pub ops: Option<u64>,
+    pub ops_from: Option<String>,
+}
+
+impl RecordOptions {
+    /// `alloc` recorded with every other setting at its default.
+    pub fn new(alloc: impl Into<String>) -> RecordOptions {
+        RecordOptions {
+            alloc: alloc.into(),
+            freq: None,
+            call_graph: CallGraph::Dwarf,
+            stack_size: None,
+            switch_stack_size: DEFAULT_SWITCH_STACK,
+            quick: false,
+            mmap: DEFAULT_MMAP.into(),
+            no_offcpu: false,
+            out: None,
+            bench: None,
+            program: None,
+            bench_args: Vec::new(),
+        }
+    }
+
+    /// The `hz3-analyze record` arguments that run these options (defaults left out), for the
+    /// commands the guard and the report print.
+    pub fn command_words(&self) -> Vec<String> {
+        let mut words = vec!["record".to_string()];
+        if self.quick {
+            words.push("--quick".into());
+        }
+        if let Some(f) = self.freq {
+            words.extend(["--freq".into(), f.to_string()]);
+        }
+        if self.call_graph != CallGraph::Dwarf {
+            words.extend(["--call-graph".into(), "fp".into()]);
+        }
+        if let Some(s) = self.stack_size {
+            words.extend(["--stack-size".into(), s.to_string()]);
+        }
+        if self.switch_stack_size != DEFAULT_SWITCH_STACK {
+            words.extend(["--switch-stack-size".into(), self.switch_stack_size.to_string()]);
+        }
+        if self.mmap != DEFAULT_MMAP {
+            words.extend(["--mmap".into(), self.mmap.clone()]);
+        }
+        if self.no_offcpu {
+            words.push("--no-offcpu".into());
+        }
+        words.extend(["--alloc".into(), self.alloc.clone()]);
+        if let Some(o) = &self.out {
+            words.extend(["--out".into(), o.display().to_string()]);
+        }
+        if let Some(b) = &self.bench {
+            words.extend(["--bench".into(), b.display().to_string()]);
+        }
+        match &self.program {
+            Some(p) => {
+                words.extend(["--program".into(), p.command.clone()]);
+                if let Some(n) = p.ops {
+                    words.extend(["--ops".into(), n.to_string()]);
+                }
+                if let Some(re) = &p.ops_from {
+                    words.extend(["--ops-from".into(), re.clone()]);
+                }
+            }
+            None => {
+                words.push("--".into());
+                words.extend(self.bench_args.iter().cloned());
+            }
+        }
+        words
+    }
+}
+
+impl TryFrom<Args> for RecordOptions {
+    type Error = anyhow::Error;
+
+    fn try_from(args: Args) -> Result<RecordOptions> {
+        Ok(RecordOptions {
+            alloc: args.alloc.context("--alloc is required")?,
+            freq: args.freq,
+            call_graph: args.call_graph,
+            stack_size: args.stack_size,
+            switch_stack_size: args.switch_stack_size,
+            quick: args.quick,
+            mmap: args.mmap,
+            no_offcpu: args.no_offcpu,
+            out: args.out,
+            bench: args.bench,
+            program: args.program.map(|command| ProgramOptions {
+                command,
+                ops: args.ops,
+                ops_from: args.ops_from,
+            }),
+            bench_args: args.bench_args,
+        })
+    }
+}
+
+/// What a recording left in its run directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    pub dir: PathBuf,
+    pub samples: u64,
+    pub switches: u64,
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(counts_file) = &args.exec_counted {
         return exec_counted(
@@ -111,13 +246,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
             &args.bench_args,
         );
     }
-    let spec = args.alloc.as_deref().context("--alloc is required")?;
+    let r = record(&RecordOptions::try_from(args)?, &mut std::io::stderr())?;
+    println!(
+        "{}: {} samples, {} context switches recorded; next: hz3-analyze attribute {}",
+        r.dir.display(),
+        r.samples,
+        r.switches,
+        r.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records `opts`'s workload under perf into its run directory; notes (no PMU, no off-CPU
+/// time, perf's warnings) go to `log`.
+pub fn record(opts: &RecordOptions, log: &mut dyn Write) -> Result<Recorded> {
+    let spec = opts.alloc.as_str();
     // A bad command line is bad input, found before perf is even looked for.
-    let program = match &args.program {
-        Some(cmd) => {
+    let program = match &opts.program {
+        Some(p) => {
+            let cmd = &p.command;
             let argv = program::split(cmd)?;
             let exe = crate::process::locate(&argv[0])?;
-            let ops = program::OpsSource::from_args(args.ops, args.ops_from.as_deref())?;
+            let ops = program::OpsSource::from_args(p.ops, p.ops_from.as_deref())?;
             Some((cmd.clone(), argv, exe, ops))
         }
         None => None,
@@ -132,38 +282,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
             (words, argv.clone())
         }
         None => {
-            let bench = crate::process::locate_bench(args.bench.as_deref())?;
-            let bench_args = bench_arguments(&args.bench_args);
+            let bench = crate::process::locate_bench(opts.bench.as_deref())?;
+            let bench_args = bench_arguments(&opts.bench_args);
             let mut words = vec![bench.display().to_string()];
             words.extend(bench_args.iter().cloned());
             (words, bench_args)
         }
     };
-    let dir = args
+    let dir = opts
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&allocator.name));
     prepare_dir(&dir)?;
 
-    let freq = args
+    let freq = opts
         .freq
-        .unwrap_or(if args.quick { QUICK_FREQ } else { DEFAULT_FREQ });
-    let stack_size = args.stack_size.unwrap_or(if args.quick {
+        .unwrap_or(if opts.quick { QUICK_FREQ } else { DEFAULT_FREQ });
+    let stack_size = opts.stack_size.unwrap_or(if opts.quick {
         QUICK_STACK
     } else {
         DEFAULT_STACK
     });
     let hardware_pmu = perf_tool::hardware_pmu();
     if !hardware_pmu {
-        eprintln!("record: no hardware PMU here (cycles cannot be counted): sampling the software cpu-clock event");
+        writeln!(log, "record: no hardware PMU here (cycles cannot be counted): sampling the software cpu-clock event")?;
     }
-    let offcpu_missing = if args.no_offcpu {
+    let offcpu_missing = if opts.no_offcpu {
         Some("--no-offcpu".to_string())
     } else {
         perf_tool::ensure_sched_switch().err()
     };
-    if let Some(why) = offcpu_missing.as_deref().filter(|_| !args.no_offcpu) {
-        eprintln!("record: no off-CPU time: {why}");
+    if let Some(why) = offcpu_missing.as_deref().filter(|_| !opts.no_offcpu) {
+        writeln!(log, "record: no off-CPU time: {why}")?;
     }
     let offcpu = offcpu_missing.is_none();
     let probes = allocator.name.starts_with("hz3");
@@ -182,18 +332,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // Every switch carries a stack: with the samples' 8 KiB copy, perf (starved of CPU by 32
         // bench threads on 2 cores) lost 14% of the samples and 22% of the switches; 2 KiB still
         // reaches the user frames that classify a sleep and lost nothing, 1 KiB does not.
-        let switch = match args.call_graph {
+        let switch = match opts.call_graph {
             CallGraph::Dwarf => {
                 format!(
                     "sched:sched_switch/call-graph=dwarf,stack-size={}/",
-                    args.switch_stack_size
+                    opts.switch_stack_size
                 )
             }
             CallGraph::Fp => "sched:sched_switch".to_string(),
         };
         perf.extend(["-e".into(), switch]);
     }
-    let cg = match args.call_graph {
+    let cg = match opts.call_graph {
         CallGraph::Dwarf => format!("dwarf,{stack_size}"),
         CallGraph::Fp => "fp".into(),
     };
@@ -201,7 +351,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "--call-graph".into(),
         cg.clone(),
         "-m".into(),
-        args.mmap.clone(),
+        opts.mmap.clone(),
         "--".into(),
     ]);
     // A rebuild while this runs leaves "/path (deleted)": perf then runs the new file at the path.
@@ -232,12 +382,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     perf.push("--".into());
     perf.extend(workload.iter().cloned());
 
-    eprintln!(
+    writeln!(
+        log,
         "record: {} under perf ({} Hz, {cg}) into {}",
         allocator.name,
         freq,
         dir.display()
-    );
+    )?;
     let log_path = dir.join("perf-record.log");
     // A program's output goes to its own files (through the helper); perf's stdout to the log.
     let stdout = if program.is_some() {
@@ -296,18 +447,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => check_identity(&allocator, &dir)?,
     }
     if probes && !dir.join(perf_run::PROBES_JSON).exists() {
-        eprintln!(
+        writeln!(
+            log,
             "record: {} wrote no probes dump (not a probes build): no probes column",
             allocator.name
-        );
+        )?;
     }
 
     let (profile, perf_warnings) = perf_run::fold_perf_data(&data, counters.helper_pid)?;
     for w in &perf_warnings {
-        eprintln!("record: perf: {w}");
+        writeln!(log, "record: perf: {w}")?;
     }
     if program.is_some() {
-        warn_if_allocator_unsampled(&allocator, &profile);
+        warn_if_allocator_unsampled(&allocator, &profile, log)?;
     }
     perf_run::save_profile(&dir, &profile, &perf_warnings)?;
     let meta = Meta {
@@ -323,7 +475,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         hardware_pmu,
         offcpu,
         offcpu_missing,
-        program: args.program.clone(),
+        program: opts.program.as_ref().map(|p| p.command.clone()),
         probes: dir.join(perf_run::PROBES_JSON).exists(),
         cpus: std::thread::available_parallelism().ok().map(|n| n.get()),
     };
@@ -331,14 +483,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dir.join(perf_run::META_JSON),
         serde_json::to_string_pretty(&meta)? + "\n",
     )?;
-    println!(
-        "{}: {} samples, {} context switches recorded; next: hz3-analyze attribute {}",
-        dir.display(),
-        profile.samples,
-        profile.switches,
-        dir.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(Recorded {
+        dir,
+        samples: profile.samples,
+        switches: profile.switches,
+    })
 }
 
 /// The bench names the allocator that answered malloc; a silently failed preload would otherwise
@@ -415,9 +564,13 @@ fn check_program_allocates(allocator: &Allocator, dir: &Path, command: &str) -> 
 
 /// For allocators without probes: no CPU sample in the preloaded library at all suggests the
 /// program never allocated through it (or allocated too little to be seen).
-fn warn_if_allocator_unsampled(allocator: &Allocator, profile: &flamegraphs::Profile) {
+fn warn_if_allocator_unsampled(
+    allocator: &Allocator,
+    profile: &flamegraphs::Profile,
+    log: &mut dyn Write,
+) -> Result<()> {
     let Some(preload) = &allocator.preload else {
-        return;
+        return Ok(());
     };
     let libs: Vec<String> = preload
         .display()
@@ -435,12 +588,14 @@ fn warn_if_allocator_unsampled(allocator: &Allocator, profile: &flamegraphs::Pro
         .keys()
         .any(|s| libs.iter().any(|l| s.contains(l.as_str())));
     if !seen {
-        eprintln!(
+        writeln!(
+            log,
             "record: no CPU sample fell in {} ({}): the program may not allocate through it (a static binary ignores LD_PRELOAD), or too little to be seen",
             allocator.name,
             libs.join(", ")
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `NAME=a.so:b.so` is a preload list, which the shared resolver (one file per name) does not take.

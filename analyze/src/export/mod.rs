@@ -136,30 +136,60 @@ fn lane_of(identity: &str) -> String {
     }
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
-    // A run or box file that cannot be read is bad input (exit 2), as a bad flag is.
-    let loaded = boxes::load(args.boxes.as_deref()).and_then(|rules| {
-        let recording = Recording::from_run(&Run::load(&args.run)?, &rules);
-        if recording.stacks.is_empty() {
-            bail!("{}: no CPU samples to export", args.run.display());
+/// Which run `export` writes, in which format, where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportOptions {
+    pub run: PathBuf,
+    pub format: Format,
+    pub out: PathBuf,
+    pub boxes: Option<PathBuf>,
+}
+
+impl From<Args> for ExportOptions {
+    fn from(args: Args) -> ExportOptions {
+        ExportOptions {
+            run: args.run,
+            format: args.format,
+            out: args.out,
+            boxes: args.boxes,
         }
-        Ok(recording)
-    });
-    let recording = match loaded {
+    }
+}
+
+/// The run's stacks labelled with their boxes; an unreadable run or rules file, or a run
+/// without CPU samples, is an error of the input.
+pub fn load(opts: &ExportOptions) -> Result<Recording> {
+    let rules = boxes::load(opts.boxes.as_deref())?;
+    let recording = Recording::from_run(&Run::load(&opts.run)?, &rules);
+    if recording.stacks.is_empty() {
+        bail!("{}: no CPU samples to export", opts.run.display());
+    }
+    Ok(recording)
+}
+
+/// Writes `recording` to `opts.out` in `opts.format`.
+pub fn write(recording: &Recording, opts: &ExportOptions) -> Result<()> {
+    let bytes = match opts.format {
+        Format::Pprof => pprof::gzipped(recording)?,
+        Format::Folded => folded::text(recording).into_bytes(),
+        Format::Json => (serde_json::to_string_pretty(recording)? + "\n").into_bytes(),
+    };
+    std::fs::write(&opts.out, bytes)
+        .with_context(|| format!("{}: cannot write", opts.out.display()))
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let opts = ExportOptions::from(args);
+    // A run or box file that cannot be read is bad input (exit 2), as a bad flag is.
+    let recording = match load(&opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hz3-analyze export: {e:#}");
             return Ok(ExitCode::from(2));
         }
     };
-    let bytes = match args.format {
-        Format::Pprof => pprof::gzipped(&recording)?,
-        Format::Folded => folded::text(&recording).into_bytes(),
-        Format::Json => (serde_json::to_string_pretty(&recording)? + "\n").into_bytes(),
-    };
-    std::fs::write(&args.out, bytes)
-        .with_context(|| format!("{}: cannot write", args.out.display()))?;
-    println!("{}", args.out.display());
+    write(&recording, &opts)?;
+    println!("{}", opts.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
