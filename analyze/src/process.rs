@@ -1,7 +1,6 @@
 //! Executables and command lines: where this executable, hz3-bench and a program's argv[0] are;
 //! a command with an allocator preloaded exactly; a command line written so a POSIX shell reads
 //! it back as the same words.
-use crate::allocators::Allocator;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,12 +68,12 @@ pub fn locate(argv0: &str) -> Result<PathBuf> {
         .with_context(|| format!("--program: `{argv0}` not found on PATH"))
 }
 
-/// `program args` with `LD_PRELOAD` set exactly to `allocator`'s (an inherited one removed), so
-/// the bench, a `--program` and perf's wrapping of either run under the same allocator.
-pub fn preloaded(program: &Path, args: &[String], allocator: &Allocator) -> Command {
+/// `program args` with `LD_PRELOAD` set exactly to `preload` (an inherited one removed, none
+/// for glibc), so the bench and a `--program` run under the same allocator.
+pub fn preloaded(program: &Path, args: &[String], preload: Option<&Path>) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args).env_remove("LD_PRELOAD");
-    if let Some(lib) = &allocator.preload {
+    if let Some(lib) = preload {
         cmd.env("LD_PRELOAD", lib);
     }
     cmd
@@ -141,21 +140,14 @@ mod tests {
 
     #[test]
     fn preload_is_set_exactly() {
-        let lib = Allocator {
-            name: "x".into(),
-            preload: Some("/nonexistent/libx.so".into()),
-        };
-        let cmd = preloaded(Path::new("/bin/true"), &[], &lib);
+        let lib = Path::new("/nonexistent/libx.so");
+        let cmd = preloaded(Path::new("/bin/true"), &[], Some(lib));
         let env: Vec<_> = cmd.get_envs().collect();
         assert!(env.contains(&(
             std::ffi::OsStr::new("LD_PRELOAD"),
             Some(std::ffi::OsStr::new("/nonexistent/libx.so"))
         )));
-        let glibc = Allocator {
-            name: "glibc".into(),
-            preload: None,
-        };
-        let cmd = preloaded(Path::new("/bin/true"), &[], &glibc);
+        let cmd = preloaded(Path::new("/bin/true"), &[], None);
         assert!(
             cmd.get_envs()
                 .any(|(k, v)| k == "LD_PRELOAD" && v.is_none()),

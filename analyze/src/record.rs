@@ -170,7 +170,10 @@ impl RecordOptions {
             words.extend(["--stack-size".into(), s.to_string()]);
         }
         if self.switch_stack_size != DEFAULT_SWITCH_STACK {
-            words.extend(["--switch-stack-size".into(), self.switch_stack_size.to_string()]);
+            words.extend([
+                "--switch-stack-size".into(),
+                self.switch_stack_size.to_string(),
+            ]);
         }
         if self.mmap != DEFAULT_MMAP {
             words.extend(["--mmap".into(), self.mmap.clone()]);
@@ -237,6 +240,20 @@ pub struct Recorded {
     pub switches: u64,
 }
 
+/// The line `record` ends with.
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} samples, {} context switches recorded; next: hz3-analyze attribute {}",
+            self.dir.display(),
+            self.samples,
+            self.switches,
+            self.dir.display()
+        )
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(counts_file) = &args.exec_counted {
         return exec_counted(
@@ -246,14 +263,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             &args.bench_args,
         );
     }
-    let r = record(&RecordOptions::try_from(args)?, &mut std::io::stderr())?;
-    println!(
-        "{}: {} samples, {} context switches recorded; next: hz3-analyze attribute {}",
-        r.dir.display(),
-        r.samples,
-        r.switches,
-        r.dir.display()
-    );
+    let recorded = record(&RecordOptions::try_from(args)?, &mut std::io::stderr())?;
+    println!("{recorded}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -63,7 +63,10 @@ pub fn run_bench(
     if !args.iter().any(|a| a == "--json") {
         args.push("--json".into());
     }
-    let run = run_command(crate::process::preloaded(bench, &args, allocator), timeout)?;
+    let run = run_command(
+        crate::process::preloaded(bench, &args, allocator.preload.as_deref()),
+        timeout,
+    )?;
     let outcome = match run.outcome {
         Ok(()) => {
             let line = run

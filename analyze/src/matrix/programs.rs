@@ -138,7 +138,11 @@ pub fn measure(
                     round + 1
                 );
                 let run = runner::run_command(
-                    crate::process::preloaded(Path::new(&p.argv[0]), &p.argv[1..], a),
+                    crate::process::preloaded(
+                        Path::new(&p.argv[0]),
+                        &p.argv[1..],
+                        a.preload.as_deref(),
+                    ),
                     timeout,
                 )?;
                 let row = &mut rows[pi * allocs.len() + ai];
