@@ -82,6 +82,36 @@ impl FlameOptions {
     }
 }
 
+impl FlameOptions {
+    /// The `hz3-analyze flame` arguments that draw these options, for the commands the report
+    /// prints.
+    pub fn command_words(&self) -> Vec<String> {
+        let mut words = vec!["flame".to_string()];
+        for (on, flag) in [
+            (matches!(self.runs, FlameRuns::Diff { .. }), "--diff"),
+            (self.offcpu, "--offcpu"),
+            (self.per_thread, "--per-thread"),
+            (self.by_box, "--by-box"),
+        ] {
+            if on {
+                words.push(flag.into());
+            }
+        }
+        match &self.runs {
+            FlameRuns::One(run) => words.push(run.display().to_string()),
+            FlameRuns::Diff { a, b } => {
+                words.extend([a.display().to_string(), b.display().to_string()])
+            }
+        }
+        for (flag, path) in [("--out", &self.out), ("--boxes", &self.boxes)] {
+            if let Some(p) = path {
+                words.extend([flag.to_string(), p.display().to_string()]);
+            }
+        }
+        words
+    }
+}
+
 impl TryFrom<Args> for FlameOptions {
     type Error = anyhow::Error;
 

@@ -18,6 +18,9 @@ pub mod output;
 pub mod programs;
 pub mod stats;
 
+/// `--baseline` and `--timeout` when not given.
+pub const DEFAULT_BASELINE: &str = "tcmalloc";
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 /// Exit status when `--compare` finds a regression (1 stays "the command failed").
 pub const EXIT_REGRESSION: u8 = 3;
 /// Version 2: presets write their objects unless the row is labelled `:untouched` (version 1's
@@ -79,7 +82,7 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
     /// Allocator the ratio column divides by (must be in the matrix)
-    #[arg(long, default_value = "tcmalloc")]
+    #[arg(long, default_value = DEFAULT_BASELINE)]
     pub baseline: String,
     /// One line per (preset, allocator), unformatted numbers and every sample
     #[arg(long, value_name = "FILE")]
@@ -100,7 +103,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub preload_dir: Option<PathBuf>,
     /// Kill a run after this many seconds and mark it crashed
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout: u64,
     /// Regression guard: compare against an earlier `--json` output; exits 3 if any row regressed
     #[arg(long, value_name = "BASELINE.json")]
@@ -263,190 +266,454 @@ impl MatrixReport {
     }
 }
 
+/// What `matrix` measures and writes: the typed form of its command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatrixOptions {
+    /// NAME[=PATH] each [default: the default set of allocators].
+    pub allocs: Vec<String>,
+    /// PRESET[:untouched] each, or `all`.
+    pub presets: Vec<String>,
+    /// [default: 5, quick: 2]
+    pub runs: Option<u32>,
+    pub quick: bool,
+    pub baseline: String,
+    pub bench: Option<PathBuf>,
+    pub preload_dir: Option<PathBuf>,
+    pub timeout: Duration,
+    /// NAME=CMD ARGS… each.
+    pub programs: Vec<String>,
+    pub bench_args: Vec<String>,
+    pub files: MatrixFiles,
+    pub guard: Option<GuardOptions>,
+    /// Draw the progress bar on stderr (off when the caller draws its own).
+    pub progress: bool,
+}
+
+/// The files a matrix writes (none by default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MatrixFiles {
+    pub csv: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    pub svg: Option<PathBuf>,
+    pub summary_md: Option<PathBuf>,
+}
+
+/// The regression guard: `--compare` and what explains a regressed row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuardOptions {
+    pub compare: PathBuf,
+    pub tolerance: f64,
+    pub metric: compare::Metric,
+    /// [default: the baseline]
+    pub anchor: Option<String>,
+    pub baseline_preload_dir: Option<PathBuf>,
+    pub explain_with: Vec<String>,
+    /// [default: guard-explain beside the preload dir]
+    pub explain_dir: Option<PathBuf>,
+    pub explain_pairs: u32,
+    /// The matrix's command line, printed back with --baseline-preload-dir added.
+    pub argv: Vec<String>,
+}
+
+impl MatrixOptions {
+    /// The default matrix (the default allocators on remote-heavy-small, 5 rounds, no files).
+    pub fn new() -> MatrixOptions {
+        MatrixOptions {
+            allocs: Vec::new(),
+            presets: Vec::new(),
+            runs: None,
+            quick: false,
+            baseline: DEFAULT_BASELINE.into(),
+            bench: None,
+            preload_dir: None,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            programs: Vec::new(),
+            bench_args: Vec::new(),
+            files: MatrixFiles::default(),
+            guard: None,
+            progress: true,
+        }
+    }
+
+    /// The `hz3-analyze matrix` arguments that run these options (defaults and the guard left
+    /// out), for the command the report prints beside the matrix.
+    pub fn command_words(&self) -> Vec<String> {
+        let mut words = vec!["matrix".to_string()];
+        for p in &self.programs {
+            words.extend(["--program".into(), p.clone()]);
+        }
+        if !self.presets.is_empty() {
+            words.extend(["--preset".into(), self.presets.join(",")]);
+        }
+        if self.quick {
+            words.push("--quick".into());
+        }
+        if let Some(r) = self.runs {
+            words.extend(["--runs".into(), r.to_string()]);
+        }
+        for a in &self.allocs {
+            words.extend(["--alloc".into(), a.clone()]);
+        }
+        if self.baseline != DEFAULT_BASELINE {
+            words.extend(["--baseline".into(), self.baseline.clone()]);
+        }
+        if self.timeout != Duration::from_secs(DEFAULT_TIMEOUT_SECS) {
+            words.extend(["--timeout".into(), self.timeout.as_secs().to_string()]);
+        }
+        let files = &self.files;
+        for (flag, file) in [
+            ("--json", &files.json),
+            ("--csv", &files.csv),
+            ("--markdown", &files.markdown),
+            ("--svg", &files.svg),
+            ("--summary-md", &files.summary_md),
+        ] {
+            if let Some(f) = file {
+                words.extend([flag.to_string(), f.display().to_string()]);
+            }
+        }
+        if let Some(b) = &self.bench {
+            words.extend(["--bench".into(), b.display().to_string()]);
+        }
+        if let Some(d) = &self.preload_dir {
+            words.extend(["--preload-dir".into(), d.display().to_string()]);
+        }
+        if !self.bench_args.is_empty() {
+            words.push("--".into());
+            words.extend(self.bench_args.iter().cloned());
+        }
+        words
+    }
+}
+
+impl Default for MatrixOptions {
+    fn default() -> MatrixOptions {
+        MatrixOptions::new()
+    }
+}
+
+impl From<Args> for MatrixOptions {
+    fn from(args: Args) -> MatrixOptions {
+        let guard = args.compare.map(|compare| GuardOptions {
+            compare,
+            tolerance: args.tolerance,
+            metric: args.guard_metric,
+            anchor: args.anchor,
+            baseline_preload_dir: args.baseline_preload_dir,
+            explain_with: args.explain_with,
+            explain_dir: args.explain_dir,
+            explain_pairs: args.explain_pairs,
+            // Lossy: a non-UTF-8 argument must not panic here (it is only printed back).
+            argv: std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        });
+        MatrixOptions {
+            allocs: args.allocs,
+            presets: args.presets,
+            runs: args.runs,
+            quick: args.quick,
+            baseline: args.baseline,
+            bench: args.bench,
+            preload_dir: args.preload_dir,
+            timeout: Duration::from_secs(args.timeout),
+            programs: args.programs,
+            bench_args: args.bench_args,
+            files: MatrixFiles {
+                csv: args.csv,
+                json: args.json,
+                markdown: args.markdown,
+                svg: args.svg,
+                summary_md: args.summary_md,
+            },
+            guard,
+            progress: true,
+        }
+    }
+}
+
+/// Why a matrix could not start: bad bench arguments and an unusable `--compare` file are bad
+/// input (the CLI's exit 2); anything else is a failure.
+#[derive(Debug)]
+pub enum MatrixError {
+    BenchArgs(clap::Error),
+    Compare(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for MatrixError {
+    fn from(e: anyhow::Error) -> MatrixError {
+        MatrixError::Other(e)
+    }
+}
+
+impl From<MatrixError> for anyhow::Error {
+    fn from(e: MatrixError) -> anyhow::Error {
+        match e {
+            MatrixError::BenchArgs(e) => anyhow::anyhow!("bad bench arguments after `--`: {e}"),
+            MatrixError::Compare(e) => e.context("--compare"),
+            MatrixError::Other(e) => e,
+        }
+    }
+}
+
+/// A matrix checked and ready to run: every check that can fail before a long measurement
+/// fails in [`MatrixPlan::new`].
+pub struct MatrixPlan {
+    opts: MatrixOptions,
+    workloads: Vec<Workload>,
+    programs: Vec<programs::Program>,
+    preload_dir: PathBuf,
+    allocs: Vec<Allocator>,
+    anchor: String,
+    previous: Option<MatrixReport>,
+    builds: explain::BaselineBuilds,
+    bench: PathBuf,
+    rounds: u32,
+}
+
+/// What a matrix measured.
+pub struct Matrix {
+    pub report: MatrixReport,
+    pub program_rows: Vec<programs::ProgramRow>,
+    /// The allocators as named, in the rows' order.
+    pub allocs: Vec<Allocator>,
+    /// The private copies the rows were measured from (the guard records from them too).
+    pub snapshot: allocators::Snapshot,
+}
+
+impl MatrixPlan {
+    pub fn new(opts: &MatrixOptions) -> Result<MatrixPlan, MatrixError> {
+        let programs = programs::parse(&opts.programs)?;
+        let programs_only =
+            !programs.is_empty() && opts.presets.is_empty() && opts.bench_args.is_empty();
+        let workloads = match workloads(&opts.presets, &opts.bench_args, opts.quick) {
+            Ok(_) if programs_only => Vec::new(),
+            Ok(w) => w,
+            Err(WorkloadError::Bench(e)) => return Err(MatrixError::BenchArgs(e)),
+            Err(WorkloadError::Other(e)) => return Err(MatrixError::Other(e)),
+        };
+        let preload_dir = match &opts.preload_dir {
+            Some(d) => d.clone(),
+            None => allocators::default_preload_dir()?,
+        };
+        let allocs = if opts.allocs.is_empty() {
+            allocators::default_set(&preload_dir)?
+        } else {
+            opts.allocs
+                .iter()
+                .map(|s| allocators::resolve(s, &preload_dir))
+                .collect::<Result<Vec<_>>>()?
+        };
+        check_unique_names(&allocs)?;
+        if !allocs.iter().any(|a| a.name == opts.baseline) {
+            return Err(anyhow::anyhow!("baseline {:?} is not among the allocators measured: add --alloc {0} or pick another --baseline", opts.baseline).into());
+        }
+        let guard = opts.guard.as_ref();
+        let anchor = guard
+            .and_then(|g| g.anchor.clone())
+            .unwrap_or_else(|| opts.baseline.clone());
+        let previous = match guard {
+            Some(g) => Some(
+                compare::load(&g.compare)
+                    .and_then(|p| {
+                        compare::check_same_arguments(&p, &workloads)?;
+                        check_some_row_in_common(&p, &workloads)?;
+                        Ok(p)
+                    })
+                    .map_err(MatrixError::Compare)?,
+            ),
+            None => None,
+        };
+        if !allocs.iter().any(|a| a.name == anchor) && previous.is_some() {
+            return Err(anyhow::anyhow!(
+                "--compare anchor {anchor:?} is not among the allocators measured"
+            )
+            .into());
+        }
+        let builds = explain::BaselineBuilds::new(
+            guard.map_or(&[][..], |g| &g.explain_with),
+            guard.and_then(|g| g.baseline_preload_dir.as_deref()),
+            &allocs,
+        )?;
+        let bench = crate::process::locate_bench(opts.bench.as_deref())?;
+        let rounds = opts.runs.unwrap_or(if opts.quick { 2 } else { 5 });
+        Ok(MatrixPlan {
+            opts: opts.clone(),
+            workloads,
+            programs,
+            preload_dir,
+            allocs,
+            anchor,
+            previous,
+            builds,
+            bench,
+            rounds,
+        })
+    }
+
+    /// Runs every row from private copies of the bench and the libraries; a crashed run's line
+    /// goes to `log`.
+    pub fn measure(&self, log: &mut dyn std::io::Write) -> Result<Matrix> {
+        let timeout = self.opts.timeout;
+        let snapshot = allocators::Snapshot::take(&self.bench, &self.allocs)?;
+        let report = measure(
+            &snapshot,
+            &self.workloads,
+            &self.allocs,
+            self.rounds,
+            &self.opts,
+            log,
+        )?;
+        let program_rows =
+            programs::measure(&self.programs, &snapshot.allocators, self.rounds, timeout)?;
+        Ok(Matrix {
+            report,
+            program_rows,
+            allocs: self.allocs.clone(),
+            snapshot,
+        })
+    }
+
+    /// The anchor the guard divides by.
+    pub fn anchor(&self) -> &str {
+        &self.anchor
+    }
+
+    /// The `--compare` baseline, read and checked against this matrix's rows.
+    pub fn previous(&self) -> Option<&MatrixReport> {
+        self.previous.as_ref()
+    }
+
+    /// Where the guard's explanations go: --explain-dir, or guard-explain beside the preload dir.
+    pub fn explain_dir(&self) -> PathBuf {
+        match self.opts.guard.as_ref().and_then(|g| g.explain_dir.clone()) {
+            Some(d) => d,
+            None => self
+                .preload_dir
+                .parent()
+                .unwrap_or(std::path::Path::new("target"))
+                .join("guard-explain"),
+        }
+    }
+
+    /// The guard's explanation of each regressed row (explain/), from the matrix's own snapshot,
+    /// on stderr as each row is explained.
+    pub fn explain_regressions(
+        &self,
+        m: &Matrix,
+        regressions: &[compare::Regression],
+    ) -> Result<()> {
+        let Some(guard) = &self.opts.guard else {
+            return Ok(());
+        };
+        let full_length = match workloads(&self.opts.presets, &self.opts.bench_args, false) {
+            Ok(w) => w,
+            Err(WorkloadError::Bench(e)) => bail!("bench arguments: {e}"),
+            Err(WorkloadError::Other(e)) => return Err(e),
+        };
+        let plan = explain::Plan {
+            builds: &self.builds,
+            allocs: &self.allocs,
+            measured: &m.snapshot.allocators,
+            bench: &m.snapshot.bench,
+            workloads: &full_length,
+            out: self.explain_dir(),
+            pairs: guard.explain_pairs,
+            compare: &guard.compare,
+            argv: guard.argv.clone(),
+        };
+        explain::explain(&plan, regressions);
+        Ok(())
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let programs = programs::parse(&args.programs)?;
-    let programs_only =
-        !programs.is_empty() && args.presets.is_empty() && args.bench_args.is_empty();
-    let workloads = match workloads(&args.presets, &args.bench_args, args.quick) {
-        Ok(_) if programs_only => Vec::new(),
-        Ok(w) => w,
-        Err(WorkloadError::Bench(e)) => {
+    let opts = MatrixOptions::from(args);
+    let plan = match MatrixPlan::new(&opts) {
+        Ok(p) => p,
+        Err(MatrixError::BenchArgs(e)) => {
             eprintln!("hz3-analyze matrix: bad bench arguments after `--`:");
             let _ = e.print();
             return Ok(ExitCode::from(2));
         }
-        Err(WorkloadError::Other(e)) => return Err(e),
+        Err(MatrixError::Compare(e)) => {
+            eprintln!("hz3-analyze matrix: --compare: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(MatrixError::Other(e)) => return Err(e),
     };
-    let preload_dir = match &args.preload_dir {
-        Some(d) => d.clone(),
-        None => allocators::default_preload_dir()?,
-    };
-    let allocs = if args.allocs.is_empty() {
-        allocators::default_set(&preload_dir)?
-    } else {
-        args.allocs
-            .iter()
-            .map(|s| allocators::resolve(s, &preload_dir))
-            .collect::<Result<Vec<_>>>()?
-    };
-    check_unique_names(&allocs)?;
-    if !allocs.iter().any(|a| a.name == args.baseline) {
-        bail!("baseline {:?} is not among the allocators measured: add --alloc {0} or pick another --baseline", args.baseline);
-    }
-    let anchor = args.anchor.clone().unwrap_or_else(|| args.baseline.clone());
-    let previous = match &args.compare {
-        Some(path) => match compare::load(path).and_then(|p| {
-            compare::check_same_arguments(&p, &workloads)?;
-            check_some_row_in_common(&p, &workloads)?;
-            Ok(p)
-        }) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("hz3-analyze matrix: --compare: {e:#}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => None,
-    };
-    if !allocs.iter().any(|a| a.name == anchor) && previous.is_some() {
-        bail!("--compare anchor {anchor:?} is not among the allocators measured");
-    }
-    let builds = explain::BaselineBuilds::new(
-        &args.explain_with,
-        args.baseline_preload_dir.as_deref(),
-        &allocs,
-    )?;
-    let bench = crate::process::locate_bench(args.bench.as_deref())?;
-    let rounds = args.runs.unwrap_or(if args.quick { 2 } else { 5 });
+    let m = plan.measure(&mut std::io::stderr())?;
+    print!("{}", render_text(&m));
+    write_outputs(&m.report, &m.program_rows, &opts.files)?;
 
-    let snapshot = allocators::Snapshot::take(&bench, &allocs)?;
-    let report = measure(
-        &snapshot,
-        &workloads,
-        &allocs,
-        rounds,
-        Duration::from_secs(args.timeout),
-        &args,
-    )?;
-    let program_rows = programs::measure(
-        &programs,
-        &snapshot.allocators,
-        rounds,
-        Duration::from_secs(args.timeout),
-    )?;
-    if !report.rows.is_empty() {
-        print!("{}", output::table(&report));
-    }
-    if !program_rows.is_empty() {
-        print!("{}", programs::table(&program_rows).to_text());
-    }
-    print!("{}", allocators::builds_legend(&allocs));
-    write_outputs(&report, &program_rows, &args)?;
-
-    let Some(previous) = previous else {
-        write_summary(&args, &report, None)?;
+    let (Some(previous), Some(guard)) = (plan.previous(), &opts.guard) else {
+        write_summary(&opts.files, &m.report, None)?;
         return Ok(ExitCode::SUCCESS);
     };
+    let anchor = plan.anchor();
     {
-        let compared = compare::compare_rows(
-            &previous,
-            &report,
-            &anchor,
-            args.tolerance,
-            args.guard_metric,
-        )?;
+        let compared =
+            compare::compare_rows(previous, &m.report, anchor, guard.tolerance, guard.metric)?;
         eprintln!(
             "{}",
-            compare::describe_all(&compared, &anchor, args.tolerance)
+            compare::describe_all(&compared, anchor, guard.tolerance)
         );
         let regressions: Vec<compare::Regression> = compared
             .iter()
             .filter(|r| r.is_regression())
             .cloned()
             .collect();
-        let guard = output::Guard {
-            anchor: &anchor,
-            tolerance: args.tolerance,
+        let summary = output::Guard {
+            anchor,
+            tolerance: guard.tolerance,
             rows: &compared,
-            explain_dir: explain_dir(&args, &preload_dir),
+            explain_dir: plan.explain_dir(),
         };
         if !regressions.is_empty() {
             eprintln!(
                 "{}",
-                compare::describe(&regressions, &anchor, args.tolerance)
+                compare::describe(&regressions, anchor, guard.tolerance)
             );
             // The verdict is the regression; an explanation that cannot be had does not change it.
-            if let Err(e) = explain_regressions(
-                &args,
-                &allocs,
-                &snapshot,
-                &builds,
-                &regressions,
-                &preload_dir,
-            ) {
+            if let Err(e) = plan.explain_regressions(&m, &regressions) {
                 eprintln!("hz3-analyze matrix: cannot explain the regression: {e:#}");
             }
-            write_summary(&args, &report, Some(&guard))?;
+            write_summary(&opts.files, &m.report, Some(&summary))?;
             return Ok(ExitCode::from(EXIT_REGRESSION));
         }
         eprintln!(
             "hz3-analyze matrix: no row regressed more than {}% relative to {anchor}",
-            args.tolerance * 100.0
+            guard.tolerance * 100.0
         );
-        write_summary(&args, &report, Some(&guard))?;
+        write_summary(&opts.files, &m.report, Some(&summary))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_summary(args: &Args, report: &MatrixReport, guard: Option<&output::Guard>) -> Result<()> {
-    if let Some(p) = &args.summary_md {
+/// What `matrix` prints: the table of the preset rows, of the program rows, and which build each
+/// allocator was.
+pub fn render_text(m: &Matrix) -> String {
+    let mut text = String::new();
+    if !m.report.rows.is_empty() {
+        text += &output::table(&m.report);
+    }
+    if !m.program_rows.is_empty() {
+        text += &programs::table(&m.program_rows).to_text();
+    }
+    text + &allocators::builds_legend(&m.allocs)
+}
+
+fn write_summary(
+    files: &MatrixFiles,
+    report: &MatrixReport,
+    guard: Option<&output::Guard>,
+) -> Result<()> {
+    if let Some(p) = &files.summary_md {
         std::fs::write(p, output::summary_markdown(report, guard))
             .with_context(|| format!("writing the summary to {}", p.display()))?;
     }
-    Ok(())
-}
-
-/// Where the guard's explanations go: --explain-dir, or guard-explain beside the preload dir.
-fn explain_dir(args: &Args, preload_dir: &std::path::Path) -> PathBuf {
-    match &args.explain_dir {
-        Some(d) => d.clone(),
-        None => preload_dir
-            .parent()
-            .unwrap_or(std::path::Path::new("target"))
-            .join("guard-explain"),
-    }
-}
-
-/// The guard's explanation of each regressed row (explain.rs), from the matrix's own snapshot.
-fn explain_regressions(
-    args: &Args,
-    allocs: &[Allocator],
-    snapshot: &allocators::Snapshot,
-    builds: &explain::BaselineBuilds,
-    regressions: &[compare::Regression],
-    preload_dir: &std::path::Path,
-) -> Result<()> {
-    let full_length = match workloads(&args.presets, &args.bench_args, false) {
-        Ok(w) => w,
-        Err(WorkloadError::Bench(e)) => bail!("bench arguments: {e}"),
-        Err(WorkloadError::Other(e)) => return Err(e),
-    };
-    let out = explain_dir(args, preload_dir);
-    let plan = explain::Plan {
-        builds,
-        allocs,
-        measured: &snapshot.allocators,
-        bench: &snapshot.bench,
-        workloads: &full_length,
-        out,
-        pairs: args.explain_pairs,
-        compare: args.compare.as_deref().unwrap_or(std::path::Path::new("")),
-        // Lossy: a non-UTF-8 argument must not panic here (it is only printed back).
-        argv: std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-    };
-    explain::explain(&plan, regressions);
     Ok(())
 }
 
@@ -616,15 +883,20 @@ fn measure(
     workloads: &[Workload],
     allocs: &[Allocator],
     rounds: u32,
-    timeout: Duration,
-    args: &Args,
+    opts: &MatrixOptions,
+    log: &mut dyn std::io::Write,
 ) -> Result<MatrixReport> {
+    let timeout = opts.timeout;
     let mut rows: Vec<Row> = workloads
         .iter()
         .flat_map(|w| allocs.iter().map(move |a| Row::empty(&w.preset, a)))
         .collect();
     let total = rounds as u64 * rows.len() as u64;
-    let progress = indicatif::ProgressBar::new(total);
+    let progress = if opts.progress {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} run {pos}/{len} {msg} [{elapsed}<{eta}]")
             .expect("a valid template"),
@@ -667,7 +939,7 @@ fn measure(
                     }
                     Err(crash) => {
                         let line = crash_line(workload, alloc, &crash, &result.stderr);
-                        progress.suspend(|| eprintln!("{line}"));
+                        progress.suspend(|| writeln!(log, "{line}"))?;
                         row.record_crash(crash.to_string());
                     }
                 }
@@ -676,12 +948,12 @@ fn measure(
         }
     }
     progress.finish_and_clear();
-    finish_rows(&mut rows, &args.baseline);
+    finish_rows(&mut rows, &opts.baseline);
     Ok(MatrixReport {
         schema: SCHEMA.into(),
-        baseline: args.baseline.clone(),
+        baseline: opts.baseline.clone(),
         runs: rounds,
-        quick: args.quick,
+        quick: opts.quick,
         workloads: workloads.to_vec(),
         rows,
     })
@@ -734,10 +1006,12 @@ fn row_rng(row: &Row, what: &str) -> interval_stats::Rng {
     interval_stats::Rng::for_key(&format!("{what}/{}/{}", row.preset, row.allocator))
 }
 
-fn write_outputs(
+/// Writes the files `files` names: CSV, JSON (the program rows beside the preset rows),
+/// markdown, SVG chart.
+pub fn write_outputs(
     report: &MatrixReport,
     program_rows: &[programs::ProgramRow],
-    args: &Args,
+    files: &MatrixFiles,
 ) -> Result<()> {
     let write = |path: &Option<PathBuf>, what: &str, text: String| -> Result<()> {
         if let Some(p) = path {
@@ -746,17 +1020,17 @@ fn write_outputs(
         }
         Ok(())
     };
-    if args.csv.is_some() {
-        write(&args.csv, "CSV", output::csv(report)?)?;
+    if files.csv.is_some() {
+        write(&files.csv, "CSV", output::csv(report)?)?;
     }
-    if args.json.is_some() {
+    if files.json.is_some() {
         // The program rows ride beside the preset rows; readers of the preset rows ignore them.
         let mut value: serde_json::Value = serde_json::from_str(&output::json(report)?)?;
         if !program_rows.is_empty() {
             value["programs"] = serde_json::to_value(program_rows)?;
         }
         write(
-            &args.json,
+            &files.json,
             "JSON",
             serde_json::to_string_pretty(&value)? + "\n",
         )?;
@@ -766,8 +1040,8 @@ fn write_outputs(
         markdown += "\nPrograms (wall time, CPU time and peak RSS of the whole process tree):\n\n";
         markdown += &format!("```\n{}```\n", programs::table(program_rows).to_text());
     }
-    write(&args.markdown, "markdown", markdown)?;
-    if let Some(p) = args.svg.as_ref().filter(|_| !report.rows.is_empty()) {
+    write(&files.markdown, "markdown", markdown)?;
+    if let Some(p) = files.svg.as_ref().filter(|_| !report.rows.is_empty()) {
         chart::draw(report, p).with_context(|| format!("drawing the chart to {}", p.display()))?;
     }
     Ok(())

@@ -2,24 +2,27 @@
 //! remote-heavy-small → record the hz3 lanes and that anchor → attribute → gaps → flamegraphs) whose
 //! results land in one directory as `index.md`, `index.html` and `report.json`.
 //!
-//! The heavy steps (matrix, record, flame) run this same executable as a child with their exact
-//! command line, its output going to `logs/`, so every piece of the report can be rerun alone with
-//! the command the report prints next to it. attribute and gap are computed in-process from the
-//! recorded runs (they are cheap and the report needs their values, not their text).
+//! Every step calls its library function in-process (only perf and the workload it records are
+//! child processes); the heavy steps' (matrix, record, flame) notes and printed result go to
+//! `logs/`, and beside every piece the report prints the command that reruns that step alone.
 use crate::allocators::{self, ANCHORS};
 use crate::attribute::{self, build_report};
+use crate::flame::{self, FlameOptions, FlameRuns};
 use crate::gap::{self, build_gap, Gap};
 use crate::matrix::programs::{Program, ProgramRow};
 use crate::matrix::MatrixReport;
+use crate::matrix::{self, MatrixFiles, MatrixOptions, MatrixPlan, DEFAULT_BASELINE};
 use crate::perf_run::Run;
 use crate::perf_table::Format;
 use crate::process::{own_executable, relative_to_cwd, shell_line};
+use crate::record::{self, ProgramOptions, RecordOptions};
 use crate::{boxes, perf_tool, process};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod content;
@@ -179,10 +182,9 @@ pub mod files {
     pub const FLAMES: &str = "flames";
 }
 
-/// The plan's driver: one progress bar over every step, each child's output into `logs/`.
+/// The plan's driver: one progress bar over every step, each heavy step's output into `logs/`.
 struct Driver {
     out: PathBuf,
-    exe: PathBuf,
     exe_shown: String,
     progress: indicatif::ProgressBar,
     report: Report,
@@ -204,9 +206,14 @@ impl Driver {
         self.progress.inc(1);
     }
 
-    /// Runs `hz3-analyze ARGS` as a child with its output in `logs/NN-NAME.log`; a failure is the
-    /// child's last error line.
-    fn child(&mut self, name: &str, args: &[String]) -> Result<()> {
+    /// Runs one step with its output in `logs/NN-NAME.log`; `words` are the hz3-analyze
+    /// arguments that rerun it alone. A failure names the step, the log and that command.
+    fn step<T>(
+        &mut self,
+        name: &str,
+        words: &[String],
+        body: impl FnOnce(&mut File) -> Result<T>,
+    ) -> Result<T> {
         let started = self.begin(name);
         let log_name = format!(
             "{:02}-{}.log",
@@ -214,32 +221,22 @@ impl Driver {
             name.replace([' ', '/'], "-")
         );
         let log_path = self.out.join(files::LOGS).join(&log_name);
-        let log = File::create(&log_path)
+        let mut log = File::create(&log_path)
             .with_context(|| format!("{}: cannot create", log_path.display()))?;
-        let command = shell_line(&self.exe_shown, args);
-        let status = Command::new(&self.exe)
-            .args(args)
-            .env_remove("LD_PRELOAD")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .status()
-            .with_context(|| format!("step {name}: starting {}", self.exe.display()))?;
-        if !status.success() {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("(no output)");
-            let last = last.strip_prefix("hz3-analyze: error: ").unwrap_or(last);
-            bail!(
-                "step `{name}` failed ({status}): {last} [log: {}; command: {command}]",
-                log_path.display()
-            );
-        }
+        let command = shell_line(&self.exe_shown, words);
+        let value = match body(&mut log) {
+            Ok(v) => v,
+            Err(e) => {
+                // The log ends as the step's own run would have: with its error line.
+                let _ = writeln!(log, "hz3-analyze: error: {e:#}");
+                bail!(
+                    "step `{name}` failed: {e:#} [log: {}; command: {command}]",
+                    log_path.display()
+                );
+            }
+        };
         self.finish(name, command, Some(log_path.display().to_string()), started);
-        Ok(())
+        Ok(value)
     }
 }
 
@@ -252,8 +249,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
-    let exe = own_executable()?;
-    let exe_shown = relative_to_cwd(&exe);
+    let exe_shown = relative_to_cwd(&own_executable()?);
     // matrix + one record per lane and the anchor + attribute + gaps + a flame per run and per gap
     // + writing the files.
     let runs = plan.lanes.len() as u64 + 1;
@@ -269,7 +265,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     progress.enable_steady_tick(Duration::from_millis(250));
     let mut driver = Driver {
         out: args.out.clone(),
-        exe,
         exe_shown: exe_shown.clone(),
         progress,
         report: Report {
@@ -333,13 +328,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
 struct Plan {
     perf_version: String,
     lanes: Vec<Lane>,
-    matrix_args: Vec<String>,
+    matrix: MatrixOptions,
     record_bench_args: Vec<String>,
     /// Each lane's allocator spec for `record --alloc`, and the name it records under.
     hz3_specs: Vec<(Lane, String, String)>,
-    /// `--program`: the program, and `record`'s arguments for it (in place of the bench's).
+    /// `--program`: the program, and how `record` runs it (in place of the bench).
     program: Option<Program>,
-    record_program_args: Vec<String>,
+    record_program: Option<ProgramOptions>,
 }
 
 impl Plan {
@@ -353,16 +348,14 @@ impl Plan {
             }
             None => None,
         };
-        let mut record_program_args = Vec::new();
+        let mut record_program = None;
         if let Some(p) = &program {
             crate::program::OpsSource::from_args(args.ops, args.ops_from.as_deref())?;
-            record_program_args.extend(["--program".to_string(), p.command.clone()]);
-            if let Some(n) = args.ops {
-                record_program_args.extend(["--ops".into(), n.to_string()]);
-            }
-            if let Some(re) = &args.ops_from {
-                record_program_args.extend(["--ops-from".into(), re.clone()]);
-            }
+            record_program = Some(ProgramOptions {
+                command: p.command.clone(),
+                ops: args.ops,
+                ops_from: args.ops_from.clone(),
+            });
         }
         // A bad rules file would otherwise surface only after the matrix and the recordings.
         boxes::load(args.boxes.as_deref())?;
@@ -420,37 +413,35 @@ impl Plan {
         if !presets.iter().any(|p| p == "all" || p == FOCUS_PRESET) {
             presets.insert(0, FOCUS_PRESET.into());
         }
-        let mut matrix_args = match &args.program {
+        let file = |name: &str| Some(args.out.join(name));
+        let matrix = MatrixOptions {
             // The program alone: the question is asked of it, not of the presets.
-            Some(spec) => vec!["matrix".to_string(), "--program".into(), spec.clone()],
-            None => vec!["matrix".to_string(), "--preset".into(), presets.join(",")],
+            programs: args.program.iter().cloned().collect(),
+            presets: if args.program.is_some() {
+                Vec::new()
+            } else {
+                presets
+            },
+            // Not `matrix --quick`: its tenth of the iterations changes the ranking (short runs
+            // favour allocators that never touch their blocks), and the anchor must be the
+            // fastest on the workload the recordings run. --quick saves rounds instead.
+            runs: args.runs.or(args.quick.then_some(QUICK_ROUNDS)),
+            allocs: args.allocs.clone(),
+            baseline: matrix_baseline(&args.allocs).unwrap_or_else(|| DEFAULT_BASELINE.into()),
+            bench: args.bench.clone(),
+            preload_dir: args.preload_dir.clone(),
+            bench_args: args.bench_args.clone(),
+            files: MatrixFiles {
+                json: file(files::MATRIX_JSON),
+                csv: file(files::MATRIX_CSV),
+                markdown: file(files::MATRIX_MD),
+                svg: file(files::MATRIX_SVG),
+                summary_md: None,
+            },
+            // The report draws its own progress bar over the steps.
+            progress: false,
+            ..MatrixOptions::new()
         };
-        // Not `matrix --quick`: its tenth of the iterations changes the ranking (short runs favour
-        // allocators that never touch their blocks), and the anchor must be the fastest on the
-        // workload the recordings run. --quick saves rounds instead.
-        let rounds = args.runs.or(args.quick.then_some(QUICK_ROUNDS));
-        if let Some(r) = rounds {
-            matrix_args.extend(["--runs".into(), r.to_string()]);
-        }
-        for a in &args.allocs {
-            matrix_args.extend(["--alloc".into(), a.clone()]);
-        }
-        if let Some(base) = matrix_baseline(&args.allocs) {
-            matrix_args.extend(["--baseline".into(), base]);
-        }
-        for (flag, file) in [
-            ("--json", files::MATRIX_JSON),
-            ("--csv", files::MATRIX_CSV),
-            ("--markdown", files::MATRIX_MD),
-            ("--svg", files::MATRIX_SVG),
-        ] {
-            matrix_args.extend([flag.to_string(), args.out.join(file).display().to_string()]);
-        }
-        push_common(&mut matrix_args, args, false);
-        if !args.bench_args.is_empty() {
-            matrix_args.push("--".into());
-            matrix_args.extend(args.bench_args.iter().cloned());
-        }
         let mut record_bench_args: Vec<String> = ["remote", "--preset", FOCUS_PRESET]
             .iter()
             .map(|s| s.to_string())
@@ -459,24 +450,12 @@ impl Plan {
         Ok(Plan {
             perf_version,
             lanes,
-            matrix_args,
+            matrix,
             record_bench_args,
             hz3_specs,
             program,
-            record_program_args,
+            record_program,
         })
-    }
-}
-
-/// `--bench` / `--preload-dir` as the child steps take them.
-fn push_common(to: &mut Vec<String>, args: &Args, record: bool) {
-    if let Some(b) = &args.bench {
-        to.extend(["--bench".into(), b.display().to_string()]);
-    }
-    if !record {
-        if let Some(d) = &args.preload_dir {
-            to.extend(["--preload-dir".into(), d.display().to_string()]);
-        }
     }
 }
 
@@ -529,17 +508,23 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
     let out = args.out.clone();
 
     // 1. The matrix, with every output file.
-    d.child("matrix", &plan.matrix_args)?;
-    let matrix_path = out.join(files::MATRIX_JSON);
-    let matrix: MatrixReport = serde_json::from_str(
-        &std::fs::read_to_string(&matrix_path)
-            .with_context(|| format!("{}: the matrix wrote no JSON", matrix_path.display()))?,
-    )
-    .with_context(|| format!("{}: unreadable matrix JSON", matrix_path.display()))?;
+    // The snapshot's private copies of the libraries go as soon as the matrix is measured.
+    let matrix::Matrix {
+        report: matrix,
+        program_rows,
+        ..
+    } = d.step("matrix", &plan.matrix.command_words(), |log| {
+        let m = MatrixPlan::new(&plan.matrix)
+            .map_err(anyhow::Error::from)?
+            .measure(log)?;
+        write!(log, "{}", matrix::render_text(&m))?;
+        matrix::write_outputs(&m.report, &m.program_rows, &plan.matrix.files)?;
+        Ok(m)
+    })?;
     // (allocator, preload) of the anchor hz3 is compared with.
     let anchor_row: (String, Option<String>) = match &plan.program {
         Some(p) => {
-            let rows = program_rows(&matrix_path)?;
+            let rows = program_rows;
             let anchors: Vec<&str> = ANCHORS.iter().map(|a| a.name).collect();
             let row = crate::matrix::programs::fastest(&rows, &p.name, &anchors)
                 .with_context(|| {
@@ -578,24 +563,22 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
     to_record.push(("anchor".into(), anchor_spec, anchor_name.clone()));
     for (role, spec, name) in &to_record {
         let dir = out.join(files::RUNS).join(name);
-        let mut rargs = vec![
-            "record".to_string(),
-            "--alloc".into(),
-            spec.clone(),
-            "--out".into(),
-            dir.display().to_string(),
-        ];
-        if args.quick {
-            rargs.push("--quick".into());
-        }
-        push_common(&mut rargs, args, true);
-        if plan.program.is_some() {
-            rargs.extend(plan.record_program_args.iter().cloned());
-        } else {
-            rargs.push("--".into());
-            rargs.extend(plan.record_bench_args.iter().cloned());
-        }
-        d.child(&format!("record {name}"), &rargs)?;
+        let opts = RecordOptions {
+            out: Some(dir.clone()),
+            quick: args.quick,
+            bench: args.bench.clone(),
+            program: plan.record_program.clone(),
+            bench_args: match plan.record_program {
+                Some(_) => Vec::new(),
+                None => plan.record_bench_args.clone(),
+            },
+            ..RecordOptions::new(spec.clone())
+        };
+        d.step(&format!("record {name}"), &opts.command_words(), |log| {
+            let recorded = record::record(&opts, log)?;
+            writeln!(log, "{recorded}")?;
+            Ok(())
+        })?;
         d.report.recordings.push(Recording {
             role: role.clone(),
             allocator: name.clone(),
@@ -672,10 +655,13 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
         let svg = out
             .join(files::FLAMES)
             .join(format!("{}.svg", rec.allocator));
-        let svg_s = svg.display().to_string();
-        let fargs = with_boxes(&["flame", &rec.dir, "--out", &svg_s], args);
-        d.child(&format!("flame {}", rec.allocator), &fargs)?;
-        d.report.recordings[i].flame = Some(svg_s);
+        let opts = FlameOptions {
+            out: Some(svg),
+            boxes: args.boxes.clone(),
+            ..FlameOptions::new(FlameRuns::One(PathBuf::from(&rec.dir)))
+        };
+        let svg = draw_flame(d, &format!("flame {}", rec.allocator), &opts)?;
+        d.report.recordings[i].flame = Some(svg);
     }
     for (gi, &(ai, bi)) in pairs.iter().enumerate() {
         let (a, b) = (
@@ -685,18 +671,18 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
         let svg = out
             .join(files::FLAMES)
             .join(format!("diff-{}-vs-{}.svg", b.allocator, a.allocator));
-        let svg_s = svg.display().to_string();
-        let fargs = with_boxes(
-            &[
-                "flame", "--diff", "--by-box", &a.dir, &b.dir, "--out", &svg_s,
-            ],
-            args,
-        );
-        d.child(
-            &format!("flame diff {} vs {}", b.allocator, a.allocator),
-            &fargs,
-        )?;
-        d.report.gaps[gi].flame_diff = Some(svg_s);
+        let opts = FlameOptions {
+            out: Some(svg),
+            boxes: args.boxes.clone(),
+            by_box: true,
+            ..FlameOptions::new(FlameRuns::Diff {
+                a: PathBuf::from(&a.dir),
+                b: PathBuf::from(&b.dir),
+            })
+        };
+        let name = format!("flame diff {} vs {}", b.allocator, a.allocator);
+        let svg = draw_flame(d, &name, &opts)?;
+        d.report.gaps[gi].flame_diff = Some(svg);
     }
 
     // 6. The report files.
@@ -707,14 +693,14 @@ fn execute(plan: &Plan, args: &Args, d: &mut Driver) -> Result<()> {
     Ok(())
 }
 
-/// The program rows the matrix wrote beside its preset rows.
-fn program_rows(matrix_json: &Path) -> Result<Vec<ProgramRow>> {
-    let text = std::fs::read_to_string(matrix_json)
-        .with_context(|| format!("{}: cannot read", matrix_json.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)?;
-    let rows = value.get("programs").cloned().unwrap_or_default();
-    serde_json::from_value(rows)
-        .with_context(|| format!("{}: unreadable program rows", matrix_json.display()))
+/// One flamegraph step; the SVG's path as the report lists it.
+fn draw_flame(d: &mut Driver, name: &str, opts: &FlameOptions) -> Result<String> {
+    let svg = d.step(name, &opts.command_words(), |log| {
+        let svg = flame::draw(opts)?;
+        writeln!(log, "{}", svg.display())?;
+        Ok(svg)
+    })?;
+    Ok(svg.display().to_string())
 }
 
 fn with_boxes(base: &[&str], args: &Args) -> Vec<String> {
