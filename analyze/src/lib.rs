@@ -1,9 +1,12 @@
-//! hz3-analyze as a library: each subcommand is one module with an `Args` (clap) and a `run`.
+//! hz3-analyze as a library: each step (matrix, record, attribute, gap, flame, export) is a
+//! function over typed options (`MatrixOptions`, `RecordOptions`, …) returning what it made;
+//! beside it, its clap `Args` convert into those options and its `run` prints the result for
+//! `cli`. `report` and the guard call the step functions in-process.
 pub mod allocators;
 pub mod attribute;
 pub mod boxes;
 pub mod cli;
-pub mod cli_docs;
+pub mod export;
 pub mod flame;
 pub mod gap;
 pub mod inject_check;
@@ -18,4 +21,3 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod stats;
-pub mod export;

@@ -59,32 +59,8 @@ pub struct Meta {
     pub cpus: Option<usize>,
 }
 
-/// The counting group read around the bench (inherited by all its threads).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Counters {
-    pub task_clock_ns: u64,
-    pub context_switches: u64,
-    pub page_faults: u64,
-    /// Enabled vs running time of the group: below 1.0 the counts were multiplexed (scaled).
-    pub time_enabled_ns: u64,
-    pub time_running_ns: u64,
-    /// The counting helper's own pid: its events (spawning and waiting for the bench) are not the
-    /// bench's and are left out of the profile.
-    #[serde(default)]
-    pub helper_pid: Option<u32>,
-    /// The command's wall time, as the helper timed it.
-    #[serde(default)]
-    pub wall_ns: Option<u64>,
-    /// User + system CPU of the command's whole process tree (rusage of the helper's children).
-    #[serde(default)]
-    pub child_cpu_ns: Option<u64>,
-    /// The largest peak RSS in the command's tree, KiB.
-    #[serde(default)]
-    pub child_peak_rss_kib: Option<u64>,
-    /// How the command failed (`{"Exit":3}`, `{"Signal":11}`); None when it exited 0.
-    #[serde(default)]
-    pub exit: Option<crate::runner::Crash>,
-}
+/// The counting group's figures, as record's helper writes them to `counters.json`.
+pub use crate::perf_tool::Counters;
 
 /// Sample totals kept beside the folded stacks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

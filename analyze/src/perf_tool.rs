@@ -167,6 +167,33 @@ pub fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
+/// The counting group read around the bench (inherited by all its threads).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Counters {
+    pub task_clock_ns: u64,
+    pub context_switches: u64,
+    pub page_faults: u64,
+    /// Enabled vs running time of the group: below 1.0 the counts were multiplexed (scaled).
+    pub time_enabled_ns: u64,
+    pub time_running_ns: u64,
+    /// The counting helper's own pid: its events (spawning and waiting for the bench) are not the
+    /// bench's and are left out of the profile.
+    #[serde(default)]
+    pub helper_pid: Option<u32>,
+    /// The command's wall time, as the helper timed it.
+    #[serde(default)]
+    pub wall_ns: Option<u64>,
+    /// User + system CPU of the command's whole process tree (rusage of the helper's children).
+    #[serde(default)]
+    pub child_cpu_ns: Option<u64>,
+    /// The largest peak RSS in the command's tree, KiB.
+    #[serde(default)]
+    pub child_peak_rss_kib: Option<u64>,
+    /// How the command failed (`{"Exit":3}`, `{"Signal":11}`); None when it exited 0.
+    #[serde(default)]
+    pub exit: Option<crate::runner::Crash>,
+}
+
 /// The counting group opened on this process with `inherit`, so the bench it spawns (and every
 /// thread of it) is counted: task-clock, context switches, page faults.
 pub struct CountingGroup {
@@ -207,13 +234,13 @@ impl CountingGroup {
         self.group.enable().context("enabling the counting group")
     }
 
-    pub fn finish(mut self) -> Result<crate::perf_run::Counters> {
+    pub fn finish(mut self) -> Result<Counters> {
         self.group
             .disable()
             .context("disabling the counting group")?;
         let data = self.group.read().context("reading the counting group")?;
         let get = |c: &perf_event::Counter| data.get(c).map(|v| v.value()).unwrap_or(0);
-        Ok(crate::perf_run::Counters {
+        Ok(Counters {
             task_clock_ns: get(&self.task_clock),
             context_switches: get(&self.switches),
             page_faults: get(&self.faults),

@@ -1,6 +1,10 @@
-//! The command line: one clap-derived enum, dispatching to the subcommand modules.
+//! The command line: one clap-derived enum, dispatching to the subcommand modules, whose clap
+//! `Args` convert into the typed options their library functions take (no library module
+//! imports this one).
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+pub mod docs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -52,9 +56,9 @@ pub enum Command {
     /// The main job: matrix + record + attribute + gap + flamegraphs into report/
     Report(crate::report::Args),
     /// Shell completion script for bash, zsh, fish, elvish or powershell, to stdout
-    Completions(crate::cli_docs::CompletionArgs),
+    Completions(docs::CompletionArgs),
     /// Manual page (roff) to stdout, or one page per command into a directory
-    Man(crate::cli_docs::ManArgs),
+    Man(docs::ManArgs),
     /// A recorded run as pprof (profile.proto), folded stacks rooted at their box, or JSON
     Export(crate::export::Args),
 }
@@ -69,8 +73,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::InjectCheck(a) => crate::inject_check::run(a),
         Command::Flame(a) => crate::flame::run(a),
         Command::Report(a) => crate::report::run(a),
-        Command::Completions(a) => crate::cli_docs::completions(a),
-        Command::Man(a) => crate::cli_docs::man(a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
         Command::Export(a) => crate::export::run(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

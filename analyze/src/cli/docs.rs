@@ -35,14 +35,14 @@ pub struct ManArgs {
 }
 
 pub fn completions(args: CompletionArgs) -> Result<ExitCode> {
-    let mut cmd = crate::cli::Cli::command();
+    let mut cmd = super::Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "hz3-analyze", &mut script);
     write_stdout(&script)
 }
 
 pub fn man(args: ManArgs) -> Result<ExitCode> {
-    let cmd = crate::cli::Cli::command();
+    let cmd = super::Cli::command();
     match args.out {
         Some(dir) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
