@@ -119,7 +119,7 @@ pub struct StepRecord {
     pub name: String,
     /// The command that reproduces the step (run from the directory the report was run in).
     pub command: String,
-    /// stdout and stderr of the step, when it ran as a child.
+    /// The step's notes and printed result (matrix, record and flame steps).
     pub log: Option<String>,
     pub seconds: f64,
 }
