@@ -160,7 +160,7 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
             .as_ref()
             .filter(|_| run.program.is_none())
             .and_then(|m| m.cpus)
-            .map(|cpus| run.bench.secs * 1e9 / ops * cpus.min(run.bench.threads) as f64),
+            .map(|cpus| run.bench.secs * 1e9 / ops * cpus.min(run.bench.config.threads) as f64),
         boxes,
         perf_warnings: run.perf_warnings.clone(),
         lock: LockSplit {
