@@ -11,7 +11,7 @@
 //! name is an allocator box (see `analyze/boxes/default.toml`).
 use crate::boxes;
 use crate::perf_run::Run;
-use crate::perf_table::{num, pct, Format, Table};
+use crate::table::{num, pct, Column, Format, Table};
 use anyhow::Result;
 use flamegraphs::{attribute, LockKind, Rules};
 use serde::Serialize;
@@ -245,7 +245,14 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
         format!("asleep ns/{unit}"),
         format!("probes (events/{unit})"),
     );
-    let mut t = Table::new(&["box", "lock", "share", &ns, &asleep, &probes_head]);
+    let mut t = Table::new([
+        Column::left("box"),
+        Column::left("lock"),
+        Column::right("share"),
+        Column::right(ns),
+        Column::right(asleep),
+        Column::auto(probes_head),
+    ]);
     let recorded = report.offcpu.is_some();
     for b in report.boxes.iter().filter(|b| {
         csv || b.share > 0.0 || b.asleep_ns_per_op > 0.0 || b.name == flamegraphs::OTHER

@@ -12,7 +12,7 @@ use crate::gap::{self, build_gap, Gap};
 use crate::matrix::programs::{Program, ProgramRow};
 use crate::matrix::MatrixReport;
 use crate::perf_run::Run;
-use crate::perf_table::Format;
+use crate::table::Format;
 use crate::{boxes, perf_tool, runner};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;

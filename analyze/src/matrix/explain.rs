@@ -11,7 +11,7 @@ use crate::allocators::Allocator;
 use crate::attribute::build_report;
 use crate::gap::{self, build_gap, Gap, GapRow};
 use crate::perf_run::Run;
-use crate::perf_table::{num, signed};
+use crate::table::{num, signed};
 use crate::report::{self, shell_line};
 use crate::{boxes, cli, inject_check};
 use anyhow::{bail, Context, Result};
