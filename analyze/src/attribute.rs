@@ -11,7 +11,7 @@
 //! name is an allocator box (see `analyze/boxes/default.toml`).
 use crate::boxes;
 use crate::perf_run::Run;
-use crate::perf_table::{num, pct, Format, Table};
+use crate::table::{num, pct, Column, Format, Table};
 use anyhow::Result;
 use flamegraphs::{LockKind, Rules};
 use serde::Serialize;
@@ -160,7 +160,7 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
             .as_ref()
             .filter(|_| run.program.is_none())
             .and_then(|m| m.cpus)
-            .map(|cpus| run.bench.secs * 1e9 / ops * cpus.min(run.bench.threads) as f64),
+            .map(|cpus| run.bench.secs * 1e9 / ops * cpus.min(run.bench.config.threads) as f64),
         boxes,
         perf_warnings: run.perf_warnings.clone(),
         lock: LockSplit {
@@ -245,7 +245,14 @@ pub fn boxes_table(report: &Report, csv: bool) -> Table {
         format!("asleep ns/{unit}"),
         format!("probes (events/{unit})"),
     );
-    let mut t = Table::new(&["box", "lock", "share", &ns, &asleep, &probes_head]);
+    let mut t = Table::new([
+        Column::left("box"),
+        Column::left("lock"),
+        Column::right("share"),
+        Column::right(ns),
+        Column::right(asleep),
+        Column::auto(probes_head),
+    ]);
     let recorded = report.offcpu.is_some();
     for b in report.boxes.iter().filter(|b| {
         csv || b.share > 0.0 || b.asleep_ns_per_op > 0.0 || b.name == flamegraphs::OTHER

@@ -14,7 +14,7 @@
 use crate::attribute::{build_report, Report};
 use crate::boxes;
 use crate::perf_run::Run;
-use crate::perf_table::{num, signed, Format, Table};
+use crate::table::{num, signed, Format, Table};
 use anyhow::{bail, Result};
 use flamegraphs::Level;
 use serde::Serialize;
@@ -232,7 +232,7 @@ pub fn build_gap_at(a: &Report, b: &Report, level: Level) -> Result<Gap> {
 pub fn gap_table(gap: &Gap, csv: bool) -> Table {
     let a_head = format!("A ns/{} ({})", gap.unit, gap.allocator_a);
     let b_head = format!("B ns/{} ({})", gap.unit, gap.allocator_b);
-    let mut t = Table::new(&["box", &a_head, &b_head, "B-A"]);
+    let mut t = Table::named_rows(&["box", &a_head, &b_head, "B-A"]);
     let cells = |name: String, a: Option<f64>, b: Option<f64>, d: f64| -> Vec<String> {
         let fmt = |v: f64| if csv { v.to_string() } else { num(v) };
         let diff = if csv { d.to_string() } else { signed(d) };
@@ -301,7 +301,7 @@ pub fn render_text(gap: &Gap) -> String {
         return out;
     }
     let (ah, bh) = (format!("A ns/{unit}"), format!("B ns/{unit}"));
-    let mut off = Table::new(&["off-CPU (not in the sums)", &ah, &bh, "B-A"]);
+    let mut off = Table::named_rows(&["off-CPU (not in the sums)", &ah, &bh, "B-A"]);
     for r in &gap.offcpu {
         off.push(vec![r.name.clone(), num(r.a), num(r.b), signed(r.diff)]);
     }

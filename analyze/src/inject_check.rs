@@ -11,7 +11,7 @@ use crate::attribute::build_report;
 use crate::boxes;
 use crate::gap::{build_gap, Gap};
 use crate::perf_run::Run;
-use crate::perf_table::{num, signed, Format, Table};
+use crate::table::{num, signed, Format, Table};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -205,7 +205,7 @@ pub fn events_per_op(run: &Run, event: &str) -> Result<f64> {
 }
 
 pub fn table(check: &InjectCheck) -> Table {
-    let mut t = Table::new(&[
+    let mut t = Table::named_rows(&[
         "box",
         "injected ns",
         "events/op",

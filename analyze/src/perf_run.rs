@@ -205,10 +205,10 @@ impl Run {
         if let Some(p) = &self.program {
             return p.config_key();
         }
-        let b = &self.bench;
+        let b = &self.bench.config;
         format!(
             "bench={} threads={} iters={} ws={} min={} max={} remote_pct={} ring={} matched={} touch={} seed={}",
-            b.bench, b.threads, b.iters, b.ws, b.min, b.max, b.remote_pct, b.ring, b.matched, b.touch, b.seed
+            b.kind.name(), b.threads, b.iters, b.ws, b.min, b.max, b.remote_pct, b.ring, b.matched, b.touch, b.seed
         )
     }
 }

@@ -4,6 +4,7 @@ use anyhow::Context;
 use probes::reader::Dump;
 use probes::{Event, LockSite, LockStat};
 use serde::Serialize;
+use crate::table::{Column, Table};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -241,61 +242,34 @@ pub fn render_table(report: &Report) -> String {
         let _ = writeln!(out, "per op: counts divided by {ops} ops");
     }
     out.push('\n');
-    let key_w = report
-        .counters
-        .iter()
-        .map(|r| r.key.len())
-        .max()
-        .unwrap_or(0)
-        .max("counter".len());
     let per_op = report.per_op.is_some();
-    // Header and rows share one column plan so they stay aligned.
-    let mut cols: Vec<(&str, usize)> = vec![("counter", key_w)];
-    if diff {
-        cols.extend([("A", 20), ("B", 20), ("B-A", 21), ("B/A", 8)]);
-        if per_op {
-            cols.extend([("A/op", 12), ("B/op", 12)]);
-        }
-    } else {
-        cols.push(("count", 20));
-        if per_op {
-            cols.push(("per op", 12));
-        }
-    }
-    for (i, (name, w)) in cols.iter().enumerate() {
-        let _ = if i == 0 {
-            write!(out, "{name:<w$}")
-        } else {
-            write!(out, "  {name:>w$}")
-        };
-    }
-    out.push_str("  meaning\n");
+    let mut columns = vec![Column::left("counter")];
+    let numbers: &[&str] = match (diff, per_op) {
+        (true, true) => &["A", "B", "B-A", "B/A", "A/op", "B/op"],
+        (true, false) => &["A", "B", "B-A", "B/A"],
+        (false, true) => &["count", "per op"],
+        (false, false) => &["count"],
+    };
+    columns.extend(numbers.iter().map(|h| Column::right(*h)));
+    columns.push(Column::left("meaning"));
+    let mut counters = Table::new(columns);
     for r in &report.counters {
-        let mut cells = vec![r.key.clone()];
+        let mut cells = vec![r.key.clone(), r.a.to_string()];
         if diff {
-            cells.push(r.a.to_string());
             cells.push(r.b.map_or("-".into(), |b| b.to_string()));
             cells.push(r.delta.map_or("-".into(), |d| format!("{d:+}")));
             cells.push(opt(r.ratio, 3));
-            if per_op {
-                cells.push(opt(r.a_per_op, 4));
+        }
+        if per_op {
+            cells.push(opt(r.a_per_op, 4));
+            if diff {
                 cells.push(opt(r.b_per_op, 4));
             }
-        } else {
-            cells.push(r.a.to_string());
-            if per_op {
-                cells.push(opt(r.a_per_op, 4));
-            }
         }
-        for (i, (cell, (_, w))) in cells.iter().zip(&cols).enumerate() {
-            let _ = if i == 0 {
-                write!(out, "{cell:<w$}")
-            } else {
-                write!(out, "  {cell:>w$}")
-            };
-        }
-        let _ = writeln!(out, "  {}", r.meaning);
+        cells.push(r.meaning.clone());
+        counters.push(cells);
     }
+    out += &counters.to_text();
     if report.counters.is_empty() {
         out.push_str("(every counter is zero; --all shows them)\n");
     }
@@ -304,52 +278,53 @@ pub fn render_table(report: &Report) -> String {
         out.push_str("(no lock was taken; --all shows every site)\n");
         return out;
     }
-    let _ = writeln!(
-        out,
-        "{:<4}{:<12} {:>14} {:>14} {:>12} {:>14} {:>12} {:>16} {:>10} {:>11} {:>9} {:>10}",
-        "run",
-        "site",
-        "acquisitions",
-        "uncontended",
-        "spun",
-        "spin_iters",
-        "waited",
-        "wait_ns",
-        "wakes",
-        "contended%",
-        "ns/acq",
-        "ns/contd"
+    let mut locks = Table::new([Column::left("run"), Column::left("site")]);
+    locks.columns.extend(
+        [
+            "acquisitions",
+            "uncontended",
+            "spun",
+            "spin_iters",
+            "waited",
+            "wait_ns",
+            "wakes",
+            "contended%",
+            "ns/acq",
+            "ns/contd",
+        ]
+        .map(Column::right),
     );
     for l in &report.locks {
-        let _ = writeln!(
-            out,
-            "{:<4}{:<12} {:>14} {:>14} {:>12} {:>14} {:>12} {:>16} {:>10} {:>11} {:>9} {:>10}",
-            l.run,
-            l.site,
-            l.acquisitions,
-            l.uncontended,
-            l.spun,
-            l.spin_iters,
-            l.waited,
-            l.wait_ns,
-            l.futex_wakes,
+        locks.push(vec![
+            l.run.to_string(),
+            l.site.to_string(),
+            l.acquisitions.to_string(),
+            l.uncontended.to_string(),
+            l.spun.to_string(),
+            l.spin_iters.to_string(),
+            l.waited.to_string(),
+            l.wait_ns.to_string(),
+            l.futex_wakes.to_string(),
             opt(l.contended_pct, 2),
             opt(l.ns_per_acquisition, 1),
-            opt(l.ns_per_contended, 1)
-        );
+            opt(l.ns_per_contended, 1),
+        ]);
     }
+    out += &locks.to_text();
     out
 }
 
 /// One CSV table: the counter rows (`section=counter`) then the lock rows (`section=lock`).
 pub fn render_csv(report: &Report) -> anyhow::Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "section", "run", "key", "a", "b", "delta", "ratio", "a_per_op", "b_per_op", "meaning",
-    ])?;
+    let mut t = Table::new(
+        [
+            "section", "run", "key", "a", "b", "delta", "ratio", "a_per_op", "b_per_op", "meaning",
+        ]
+        .map(Column::left),
+    );
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in &report.counters {
-        w.write_record([
+        t.push(vec![
             "counter".to_string(),
             String::new(),
             r.key.clone(),
@@ -360,7 +335,7 @@ pub fn render_csv(report: &Report) -> anyhow::Result<String> {
             num(r.a_per_op),
             num(r.b_per_op),
             r.meaning.clone(),
-        ])?;
+        ]);
     }
     for l in &report.locks {
         let derived = [
@@ -370,21 +345,17 @@ pub fn render_csv(report: &Report) -> anyhow::Result<String> {
             ("ns_per_contended", l.ns_per_contended),
         ];
         for (stat, value) in derived {
-            w.write_record([
-                "lock",
-                l.run,
-                &format!("{}.{stat}", l.site),
-                &num(value),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ])?;
+            let mut row = vec![
+                "lock".to_string(),
+                l.run.to_string(),
+                format!("{}.{stat}", l.site),
+                num(value),
+            ];
+            row.resize(t.columns.len(), String::new());
+            t.push(row);
         }
     }
-    Ok(String::from_utf8(w.into_inner()?)?)
+    t.to_csv()
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -400,7 +371,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.all,
     );
     let text = if args.json {
-        serde_json::to_string_pretty(&report)? + "\n"
+        crate::table::json::render(&report)?
     } else if args.csv {
         render_csv(&report)?
     } else {

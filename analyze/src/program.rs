@@ -151,29 +151,28 @@ impl ProgramRun {
     }
 
     /// A bench report standing in for the bench's, so every reader of a run works unchanged:
-    /// `ops` is the divisor, `secs` the wall time.
+    /// `ops` is the divisor, `secs` the wall time, `threads` the CPUs. The rest of its
+    /// configuration (a workload kind among them) means nothing for a program and is never read:
+    /// a program run's config key is [`ProgramRun::config_key`].
     pub fn as_bench_report(&self, cpus: usize) -> bench::BenchReport {
         bench::BenchReport {
-            bench: format!("program {}", self.command),
+            config: bench::Config {
+                kind: bench::Kind::Remote,
+                threads: cpus.max(1),
+                iters: 0,
+                ws: 0,
+                min: 0,
+                max: 0,
+                remote_pct: 0,
+                ring: 0,
+                matched: false,
+                touch: false,
+                seed: 0,
+            },
             preset: None,
             allocator: self.allocator.clone(),
-            threads: cpus.max(1),
-            iters: 0,
-            ws: 0,
-            min: 0,
-            max: 0,
-            remote_pct: 0,
-            ring: 0,
-            matched: false,
-            touch: false,
-            seed: 0,
             ops: self.divisor(),
-            mallocs: 0,
-            local_frees: 0,
-            remote: 0,
-            sent: 0,
-            fallback: 0,
-            reallocs: 0,
+            counts: bench::Counts::default(),
             secs: self.wall_secs,
             mops: self.divisor() as f64 / self.wall_secs.max(1e-9) / 1e6,
             cpu_secs: self.cpu_secs,

@@ -13,7 +13,7 @@ use crate::matrix::programs::{Program, ProgramRow};
 use crate::matrix::MatrixReport;
 use crate::matrix::{self, MatrixFiles, MatrixOptions, MatrixPlan, DEFAULT_BASELINE};
 use crate::perf_run::Run;
-use crate::perf_table::Format;
+use crate::table::Format;
 use crate::process::{own_executable, relative_to_cwd, shell_line};
 use crate::record::{self, ProgramOptions, RecordOptions};
 use crate::{boxes, perf_tool, process};

@@ -311,7 +311,7 @@ fn the_command_passes_fails_and_refuses_bad_input() {
         "--box",
         BOX,
         "--event",
-        "remote.enqueue",
+        "large.huge_fail",
         "--ns",
         &ns,
         base,
@@ -319,7 +319,7 @@ fn the_command_passes_fails_and_refuses_bad_input() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("remote.enqueue is 0"),
+        stderr(&out).contains("large.huge_fail is 0"),
         "{}",
         stderr(&out)
     );

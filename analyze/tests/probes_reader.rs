@@ -89,7 +89,25 @@ fn fixtures() -> Vec<(&'static str, String)> {
     let json_miss = format!("\"malloc.cache_miss\": {miss}");
     let csv_miss = format!("total,,malloc.cache_miss,{miss}\n");
     let csv_rows = csv.lines().count() - 2;
+    // A version-1 dump: the same counts plus a retired owner-routing event in the totals.
+    let retired = probes::RETIRED_EVENT_KEYS[0];
+    let json_v1 = replace_once(
+        &replace_once(&json, "\"schema\": 2,", "\"schema\": 1,"),
+        "\"malloc.cache_hit\"",
+        &format!("\"{retired}\": 7,\n    \"malloc.cache_hit\""),
+    );
+    let csv_v1 = replace_once(
+        &replace_once(
+            &replace_once(&csv, "meta,,schema,2\n", "meta,,schema,1\n"),
+            "total,,malloc.cache_hit,",
+            &format!("total,,{retired},7\ntotal,,malloc.cache_hit,"),
+        ),
+        &format!("end,,rows,{csv_rows}"),
+        &format!("end,,rows,{}", csv_rows + 1),
+    );
     vec![
+        ("retired_v1.json", json_v1),
+        ("retired_v1.csv", csv_v1),
         ("valid.json", json.clone()),
         ("valid.csv", csv.clone()),
         ("truncated.json", json[..json.len() / 2].to_string()),
@@ -99,7 +117,7 @@ fn fixtures() -> Vec<(&'static str, String)> {
         ),
         (
             "version.json",
-            replace_once(&json, "\"schema\": 1,", "\"schema\": 2,"),
+            replace_once(&json, "\"schema\": 2,", "\"schema\": 3,"),
         ),
         (
             "unknown_key.json",
@@ -140,7 +158,7 @@ fn fixtures() -> Vec<(&'static str, String)> {
         ),
         (
             "version.csv",
-            replace_once(&csv, "meta,,schema,1\n", "meta,,schema,2\n"),
+            replace_once(&csv, "meta,,schema,2\n", "meta,,schema,3\n"),
         ),
         (
             "unknown_key.csv",
@@ -273,22 +291,49 @@ fn syntax_errors_point_at_the_bad_token() {
 fn wrong_version_is_named_with_its_value() {
     let (text, err) = read_fixture("version.json");
     assert!(
-        matches!(&err, ReadError::Version { found, .. } if found == "2"),
+        matches!(&err, ReadError::Version { found, .. } if found == "3"),
         "{err}"
     );
     assert_eq!(
         err.position(),
-        Some(position_of(&text, "\"schema\": 2", 10))
+        Some(position_of(&text, "\"schema\": 3", 10))
     );
     let (text, err) = read_fixture("version.csv");
     assert!(
-        matches!(&err, ReadError::Version { found, .. } if found == "2"),
+        matches!(&err, ReadError::Version { found, .. } if found == "3"),
         "{err}"
     );
     assert_eq!(
         err.position(),
-        Some(position_of(&text, "meta,,schema,2", 13))
+        Some(position_of(&text, "meta,,schema,3", 13))
     );
+}
+
+#[test]
+fn a_version_1_dump_reads_without_its_retired_events_which_a_current_one_may_not_hold() {
+    let expected = Dump {
+        schema: 1,
+        ..sample_dump()
+    };
+    for name in ["retired_v1.json", "retired_v1.csv"] {
+        let dump = read(fixture_dir().join(name)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(dump, expected, "{name}");
+    }
+    let retired = probes::RETIRED_EVENT_KEYS[0];
+    let quoted = format!("\"{retired}\"");
+    for (name, from, to, key_at) in [
+        ("retired_v1.json", "\"schema\": 1,", "\"schema\": 2,", quoted.as_str()),
+        ("retired_v1.csv", "meta,,schema,1\n", "meta,,schema,2\n", retired),
+    ] {
+        let text = std::fs::read_to_string(fixture_dir().join(name)).unwrap();
+        let current = replace_once(&text, from, to);
+        let err = parse(current.as_bytes(), Path::new(name)).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::UnknownKey { key, .. } if key == retired),
+            "{name}: {err}"
+        );
+        assert_eq!(err.position(), Some(position_of(&current, key_at, 0)));
+    }
 }
 
 #[test]

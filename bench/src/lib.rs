@@ -9,4 +9,4 @@ pub mod rng;
 pub mod workload;
 
 pub use report::BenchReport;
-pub use workload::{CMalloc, Config, Outcome, RawAlloc};
+pub use workload::{CMalloc, Config, Counts, Kind, Outcome, RawAlloc};

@@ -1,38 +1,21 @@
 //! The bench's result: one human line, or one JSON object that `hz3-analyze` reads back.
-use crate::workload::{Config, Outcome};
+use crate::workload::{Config, Counts, Outcome};
 use serde::{Deserialize, Serialize};
 
-/// One run's result with its configuration; the JSON shape `hz3-bench remote --json` prints.
+/// One run's result with its configuration; the JSON shape `hz3-bench remote --json` prints. The
+/// configuration and the counts are flattened, so their fields sit at the top level of the object.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct BenchReport {
-    /// The workload kind ("remote", "server-table", ...).
-    pub bench: String,
+    /// The workload kind (`bench`: "remote", "server-table", ...) and its parameters.
+    #[serde(flatten)]
+    pub config: Config,
     pub preset: Option<String>,
     /// Who answered malloc (see [`crate::identity::answering_allocator`]).
     pub allocator: String,
-    pub threads: usize,
-    pub iters: u64,
-    pub ws: usize,
-    pub min: usize,
-    pub max: usize,
-    pub remote_pct: u32,
-    pub ring: usize,
-    pub matched: bool,
-    pub touch: bool,
-    pub seed: u64,
     /// mallocs + local_frees + remote (drained remote frees) + reallocs.
     pub ops: u64,
-    pub mallocs: u64,
-    pub local_frees: u64,
-    /// Remote frees performed by the receiving threads inside the timed section.
-    pub remote: u64,
-    /// Objects pushed to a ring (equal to `remote` in matched mode).
-    pub sent: u64,
-    /// Remote frees done locally because the ring was full.
-    pub fallback: u64,
-    /// Successful reallocs (absent in reports older than the field).
-    #[serde(default)]
-    pub reallocs: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub secs: f64,
     pub mops: f64,
     /// CPU seconds of all threads in the timed section (absent in reports older than the field).
@@ -48,26 +31,11 @@ impl BenchReport {
         out: &Outcome,
     ) -> BenchReport {
         BenchReport {
-            bench: cfg.kind.name().into(),
+            config: cfg.clone(),
             preset: preset.map(str::to_owned),
             allocator,
-            threads: cfg.threads,
-            iters: cfg.iters,
-            ws: cfg.ws,
-            min: cfg.min,
-            max: cfg.max,
-            remote_pct: cfg.remote_pct,
-            ring: cfg.ring,
-            matched: cfg.matched,
-            touch: cfg.touch,
-            seed: cfg.seed,
             ops: out.ops(),
-            mallocs: out.mallocs,
-            local_frees: out.local_frees,
-            remote: out.remote_frees,
-            sent: out.sent,
-            fallback: out.fallbacks,
-            reallocs: out.reallocs,
+            counts: out.counts,
             secs: out.secs,
             mops: out.mops(),
             cpu_secs: out.cpu_secs,
@@ -86,18 +54,77 @@ impl BenchReport {
     pub fn human_line(&self) -> String {
         format!(
             "workload={} touch={} threads={} ops={} secs={:.3} mops={:.2} ns_per_op={:.1} cpu_ns_per_op={:.1} remote={} fallback={} reallocs={} allocator={}",
-            self.bench,
-            self.touch,
-            self.threads,
+            self.config.kind.name(),
+            self.config.touch,
+            self.config.threads,
             self.ops,
             self.secs,
             self.mops,
             self.secs * 1e9 / self.ops.max(1) as f64,
             self.cpu_ns_per_op(),
-            self.remote,
-            self.fallback,
-            self.reallocs,
+            self.counts.remote_frees,
+            self.counts.fallbacks,
+            self.counts.reallocs,
             self.allocator
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Kind;
+
+    /// The field names hz3-analyze and old run directories rely on, each once, at the top level.
+    #[test]
+    fn json_keeps_the_flat_field_names_and_reads_old_reports() {
+        let cfg = Config {
+            kind: Kind::ServerTable,
+            threads: 4,
+            iters: 10,
+            ws: 8,
+            min: 16,
+            max: 64,
+            remote_pct: 50,
+            ring: 32,
+            matched: true,
+            touch: false,
+            seed: 7,
+        };
+        let out = Outcome {
+            secs: 2.0,
+            counts: Counts {
+                mallocs: 5,
+                local_frees: 2,
+                remote_frees: 3,
+                sent: 4,
+                fallbacks: 1,
+                reallocs: 6,
+            },
+            cpu_secs: 1.5,
+        };
+        let report = BenchReport::new(Some("p"), "glibc".into(), &cfg, &out);
+        let v: serde_json::Value = serde_json::to_value(&report).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut expected = [
+            "bench", "preset", "allocator", "threads", "iters", "ws", "min", "max", "remote_pct",
+            "ring", "matched", "touch", "seed", "ops", "mallocs", "local_frees", "remote", "sent",
+            "fallback", "reallocs", "secs", "mops", "cpu_secs",
+        ];
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(v["bench"], "server-table");
+        assert_eq!((v["remote"].as_u64(), v["fallback"].as_u64()), (Some(3), Some(1)));
+        assert_eq!(v["ops"], 16);
+        let back: BenchReport = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back, report);
+        // A report from before `reallocs` and `cpu_secs` existed still reads, with zeros.
+        let mut old = v;
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("reallocs");
+        fields.remove("cpu_secs");
+        let back: BenchReport = serde_json::from_value(old).unwrap();
+        assert_eq!((back.counts.reallocs, back.cpu_secs), (0, 0.0));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Generic so the tests can count every malloc and free with a checking allocator, while the binary
 //! uses the C `malloc`/`free`/`realloc` symbols that `LD_PRELOAD` decides.
+use serde::{Deserialize, Serialize};
 use std::sync::Barrier;
 use std::time::Instant;
 
@@ -46,7 +47,8 @@ impl RawAlloc for CMalloc {
 }
 
 /// Which traffic the threads make. What each numeric flag means per kind is in `--help`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// T threads, W slots each; a freed object goes to the next thread's ring with probability P%
     Remote,
@@ -74,8 +76,10 @@ impl Kind {
 }
 
 /// A fully resolved configuration (presets and defaults already applied, already validated).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Its serde form is the report's configuration fields, the kind under `bench`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    #[serde(rename = "bench")]
     pub kind: Kind,
     pub threads: usize,
     pub iters: u64,
@@ -89,30 +93,56 @@ pub struct Config {
     pub seed: u64,
 }
 
+/// Allocator calls counted in a timed section: one thread's, or the sum over all threads. The
+/// serde names are the report's (`remote`, `fallback`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub mallocs: u64,
+    /// Frees by the thread that allocated the object, including ring-full fallbacks.
+    pub local_frees: u64,
+    /// Frees of objects another thread allocated, inside the timed section.
+    #[serde(rename = "remote")]
+    pub remote_frees: u64,
+    /// Objects pushed to another thread's ring (equal to `remote` in matched mode).
+    pub sent: u64,
+    /// Remote frees done locally because the ring was full.
+    #[serde(rename = "fallback")]
+    pub fallbacks: u64,
+    /// Successful reallocs (realloc-growth; absent in reports older than the field).
+    #[serde(default)]
+    pub reallocs: u64,
+}
+
+impl Counts {
+    /// Every allocator call: mallocs + frees (local and remote) + reallocs.
+    pub fn ops(&self) -> u64 {
+        self.mallocs + self.local_frees + self.remote_frees + self.reallocs
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.mallocs += other.mallocs;
+        self.local_frees += other.local_frees;
+        self.remote_frees += other.remote_frees;
+        self.sent += other.sent;
+        self.fallbacks += other.fallbacks;
+        self.reallocs += other.reallocs;
+    }
+}
+
 /// Totals over all threads for the timed section.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
     pub secs: f64,
-    pub mallocs: u64,
-    /// Frees by the thread that allocated the object, including ring-full fallbacks.
-    pub local_frees: u64,
-    /// Objects pushed to another thread's ring.
-    pub sent: u64,
-    /// Frees of objects another thread allocated, inside the timed section.
-    pub remote_frees: u64,
-    /// Remote frees done locally because the ring was full.
-    pub fallbacks: u64,
-    /// Successful reallocs (realloc-growth).
-    pub reallocs: u64,
+    pub counts: Counts,
     /// CPU time (user + system) the threads spent inside the timed section, summed: unlike `secs`
     /// it does not grow while a thread waits for a core, so it is steadier on a shared machine.
     pub cpu_secs: f64,
 }
 
 impl Outcome {
-    /// Every allocator call in the timed section: mallocs + frees (local and remote) + reallocs.
+    /// Every allocator call in the timed section.
     pub fn ops(&self) -> u64 {
-        self.mallocs + self.local_frees + self.remote_frees + self.reallocs
+        self.counts.ops()
     }
 
     pub fn mops(&self) -> f64 {
@@ -135,17 +165,6 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
     }
 }
 
-/// One thread's counts for the timed section.
-#[derive(Default)]
-pub(crate) struct ThreadTotals {
-    pub mallocs: u64,
-    pub local_frees: u64,
-    pub sent: u64,
-    pub remote_frees: u64,
-    pub fallbacks: u64,
-    pub reallocs: u64,
-}
-
 /// A thread's timed section: wall clock and CPU clock, started when every thread is ready.
 pub(crate) struct Clock {
     start: Instant,
@@ -157,7 +176,7 @@ pub(crate) struct Timed {
     start: Instant,
     finish: Instant,
     cpu_secs: f64,
-    totals: ThreadTotals,
+    totals: Counts,
 }
 
 impl Clock {
@@ -170,7 +189,7 @@ impl Clock {
         }
     }
 
-    pub fn stop(self, totals: ThreadTotals) -> Timed {
+    pub fn stop(self, totals: Counts) -> Timed {
         Timed {
             start: self.start,
             finish: Instant::now(),
@@ -181,7 +200,7 @@ impl Clock {
 }
 
 impl Timed {
-    pub fn totals(&self) -> &ThreadTotals {
+    pub fn totals(&self) -> &Counts {
         &self.totals
     }
 }
@@ -219,13 +238,7 @@ where
         ..Outcome::default()
     };
     for r in &results {
-        let t = &r.totals;
-        outcome.mallocs += t.mallocs;
-        outcome.local_frees += t.local_frees;
-        outcome.sent += t.sent;
-        outcome.remote_frees += t.remote_frees;
-        outcome.fallbacks += t.fallbacks;
-        outcome.reallocs += t.reallocs;
+        outcome.counts.add(&r.totals);
         outcome.cpu_secs += r.cpu_secs;
     }
     outcome

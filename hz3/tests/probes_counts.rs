@@ -99,8 +99,6 @@ fn refills_from_an_empty_cache_are_exact() {
             "{lane}: objects moved"
         );
         assert_eq!(d.event(Event::MallocCacheMiss), refills, "{lane}: misses");
-        // Nothing was freed, so no refill can come from the owner's inbox.
-        assert_eq!(d.event(Event::RemoteDrainObjects), 0, "{lane}");
         if lane == "fast" {
             // The fast lane refills straight from the central pool.
             assert_eq!(d.event(Event::CentralPopCalls), refills, "{lane}");
@@ -136,16 +134,6 @@ fn cross_thread_frees_are_counted_once_each() {
             n,
             "{lane}: every free of the other thread's objects is remote"
         );
-        // Adopted: the freer keeps every object; nothing is sent, stashed or drained.
-        for e in [
-            Event::RemoteEnqueue,
-            Event::RemoteFlush,
-            Event::RemoteFlushObjects,
-            Event::RemoteDrainCalls,
-            Event::RemoteDrainObjects,
-        ] {
-            assert_eq!(d.event(e), 0, "{lane}: {}", e.key());
-        }
     }
 }
 

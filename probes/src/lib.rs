@@ -9,8 +9,29 @@
 #[cfg(all(test, not(feature = "reader")))]
 extern crate std;
 
-/// Bumped whenever the dump's layout or the meaning of an existing key changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever the dump's layout or the meaning of an existing key changes. Version 2 dropped
+/// the owner-routing events ([`RETIRED_EVENT_KEYS`]).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Keys of events a version-1 dump holds that the allocator no longer counts: the owner-routing
+/// A/Bs (`remote-inbox`, `remote-stash`) that counted them were retired (docs/decisions.md, last
+/// in commit 0ab615a). The reader accepts them in a version-1 dump, checks their counts and drops
+/// them, so old run directories still read.
+pub const RETIRED_EVENT_KEYS: &[&str] = &[
+    "remote.enqueue",
+    "remote.flush",
+    "remote.flush_budget_stop",
+    "remote.flush_objects",
+    "remote.flush_batch_1",
+    "remote.flush_batch_2_3",
+    "remote.flush_batch_4_7",
+    "remote.flush_batch_8_15",
+    "remote.flush_batch_16_31",
+    "remote.flush_batch_32_63",
+    "remote.flush_batch_64_up",
+    "remote.drain_calls",
+    "remote.drain_objects",
+];
 
 macro_rules! catalogue {
     ($(#[$enum_meta:meta])* $enum_name:ident { $( $variant:ident => $key:literal, $meaning:literal; )* }) => {
@@ -58,19 +79,6 @@ catalogue! {
         CentralPopCalls => "central.pop_calls", "pops from the central pool (one lock hold each)";
         CentralPopObjects => "central.pop_objects", "objects popped from the central pool";
         RemoteFree => "remote.free", "frees of an object owned by another thread";
-        RemoteEnqueue => "remote.enqueue", "remote objects handed to their owner's inbox (an atomic push each call)";
-        RemoteFlush => "remote.flush", "flushes of the per-thread remote stash";
-        RemoteFlushBudgetStop => "remote.flush_budget_stop", "remote flushes stopped early because their budget ran out";
-        RemoteFlushObjects => "remote.flush_objects", "objects sent by remote flushes";
-        RemoteFlushBatch1 => "remote.flush_batch_1", "remote flush batches of exactly 1 object";
-        RemoteFlushBatch2 => "remote.flush_batch_2_3", "remote flush batches of 2-3 objects";
-        RemoteFlushBatch4 => "remote.flush_batch_4_7", "remote flush batches of 4-7 objects";
-        RemoteFlushBatch8 => "remote.flush_batch_8_15", "remote flush batches of 8-15 objects";
-        RemoteFlushBatch16 => "remote.flush_batch_16_31", "remote flush batches of 16-31 objects";
-        RemoteFlushBatch32 => "remote.flush_batch_32_63", "remote flush batches of 32-63 objects";
-        RemoteFlushBatch64 => "remote.flush_batch_64_up", "remote flush batches of 64 or more objects";
-        RemoteDrainCalls => "remote.drain_calls", "times an owner collected its inbox";
-        RemoteDrainObjects => "remote.drain_objects", "objects an owner collected from its inbox";
         TransferHit => "transfer.hit", "refills served by a whole batch from the transfer cache (scale lane)";
         TransferMiss => "transfer.miss", "refills the transfer cache could not serve";
         TransferPush => "transfer.push", "batches spilled into the transfer cache";
@@ -133,20 +141,6 @@ pub const fn lock_slot(site: LockSite, stat: LockStat) -> usize {
 
 pub const LOCK_SLOTS: usize = LockSite::COUNT * LockStat::COUNT;
 
-/// Histogram bucket for a remote flush of `n` objects (`n >= 1`).
-#[inline]
-pub const fn flush_batch_event(n: usize) -> Event {
-    match n {
-        0 | 1 => Event::RemoteFlushBatch1,
-        2..=3 => Event::RemoteFlushBatch2,
-        4..=7 => Event::RemoteFlushBatch4,
-        8..=15 => Event::RemoteFlushBatch8,
-        16..=31 => Event::RemoteFlushBatch16,
-        32..=63 => Event::RemoteFlushBatch32,
-        _ => Event::RemoteFlushBatch64,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,15 +156,7 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), Event::COUNT);
-    }
-
-    #[test]
-    fn flush_histogram_buckets_are_powers_of_two() {
-        assert_eq!(flush_batch_event(1), Event::RemoteFlushBatch1);
-        assert_eq!(flush_batch_event(3), Event::RemoteFlushBatch2);
-        assert_eq!(flush_batch_event(4), Event::RemoteFlushBatch4);
-        assert_eq!(flush_batch_event(63), Event::RemoteFlushBatch32);
-        assert_eq!(flush_batch_event(64), Event::RemoteFlushBatch64);
+        assert!(RETIRED_EVENT_KEYS.iter().all(|k| Event::from_key(k).is_none()));
     }
 
     #[test]

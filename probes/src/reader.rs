@@ -7,7 +7,8 @@
 //! depth is bounded so hostile input cannot exhaust the stack.
 use crate::dump::{CSV_HEADER, LOCK_KEY_PREFIX};
 use crate::{
-    lock_slot, Event, LockSite, LockStat, Snapshot, ThreadRow, LOCK_SLOTS, SCHEMA_VERSION,
+    lock_slot, Event, LockSite, LockStat, Snapshot, ThreadRow, LOCK_SLOTS, RETIRED_EVENT_KEYS,
+    SCHEMA_VERSION,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -79,7 +80,7 @@ pub enum ReadError {
         pos: Position,
         what: String,
     },
-    #[error("{}:{pos}: probes dump has schema version {found}, this reader understands version {SCHEMA_VERSION}", path.display())]
+    #[error("{}:{pos}: probes dump has schema version {found}, this reader understands versions {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}", path.display())]
     Version {
         path: PathBuf,
         pos: Position,
@@ -245,17 +246,36 @@ impl Source<'_> {
 
     fn schema(&self, at: usize, text: &str) -> Result<u32, ReadError> {
         match text.parse::<u32>() {
-            Ok(v) if v == SCHEMA_VERSION && text.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+            Ok(v)
+                if (OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&v)
+                    && text.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Ok(v)
+            }
             _ => Err(self.version(at, text)),
         }
     }
 }
+
+/// The oldest dump version this reader reads: version 1 differs only by the retired events.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// Every counter key of one scope (events, then locks) and where its value goes.
 #[derive(Clone, Copy)]
 enum Slot {
     Event(Event),
     Lock(LockSite, LockStat),
+    /// A retired event in a version-1 dump: its count is checked, then dropped.
+    Retired,
+}
+
+/// The slot of event key `key` in a dump of version `schema`; `None` for a key it cannot hold.
+fn event_slot(schema: u32, key: &str) -> Option<Slot> {
+    match Event::from_key(key) {
+        Some(e) => Some(Slot::Event(e)),
+        None if schema == 1 && RETIRED_EVENT_KEYS.contains(&key) => Some(Slot::Retired),
+        None => None,
+    }
 }
 
 /// Collects one scope's counters (totals or one thread), tracking which keys were seen.
@@ -279,6 +299,7 @@ impl Counters {
     /// Records a value; `false` when the key was already set.
     fn set(&mut self, slot: Slot, value: u64) -> bool {
         let (seen, cell) = match slot {
+            Slot::Retired => return true,
             Slot::Event(e) => (
                 &mut self.seen_events[e.index()],
                 &mut self.events[e.index()],

@@ -1,10 +1,12 @@
 //! The matrix as an aligned text table, CSV, markdown, JSON (the serde form of the report plus
-//! hyperfine's `results[]`), and a markdown summary for a CI job's page.
+//! hyperfine's `results[]`), and a markdown summary for a CI job's page; every table goes through
+//! [`crate::table`]'s renderers.
 //!
 //! Every column is declared once in [`COLUMNS`]: adding one there adds it to table, CSV and markdown.
 use super::compare::Regression;
 use super::{MatrixReport, Row};
 use crate::stats::Interval;
+use crate::table::{Column, Table};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ type Shown = fn(&Row) -> String;
 
 /// One column of the matrix. The table and markdown show the columns that have a heading; the CSV
 /// writes every column under its field name, numbers in full and missing values as empty cells.
-struct Column {
+struct MatrixColumn {
     shown: Option<(&'static str, Shown)>,
     field: &'static str,
     raw: fn(&Row, &MatrixReport) -> String,
@@ -24,14 +26,14 @@ const fn col(
     shown: Option<(&'static str, Shown)>,
     field: &'static str,
     raw: fn(&Row, &MatrixReport) -> String,
-) -> Column {
-    Column { shown, field, raw }
+) -> MatrixColumn {
+    MatrixColumn { shown, field, raw }
 }
 
 /// Columns in CSV order; the shown ones keep their relative order in the table and markdown, the
 /// first two (text) left-aligned, the rest (numbers) right-aligned.
 #[rustfmt::skip] // one column a line reads as the table it describes
-const COLUMNS: [Column; 17] = [
+const COLUMNS: [MatrixColumn; 17] = [
     col(Some(("preset", |r| r.preset.clone())), "preset", |r, _| r.preset.clone()),
     col(Some(("allocator", |r| r.allocator.clone())), "allocator", |r, _| r.allocator.clone()),
     col(Some(("median Mops/s", |r| mops(r.median_mops))), "median_mops", |r, _| full(r.median_mops)),
@@ -58,14 +60,19 @@ fn shown_columns() -> impl Iterator<Item = (&'static str, Shown)> {
     COLUMNS.iter().filter_map(|c| c.shown)
 }
 
-fn headings() -> Vec<String> {
-    shown_columns()
-        .map(|(heading, _)| heading.to_owned())
-        .collect()
-}
-
-fn cells(row: &Row) -> Vec<String> {
-    shown_columns().map(|(_, show)| show(row)).collect()
+/// The rows as the table and the markdown show them.
+pub fn shown_table(report: &MatrixReport) -> Table {
+    let mut t = Table::new(shown_columns().enumerate().map(|(i, (heading, _))| {
+        if i < TEXT_COLUMNS {
+            Column::left(heading)
+        } else {
+            Column::right(heading)
+        }
+    }));
+    for r in &report.rows {
+        t.push(shown_columns().map(|(_, show)| show(r)).collect());
+    }
+    t
 }
 
 fn or_dash(v: Option<f64>, show: impl Fn(f64) -> String) -> String {
@@ -138,66 +145,47 @@ fn rounds_and_ratio(report: &MatrixReport) -> (String, String) {
 
 /// Aligned columns for the terminal: text left, numbers right.
 pub fn table(report: &MatrixReport) -> String {
-    let body: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
-    let heading = headings();
-    let mut widths: Vec<usize> = heading.iter().map(String::len).collect();
-    for r in &body {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cols: &[String]| {
-        let mut s = String::new();
-        for (i, (c, &w)) in cols.iter().zip(&widths).enumerate() {
-            if i > 0 {
-                s.push_str("  ");
-            }
-            if i < TEXT_COLUMNS {
-                s.push_str(&format!("{c:<w$}"));
-            } else {
-                s.push_str(&format!("{c:>w$}"));
-            }
-        }
-        s.trim_end().to_owned() + "\n"
-    };
     let (rounds, ratio) = rounds_and_ratio(report);
     let form = super::form_note(report);
-    let mut out = format!("hz3-analyze matrix: {rounds}, {ratio}; {form}\n");
-    out += &line(&heading);
-    for r in &body {
-        out += &line(r);
-    }
-    out
+    format!(
+        "hz3-analyze matrix: {rounds}, {ratio}; {form}\n{}",
+        shown_table(report).to_text()
+    )
 }
 
 /// One line per row; numbers unformatted, empty cells where a row has no value (all runs crashed).
 pub fn csv(report: &MatrixReport) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS.iter().map(|c| c.field))?;
+    let mut t = Table::new(COLUMNS.iter().map(|c| Column::left(c.field)));
     for r in &report.rows {
-        w.write_record(COLUMNS.iter().map(|c| (c.raw)(r, report)))?;
+        t.push(COLUMNS.iter().map(|c| (c.raw)(r, report)).collect());
     }
-    Ok(String::from_utf8(w.into_inner()?)?)
+    t.to_csv()
+}
+
+/// The markdown's first line: rounds, what the ratio is, and which form the rows measure.
+pub fn markdown_intro(report: &MatrixReport) -> String {
+    let (rounds, ratio) = rounds_and_ratio(report);
+    let form = super::form_note(report);
+    format!("Interleaved matrix, {rounds}; {ratio}; {form}.")
+}
+
+/// "PRESET: `hz3-bench ARGS`" per preset, the markdown's list under the table.
+pub fn bench_arguments(report: &MatrixReport) -> Vec<String> {
+    report
+        .workloads
+        .iter()
+        .map(|w| format!("{}: `hz3-bench {}`", w.preset, w.args.join(" ")))
+        .collect()
 }
 
 pub fn markdown(report: &MatrixReport) -> String {
-    let (rounds, ratio) = rounds_and_ratio(report);
-    let form = super::form_note(report);
-    let mut out = format!("Interleaved matrix, {rounds}; {ratio}; {form}.\n\n");
-    let heading = headings();
-    out += &format!("| {} |\n", heading.join(" | "));
-    let numbers = heading.len() - TEXT_COLUMNS;
-    out += &format!(
-        "|{}{}\n",
-        "---|".repeat(TEXT_COLUMNS),
-        "---:|".repeat(numbers)
+    let mut out = format!(
+        "{}\n\n{}\nBench arguments per preset:\n\n",
+        markdown_intro(report),
+        shown_table(report).to_markdown()
     );
-    for r in &report.rows {
-        out += &format!("| {} |\n", cells(r).join(" | "));
-    }
-    out += "\nBench arguments per preset:\n\n";
-    for w in &report.workloads {
-        out += &format!("- {}: `hz3-bench {}`\n", w.preset, w.args.join(" "));
+    for item in bench_arguments(report) {
+        out += &format!("- {item}\n");
     }
     out
 }
@@ -271,11 +259,10 @@ pub fn json(report: &MatrixReport) -> Result<String> {
         report: &'a MatrixReport,
         results: Vec<HyperfineResult>,
     }
-    let file = File {
+    crate::table::json::render(&File {
         report,
         results: hyperfine_results(report),
-    };
-    Ok(serde_json::to_string_pretty(&file)? + "\n")
+    })
 }
 
 /// What the guard found, for the summary.
@@ -307,7 +294,14 @@ pub fn summary_markdown(report: &MatrixReport, guard: Option<&Guard>) -> String 
                 flagged.len(),
                 g.anchor
             );
-            out += "| preset | allocator | change [95% CI] | verdict | box | flamegraph |\n|---|---|---:|---|---|---|\n";
+            let mut t = Table::new([
+                Column::left("preset"),
+                Column::left("allocator"),
+                Column::right("change [95% CI]"),
+                Column::left("verdict"),
+                Column::left("box"),
+                Column::left("flamegraph"),
+            ]);
             for r in flagged {
                 let dir = g
                     .explain_dir
@@ -318,33 +312,40 @@ pub fn summary_markdown(report: &MatrixReport, guard: Option<&Guard>) -> String 
                 } else {
                     "-".into()
                 };
-                out += &format!(
-                    "| {} | {} | {} | {} | {} | {flame} |\n",
-                    r.preset,
-                    r.allocator,
+                t.push(vec![
+                    r.preset.clone(),
+                    r.allocator.clone(),
                     r.interval_text(),
                     r.verdict_text(g.tolerance),
-                    regressed_box(&dir.join("gap.json")).unwrap_or_else(|| "-".into())
-                );
+                    regressed_box(&dir.join("gap.json")).unwrap_or_else(|| "-".into()),
+                    flame,
+                ]);
             }
+            out += &t.to_markdown();
             out += "\n";
         }
     }
     out += &markdown(report);
     if let Some(g) = guard {
         out += &format!(
-            "\n### Change of each row's ratio to {} since the baseline\n\n| preset | allocator | change [95% CI] | verdict |\n|---|---|---:|---|\n",
+            "\n### Change of each row's ratio to {} since the baseline\n\n",
             g.anchor
         );
+        let mut t = Table::new([
+            Column::left("preset"),
+            Column::left("allocator"),
+            Column::right("change [95% CI]"),
+            Column::left("verdict"),
+        ]);
         for r in g.rows {
-            out += &format!(
-                "| {} | {} | {} | {} |\n",
-                r.preset,
-                r.allocator,
+            t.push(vec![
+                r.preset.clone(),
+                r.allocator.clone(),
                 r.interval_text(),
-                r.verdict_text(g.tolerance)
-            );
+                r.verdict_text(g.tolerance),
+            ]);
         }
+        out += &t.to_markdown();
     }
     out
 }

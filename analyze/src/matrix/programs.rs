@@ -3,7 +3,7 @@
 //! the same interleaved rounds as the presets.
 use super::stats;
 use crate::allocators::Allocator;
-use crate::perf_table::Table;
+use crate::table::{Column, Table};
 use crate::program;
 use crate::runner::{self, Crash};
 use anyhow::Result;
@@ -179,14 +179,14 @@ fn crash_line(p: &Program, a: &Allocator, crash: &Crash, stderr: &str) -> String
 
 /// The program rows as a table: medians with [min-max].
 pub fn table(rows: &[ProgramRow]) -> Table {
-    let mut t = Table::new(&[
-        "program",
-        "allocator",
-        "wall s [min-max]",
-        "CPU s [min-max]",
-        "peak RSS MiB [min-max]",
-        "runs",
-        "crashed",
+    let mut t = Table::new([
+        Column::left("program"),
+        Column::left("allocator"),
+        Column::right("wall s [min-max]"),
+        Column::right("CPU s [min-max]"),
+        Column::right("peak RSS MiB [min-max]"),
+        Column::right("runs"),
+        Column::auto("crashed"),
     ]);
     for r in rows {
         t.push(vec![

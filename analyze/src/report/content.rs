@@ -4,7 +4,7 @@ use super::{files, GapEntry, Recording, Report, FOCUS_PRESET};
 use crate::attribute;
 use crate::gap;
 use crate::matrix::{output, MatrixReport};
-use crate::perf_table::{num, signed, Table};
+use crate::table::{num, signed, Column, Table};
 use std::path::Path;
 
 /// `path` as a link target relative to the report directory.
@@ -204,7 +204,7 @@ fn anchor_noise(matrix: &MatrixReport) -> Option<String> {
 fn machine(report: &Report, b: &mut Vec<Block>) {
     let m = &report.machine;
     b.push(Block::Heading(2, "Machine".into()));
-    let mut t = Table::new(&["fact", "value"]);
+    let mut t = Table::new([Column::left("fact"), Column::left("value")]);
     for (k, v) in [
         ("cores (nproc)", m.nproc.to_string()),
         ("CPU", m.cpu_model.clone()),
@@ -227,48 +227,13 @@ fn machine(report: &Report, b: &mut Vec<Block>) {
     b.push(Block::Table(t));
 }
 
-/// The matrix's own markdown, taken apart into a table and the list of bench arguments so both
-/// renderers show the same cells the matrix module formats.
+/// The matrix's own table and list of bench arguments, the cells its output module formats.
 fn matrix(m: &MatrixReport, report: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Matrix".into()));
-    let md = output::markdown(m);
-    let split = |line: &str| -> Vec<String> {
-        line.trim()
-            .trim_matches('|')
-            .split('|')
-            .map(|c| c.trim().to_string())
-            .collect()
-    };
-    let mut table: Option<Table> = None;
-    let mut list = Vec::new();
-    let mut paras = Vec::new();
-    for line in md.lines().filter(|l| !l.trim().is_empty()) {
-        if line.starts_with('|') {
-            if line.chars().all(|ch| "|-: ".contains(ch)) {
-                continue;
-            }
-            let cells = split(line);
-            match &mut table {
-                None => {
-                    let head: Vec<&str> = cells.iter().map(String::as_str).collect();
-                    table = Some(Table::new(&head));
-                }
-                Some(t) => t.push(cells),
-            }
-        } else if let Some(item) = line.strip_prefix("- ") {
-            list.push(item.to_string());
-        } else {
-            paras.push(line.to_string());
-        }
-    }
-    if let Some(p) = paras.first() {
-        b.push(Block::Para(p.clone()));
-    }
-    if let Some(t) = table {
-        b.push(Block::Table(t));
-    }
-    b.extend(paras.iter().skip(1).map(|p| Block::Para(p.clone())));
-    b.push(Block::List(list));
+    b.push(Block::Para(output::markdown_intro(m)));
+    b.push(Block::Table(output::shown_table(m)));
+    b.push(Block::Para("Bench arguments per preset:".into()));
+    b.push(Block::List(output::bench_arguments(m)));
     b.push(Block::Svg {
         src: files::MATRIX_SVG.into(),
         alt: "matrix: median Mops/s per allocator, min-max whiskers".into(),

@@ -1,7 +1,7 @@
 //! The report's document as a list of blocks, written out as markdown and as self-contained HTML
 //! (no external assets: SVGs are embedded with `<object>` by relative path, the style is inline).
 //! Inline text may hold `code` spans and [text](href) links; both renderers understand them.
-use crate::perf_table::Table;
+use crate::table::{escape, Table};
 
 #[derive(Clone, Debug)]
 pub enum Block {
@@ -32,44 +32,12 @@ pub fn markdown(blocks: &[Block]) -> String {
                 }
                 out += "\n";
             }
-            Block::Table(t) => out += &(markdown_table(t) + "\n"),
+            Block::Table(t) => out += &(t.to_markdown() + "\n"),
             Block::Code(text) => out += &format!("```sh\n{}\n```\n\n", text.trim_end()),
             Block::Svg { src, alt } => out += &format!("[![{alt}]({src})]({src})\n\n"),
         }
     }
     out
-}
-
-/// A pipe table: the first column left-aligned, the others right-aligned, `|` in cells escaped.
-pub fn markdown_table(t: &Table) -> String {
-    let cell = |c: &String| c.replace('|', "\\|");
-    let line = |cells: &[String]| {
-        format!(
-            "| {} |\n",
-            cells.iter().map(cell).collect::<Vec<_>>().join(" | ")
-        )
-    };
-    let mut out = line(&t.header);
-    let aligns: Vec<&str> = (0..t.header.len())
-        .map(|i| if numeric_column(t, i) { "---:" } else { "---" })
-        .collect();
-    out += &format!("| {} |\n", aligns.join(" | "));
-    for row in &t.rows {
-        out += &line(row);
-    }
-    out
-}
-
-/// Whether every non-empty cell of column `col` reads as a number ("+1.50", "3.2x", "12.5%",
-/// "-"), so the column is right-aligned; the first column never is.
-fn numeric_column(t: &Table, col: usize) -> bool {
-    col > 0
-        && t.rows.iter().all(|row| {
-            row.get(col).is_none_or(|c| {
-                let c = c.trim().trim_end_matches(['x', '%']);
-                c.is_empty() || c == "-" || c.trim_start_matches('+').parse::<f64>().is_ok()
-            })
-        })
 }
 
 pub fn html(title: &str, blocks: &[Block]) -> String {
@@ -97,23 +65,7 @@ pub fn html(title: &str, blocks: &[Block]) -> String {
                 }
                 out += "</ul>\n";
             }
-            Block::Table(t) => {
-                out += "<table>\n<tr>";
-                for h in &t.header {
-                    out += &format!("<th>{}</th>", escape(h));
-                }
-                out += "</tr>\n";
-                let numeric: Vec<bool> = (0..t.header.len()).map(|i| numeric_column(t, i)).collect();
-                for row in &t.rows {
-                    out += "<tr>";
-                    for (i, c) in row.iter().enumerate() {
-                        let class = if numeric.get(i) == Some(&true) { "" } else { " class=\"t\"" };
-                        out += &format!("<td{class}>{}</td>", escape(c));
-                    }
-                    out += "</tr>\n";
-                }
-                out += "</table>\n";
-            }
+            Block::Table(t) => out += &t.to_html(),
             Block::Code(text) => out += &format!("<pre><code>{}</code></pre>\n", escape(text.trim_end())),
             Block::Svg { src, alt } => {
                 out += &format!(
@@ -125,20 +77,6 @@ pub fn html(title: &str, blocks: &[Block]) -> String {
         }
     }
     out += "</body>\n</html>\n";
-    out
-}
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out += "&amp;",
-            '<' => out += "&lt;",
-            '>' => out += "&gt;",
-            '"' => out += "&quot;",
-            _ => out.push(c),
-        }
-    }
     out
 }
 
@@ -208,19 +146,12 @@ mod tests {
     }
 
     #[test]
-    fn tables_render_in_both_forms_with_escaping() {
-        let mut t = Table::new(&["box", "B-A"]);
+    fn tables_and_code_render_in_both_forms() {
+        let mut t = Table::named_rows(&["box", "B-A"]);
         t.push(vec!["a|b".into(), "+1.00".into()]);
-        t.push(vec!["c".into(), "-".into()]);
-        assert_eq!(
-            markdown_table(&t),
-            "| box | B-A |\n| --- | ---: |\n| a\\|b | +1.00 |\n| c | - |\n"
-        );
-        let mut facts = Table::new(&["fact", "value"]);
-        facts.push(vec!["cores".into(), "2".into()]);
-        facts.push(vec!["kernel".into(), "6.1.0-amd64".into()]);
-        assert!(markdown_table(&facts).contains("| --- | --- |"));
-        let h = html("t", &[Block::Table(t), Block::Code("x < y".into())]);
+        let blocks = [Block::Table(t), Block::Code("x < y".into())];
+        assert!(markdown(&blocks).starts_with("| box | B-A |\n| --- | ---: |\n| a\\|b | +1.00 |\n\n```sh\nx < y\n```"));
+        let h = html("t", &blocks);
         assert!(
             h.contains("<tr><td class=\"t\">a|b</td><td>+1.00</td></tr>"),
             "{h}"

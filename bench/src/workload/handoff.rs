@@ -7,7 +7,7 @@
 //! it receives and checks both the contents and the order: a lost, duplicated or corrupted object
 //! fails the run.
 use super::{inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc};
-use super::{ThreadTotals, Timed};
+use super::{Counts, Timed};
 use crate::object;
 use crate::ring::Ring;
 use crate::rng::SplitMix64;
@@ -28,12 +28,12 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
         }
     });
     let expected = pairs as u64 * cfg.iters;
-    if outcome.mallocs != expected || outcome.remote_frees != expected || outcome.sent != expected {
+    if outcome.counts.mallocs != expected || outcome.counts.remote_frees != expected || outcome.counts.sent != expected {
         inconsistent(
             NAME,
             format_args!(
                 "{} mallocs, {} handed over, {} freed by consumers; expected {expected} each",
-                outcome.mallocs, outcome.sent, outcome.remote_frees
+                outcome.counts.mallocs, outcome.counts.sent, outcome.counts.remote_frees
             ),
         );
     }
@@ -55,7 +55,7 @@ fn produce<A: RawAlloc>(
 ) -> Timed {
     let mut rng = SplitMix64::for_thread(cfg.seed, pair as u64);
     let mut producer = ring.producer();
-    let mut t = ThreadTotals::default();
+    let mut t = Counts::default();
     let clock = Clock::start_after(start_line);
     for seq in 0..cfg.iters {
         let size = next_size(cfg, &mut rng);
@@ -81,7 +81,7 @@ fn consume<A: RawAlloc>(
     start_line: &Barrier,
 ) -> Timed {
     let mut replay = SplitMix64::for_thread(cfg.seed, pair as u64);
-    let mut t = ThreadTotals::default();
+    let mut t = Counts::default();
     let mut seq = 0u64;
     let clock = Clock::start_after(start_line);
     loop {
@@ -128,7 +128,7 @@ mod tests {
             alloc.check_balanced();
             let objects = (threads / 2) as u64 * cfg.iters;
             assert_eq!(
-                (out.mallocs, out.sent, out.remote_frees, out.local_frees),
+                (out.counts.mallocs, out.counts.sent, out.counts.remote_frees, out.counts.local_frees),
                 (objects, objects, objects, 0)
             );
             assert_eq!(out.ops(), 2 * objects);

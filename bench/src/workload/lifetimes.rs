@@ -6,7 +6,7 @@
 //! The deaths are kept in a timing wheel of W buckets whose lists run through a node pool built
 //! before the clock starts, so the bench itself allocates nothing while timed.
 use super::{
-    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, ThreadTotals,
+    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
 };
 use crate::object;
 use crate::rng::SplitMix64;
@@ -77,7 +77,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
                 alloc.free(p);
             }
         };
-        let mut t = ThreadTotals::default();
+        let mut t = Counts::default();
         let clock = Clock::start_after(start_line);
         for step in 0..cfg.iters {
             t.local_frees += wheel.expire((step % w as u64) as usize, free);
@@ -129,14 +129,14 @@ mod tests {
             };
             let out = run(&cfg, &alloc);
             alloc.check_balanced();
-            assert_eq!(out.mallocs, threads as u64 * cfg.iters);
+            assert_eq!(out.counts.mallocs, threads as u64 * cfg.iters);
             // At most W-1 objects per thread outlive the timed section.
-            let still_live = out.mallocs - out.local_frees;
+            let still_live = out.counts.mallocs - out.counts.local_frees;
             assert!(
                 still_live > 0 && still_live < (threads * ws) as u64,
                 "{out:?}"
             );
-            assert_eq!(out.remote_frees, 0);
+            assert_eq!(out.counts.remote_frees, 0);
         }
     }
 }

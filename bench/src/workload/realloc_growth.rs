@@ -6,7 +6,7 @@
 //! byte of the old contents must have moved with them, and before the free the whole buffer is read
 //! back and must hold what was written (a program reads the string it built).
 use super::{
-    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, ThreadTotals,
+    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
 };
 use crate::object;
 use crate::rng::SplitMix64;
@@ -18,7 +18,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
     let step = cfg.min.max(1);
     run_threads(cfg.threads.max(1), |index, start_line| {
         let mut rng = SplitMix64::for_thread(cfg.seed, index as u64);
-        let mut t = ThreadTotals::default();
+        let mut t = Counts::default();
         let clock = Clock::start_after(start_line);
         for buffer in 0..cfg.iters {
             let drawn = rng.between((cfg.max / 2) as u64, cfg.max as u64) as usize;
@@ -95,17 +95,17 @@ mod tests {
             let out = run(&cfg, &alloc);
             alloc.check_balanced();
             let buffers = threads as u64 * cfg.iters;
-            assert_eq!((out.mallocs, out.local_frees), (buffers, buffers));
-            assert_eq!(out.reallocs, alloc.reallocs.load(Ordering::Relaxed));
+            assert_eq!((out.counts.mallocs, out.counts.local_frees), (buffers, buffers));
+            assert_eq!(out.counts.reallocs, alloc.reallocs.load(Ordering::Relaxed));
             // Each buffer ends between max/2 and max (+ one step of rounding), one step per realloc.
             let lo = buffers * ((max / 2).div_ceil(min).max(1) as u64 - 1);
             let hi = buffers * (max.div_ceil(min) as u64 - 1);
             assert!(
-                (lo..=hi).contains(&out.reallocs),
+                (lo..=hi).contains(&out.counts.reallocs),
                 "{} reallocs not in {lo}..={hi}",
-                out.reallocs
+                out.counts.reallocs
             );
-            assert_eq!(out.ops(), 2 * buffers + out.reallocs);
+            assert_eq!(out.ops(), 2 * buffers + out.counts.reallocs);
         }
     }
 }

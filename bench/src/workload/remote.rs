@@ -1,7 +1,7 @@
 //! The "random mixed, multi-thread, remote free" workload: T threads, W slots each; each step
 //! fills an empty slot or empties a full one, and a freed object goes to the next thread's ring
 //! with probability P% (that thread frees it).
-use super::{malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, ThreadTotals, Timed};
+use super::{malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts, Timed};
 use crate::object;
 use crate::ring::Ring;
 use crate::rng::SplitMix64;
@@ -39,7 +39,7 @@ fn worker<A: RawAlloc>(
     let mut rng = SplitMix64::for_thread(cfg.seed, index as u64);
     let mut slots: Vec<*mut u8> = vec![std::ptr::null_mut(); cfg.ws];
     let mut producer = outbox.producer();
-    let mut t = ThreadTotals::default();
+    let mut t = Counts::default();
     let span = (cfg.max - cfg.min + 1) as u64;
     let checked = cfg.touch && cfg.min >= CHECKED_MIN;
     let free = |p: *mut u8| {
@@ -146,9 +146,9 @@ mod tests {
                 threads as u64 * cfg.iters,
                 "threads={threads} ring={ring}"
             );
-            assert_eq!(out.sent, out.remote_frees);
-            assert!(out.sent > 0, "50% remote produced no remote frees");
-            assert_eq!(out.mallocs, alloc.mallocs.load(Ordering::Relaxed));
+            assert_eq!(out.counts.sent, out.counts.remote_frees);
+            assert!(out.counts.sent > 0, "50% remote produced no remote frees");
+            assert_eq!(out.counts.mallocs, alloc.mallocs.load(Ordering::Relaxed));
             assert!(
                 out.cpu_secs > 0.0 && out.cpu_secs < out.secs * threads as f64 + 0.05,
                 "{out:?}"
@@ -164,7 +164,7 @@ mod tests {
         let out = run(&cfg, &alloc);
         alloc.check_balanced();
         assert!(
-            out.fallbacks > 0,
+            out.counts.fallbacks > 0,
             "a 2-slot ring never filled in 100k steps: {out:?}"
         );
         assert_eq!(out.ops(), 2 * cfg.iters);
@@ -175,12 +175,12 @@ mod tests {
         let alloc = CheckingAlloc::default();
         let out = run(&config(3, false, 90, 1024), &alloc);
         alloc.check_balanced();
-        assert!(out.remote_frees <= out.sent);
+        assert!(out.counts.remote_frees <= out.counts.sent);
 
         let alloc = CheckingAlloc::default();
         let out = run(&config(2, false, 0, 1024), &alloc);
         alloc.check_balanced();
-        assert_eq!((out.sent, out.remote_frees, out.fallbacks), (0, 0, 0));
+        assert_eq!((out.counts.sent, out.counts.remote_frees, out.counts.fallbacks), (0, 0, 0));
         assert_eq!(out.ops(), 2 * 20_000);
     }
 

@@ -5,7 +5,7 @@
 //! takes its place. So blocks change hands between threads every round, as connections do between
 //! workers: about 63% of the frees (1 - 1/e, the share of slots a round hits) are remote.
 use super::{
-    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, ThreadTotals,
+    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
 };
 use crate::object;
 use crate::rng::SplitMix64;
@@ -38,7 +38,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
     let outcome = run_threads(threads, |index, start_line| {
         let mut rng = SplitMix64::for_thread(cfg.seed, index as u64);
         let mut seq = 0u64;
-        let mut place = |slot: &Slot, t: &mut ThreadTotals, rng: &mut SplitMix64| {
+        let mut place = |slot: &Slot, t: &mut Counts, rng: &mut SplitMix64| {
             let size = rng.between(cfg.min as u64, cfg.max as u64) as usize;
             let tag = object::tag(index, seq);
             seq += 1;
@@ -53,11 +53,11 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             t.mallocs += 1;
         };
         // Untimed: the thread's own region starts full, as a server's table does.
-        let mut warm_up = ThreadTotals::default();
+        let mut warm_up = Counts::default();
         for slot in region(index) {
             place(slot, &mut warm_up, &mut rng);
         }
-        let mut t = ThreadTotals::default();
+        let mut t = Counts::default();
         let clock = Clock::start_after(start_line);
         for round in 0..rounds {
             let slots = region((index + round as usize) % threads);
@@ -86,13 +86,13 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
         left += 1;
     }
     // Each step frees one block and allocates one; the table holds the rest.
-    let frees = outcome.local_frees + outcome.remote_frees;
-    if outcome.mallocs != frees || left != (threads * ws) as u64 {
+    let frees = outcome.counts.local_frees + outcome.counts.remote_frees;
+    if outcome.counts.mallocs != frees || left != (threads * ws) as u64 {
         inconsistent(
             NAME,
             format_args!(
                 "{} mallocs but {frees} frees in the timed section, {left} blocks left of {} slots",
-                outcome.mallocs,
+                outcome.counts.mallocs,
                 threads * ws
             ),
         );
@@ -134,13 +134,13 @@ mod tests {
             };
             let out = run(&cfg, &alloc);
             alloc.check_balanced();
-            assert_eq!(out.mallocs, threads as u64 * cfg.iters);
+            assert_eq!(out.counts.mallocs, threads as u64 * cfg.iters);
             assert_eq!(out.ops(), 2 * threads as u64 * cfg.iters);
             if threads > 1 {
                 // Every round but one in T works on another thread's region.
-                assert!(out.remote_frees > out.local_frees, "{out:?}");
+                assert!(out.counts.remote_frees > out.counts.local_frees, "{out:?}");
             } else {
-                assert_eq!(out.remote_frees, 0);
+                assert_eq!(out.counts.remote_frees, 0);
             }
         }
     }

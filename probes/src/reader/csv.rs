@@ -79,9 +79,9 @@ fn lock_key(site: LockSite, stat: LockStat) -> String {
     format!("{LOCK_KEY_PREFIX}{}.{}", site.key(), stat.key())
 }
 
-fn slot_for(key: &str) -> Option<Slot> {
-    if let Some(e) = Event::from_key(key) {
-        return Some(Slot::Event(e));
+fn slot_for(schema: u32, key: &str) -> Option<Slot> {
+    if let Some(slot) = event_slot(schema, key) {
+        return Some(slot);
     }
     let rest = key.strip_prefix(LOCK_KEY_PREFIX)?;
     let (site, stat) = rest.split_once('.')?;
@@ -144,14 +144,14 @@ pub(super) fn parse(src: &Source) -> Result<Dump, ReadError> {
                 }
             }
             "total" => {
-                let slot = slot_for(&key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
+                let slot = slot_for(schema, &key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
                 if !totals.set(slot, src.count(value.at, &key.text, &value.text)?) {
                     return Err(src.duplicate(key.at, &key.text));
                 }
             }
             "thread" => {
                 let tid_value = src.count(tid.at, "tid", &tid.text)?;
-                let slot = slot_for(&key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
+                let slot = slot_for(schema, &key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
                 let index = *thread_index.entry(tid_value).or_insert_with(|| {
                     threads.push((tid_value, scope.at, Counters::new()));
                     threads.len() - 1

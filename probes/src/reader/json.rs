@@ -408,7 +408,7 @@ impl Schema<'_, '_> {
             .map_err(|_| self.src.bad_count(pid_node.at, "pid", &pid.to_string()))?;
         let wall_ns = self.count(self.required(wall_ns, root, "wall_ns")?, "wall_ns")?;
         let mut counters = Counters::new();
-        self.events(self.required(totals, root, "totals")?, &mut counters)?;
+        self.events(schema, self.required(totals, root, "totals")?, &mut counters)?;
         self.locks(self.required(locks, root, "locks")?, &mut counters)?;
         let threads_node = self.required(threads, root, "threads")?;
         let Value::Array(items) = &threads_node.value else {
@@ -422,7 +422,7 @@ impl Schema<'_, '_> {
         };
         let threads = items
             .iter()
-            .map(|t| self.thread(t))
+            .map(|t| self.thread(schema, t))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Dump {
             schema,
@@ -435,12 +435,12 @@ impl Schema<'_, '_> {
         })
     }
 
-    fn thread(&self, node: &Node) -> Result<ThreadRow, ReadError> {
+    fn thread(&self, schema: u32, node: &Node) -> Result<ThreadRow, ReadError> {
         let members = self.object(node, "a thread row")?;
         let [tid, events, locks] = self.members(members, ["tid", "events", "locks"])?;
         let tid = self.count(self.required(tid, node, "tid")?, "tid")?;
         let mut counters = Counters::new();
-        self.events(self.required(events, node, "events")?, &mut counters)?;
+        self.events(schema, self.required(events, node, "events")?, &mut counters)?;
         self.locks(self.required(locks, node, "locks")?, &mut counters)?;
         Ok(ThreadRow {
             tid,
@@ -449,10 +449,10 @@ impl Schema<'_, '_> {
         })
     }
 
-    fn events(&self, node: &Node, into: &mut Counters) -> Result<(), ReadError> {
+    fn events(&self, schema: u32, node: &Node, into: &mut Counters) -> Result<(), ReadError> {
         for (key, key_at, value) in self.object(node, "an event table")? {
-            let event = Event::from_key(key).ok_or_else(|| self.src.unknown(*key_at, key))?;
-            if !into.set(Slot::Event(event), self.count(value, key)?) {
+            let slot = event_slot(schema, key).ok_or_else(|| self.src.unknown(*key_at, key))?;
+            if !into.set(slot, self.count(value, key)?) {
                 return Err(self.src.duplicate(*key_at, key));
             }
         }

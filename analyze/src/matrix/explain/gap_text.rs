@@ -2,7 +2,7 @@
 //! difference, off-CPU time, and the regressed box (or why none is named).
 use super::gap_median::regressed_box;
 use crate::gap::Gap;
-use crate::perf_table::{num, signed};
+use crate::table::{num, signed};
 
 /// Boxes listed per explained row, largest |difference| first.
 const TOP_BOXES: usize = 3;
