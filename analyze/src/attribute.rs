@@ -120,18 +120,7 @@ pub struct Report {
 
 /// The attribution of one loaded run.
 pub fn build_report(run: &Run, rules: &Rules) -> Report {
-    let lib = preloaded_library(run);
-    let (cpu, offcpu) = match &lib {
-        Some(lib) => (
-            entry_points_of(&run.profile.cpu, lib),
-            entry_points_of(&run.profile.offcpu, lib),
-        ),
-        None => (
-            Cow::Borrowed(&run.profile.cpu),
-            Cow::Borrowed(&run.profile.offcpu),
-        ),
-    };
-    let a = attribute(&cpu, &offcpu, rules);
+    let a = attribute(&stacks(run, false), &stacks(run, true), rules);
     let ops = run.ops();
     let sampled = a.cpu_total();
     let probe_counts = run.probe_counts();
@@ -205,6 +194,21 @@ pub fn preloaded_library(run: &Run) -> Option<String> {
     }
     let real = std::fs::canonicalize(one).unwrap_or_else(|_| one.to_path_buf());
     real.file_name()?.to_str().map(str::to_string)
+}
+
+/// The run's on-CPU (or off-CPU) stacks as the box rules should see them: entry points perf
+/// printed without a library carry the preloaded one ([`entry_points_of`]). Whatever classifies a
+/// run's stacks (attribution, flamegraphs, exports) reads them through here.
+pub fn stacks(run: &Run, offcpu: bool) -> Cow<'_, Folded> {
+    let folded = if offcpu {
+        &run.profile.offcpu
+    } else {
+        &run.profile.cpu
+    };
+    match preloaded_library(run) {
+        Some(lib) => entry_points_of(folded, &lib),
+        None => Cow::Borrowed(folded),
+    }
 }
 
 /// `stacks` with each entry point of unknown library (`malloc [inlined]`) given `lib`.
