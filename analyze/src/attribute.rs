@@ -13,10 +13,11 @@ use crate::boxes;
 use crate::perf_run::Run;
 use crate::table::{num, pct, Column, Format, Table};
 use anyhow::Result;
-use flamegraphs::{LockKind, Rules};
+use flamegraphs::{Folded, LockKind, Rules};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
@@ -119,7 +120,7 @@ pub struct Report {
 
 /// The attribution of one loaded run.
 pub fn build_report(run: &Run, rules: &Rules) -> Report {
-    let a = flamegraphs::attribute(&run.profile.cpu, &run.profile.offcpu, rules);
+    let a = flamegraphs::attribute(&stacks(run, false), &stacks(run, true), rules);
     let ops = run.ops();
     let sampled = a.cpu_total();
     let probe_counts = run.probe_counts();
@@ -176,6 +177,65 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         offcpu_not_recorded,
         unnamed,
     }
+}
+
+/// An entry-point frame whose library perf did not print (the folder tags it `[inlined]`).
+const LIBRARY_UNKNOWN: &str = " [inlined]";
+
+/// The one library a run preloaded (its file name, symlinks resolved when the file is here, as
+/// perf names it), or None: no preload, or a list (`a.so:b.so`), where the interposer and the
+/// allocator cannot be told apart.
+pub fn preloaded_library(run: &Run) -> Option<String> {
+    let preload = run.meta.as_ref()?.preload.as_str();
+    let mut libs = preload.split([':', ' ']).filter(|s| !s.is_empty());
+    let one = Path::new(libs.next()?);
+    if libs.next().is_some() {
+        return None;
+    }
+    let real = std::fs::canonicalize(one).unwrap_or_else(|_| one.to_path_buf());
+    real.file_name()?.to_str().map(str::to_string)
+}
+
+/// The run's on-CPU (or off-CPU) stacks as the box rules should see them: entry points perf
+/// printed without a library carry the preloaded one ([`entry_points_of`]). Whatever classifies a
+/// run's stacks (attribution, flamegraphs, exports) reads them through here.
+pub fn stacks(run: &Run, offcpu: bool) -> Cow<'_, Folded> {
+    let folded = if offcpu {
+        &run.profile.offcpu
+    } else {
+        &run.profile.cpu
+    };
+    match preloaded_library(run) {
+        Some(lib) => entry_points_of(folded, &lib),
+        None => Cow::Borrowed(folded),
+    }
+}
+
+/// `stacks` with each entry point of unknown library (`malloc [inlined]`) given `lib`.
+///
+/// perf prints a function `NAME (inlined)`, with no library, when its debug info names it by
+/// another of its aliases than the symbol perf picked: gperftools' `tc_malloc` is also `malloc`
+/// and `__libc_malloc`, and every sample in its body (the inlined thread-cache pop) came out as
+/// `malloc (inlined)`, charged to `alloc.entry`. Only the C entry points carry a library tag, so
+/// only they can be `[inlined]`. Under LD_PRELOAD of one library every malloc-family call the
+/// program makes reaches that library's, so that is whose entry point it is.
+pub fn entry_points_of<'f>(stacks: &'f Folded, lib: &str) -> Cow<'f, Folded> {
+    if !stacks.stacks.keys().any(|s| s.contains(LIBRARY_UNKNOWN)) {
+        return Cow::Borrowed(stacks);
+    }
+    let tagged = format!(" [{lib}]");
+    let mut out = Folded::default();
+    for (stack, w) in &stacks.stacks {
+        let frames: Vec<String> = stack
+            .split(';')
+            .map(|f| match f.strip_suffix(LIBRARY_UNKNOWN) {
+                Some(name) => format!("{name}{tagged}"),
+                None => f.to_string(),
+            })
+            .collect();
+        out.add(&frames.join(";"), *w);
+    }
+    Cow::Owned(out)
 }
 
 /// The allocator time the rules left in `other` or an `api` box.
@@ -396,4 +456,51 @@ pub fn run(args: Args) -> Result<ExitCode> {
         || render_text(&report),
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_less_entry_points_take_the_preloaded_library() {
+        let mut stacks = Folded::default();
+        stacks.add("bench-1;worker;malloc [inlined]", 3.0);
+        stacks.add(
+            "bench-1;worker;free [inlined];tcmalloc::ThreadCache::Scavenge",
+            2.0,
+        );
+        stacks.add("bench-1;worker;memset", 1.0);
+        let tagged = entry_points_of(&stacks, "libtcmalloc.so.4.5.10");
+        let keys: Vec<&String> = tagged.stacks.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "bench-1;worker;free [libtcmalloc.so.4.5.10];tcmalloc::ThreadCache::Scavenge",
+                "bench-1;worker;malloc [libtcmalloc.so.4.5.10]",
+                "bench-1;worker;memset",
+            ]
+        );
+        assert_eq!(tagged.total(), 6.0);
+        // Nothing to tag: the profile is not copied.
+        let mut plain = Folded::default();
+        plain.add("bench-1;worker;malloc [libhz3_scale.so]", 1.0);
+        assert!(matches!(entry_points_of(&plain, "x.so"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn boxes_classify_the_tagged_frames_by_their_library() {
+        let rules = crate::boxes::defaults();
+        let mut stacks = Folded::default();
+        stacks.add("bench-1;worker;malloc [inlined]", 1.0);
+        let tagged = entry_points_of(&stacks, "libtcmalloc.so.4");
+        let a = flamegraphs::attribute(&tagged, &Folded::default(), &rules);
+        let named: Vec<&str> = a
+            .boxes
+            .iter()
+            .filter(|b| b.cpu > 0.0)
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(named, ["tcmalloc.thread_cache"]);
+    }
 }

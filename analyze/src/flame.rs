@@ -41,12 +41,8 @@ pub struct Args {
 }
 
 fn per_op(run: &Run, offcpu: bool) -> flamegraphs::Folded {
-    let folded = if offcpu {
-        &run.profile.offcpu
-    } else {
-        &run.profile.cpu
-    };
-    folded.scaled(1.0 / run.ops())
+    // The attribution's view of the stacks, so library-less entry points are boxed alike.
+    crate::attribute::stacks(run, offcpu).scaled(1.0 / run.ops())
 }
 
 /// Which flamegraph: of one run, or of B against A.

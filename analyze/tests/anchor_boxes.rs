@@ -8,6 +8,7 @@ use analyze::attribute::{build_report, Report};
 use analyze::gap::build_gap_at;
 use analyze::perf_run::Run;
 use flamegraphs::Level;
+use perf_common::box_ns as ns;
 use perf_common::*;
 
 fn report(name: &str) -> Report {
@@ -16,14 +17,6 @@ fn report(name: &str) -> Report {
         &Run::load(&fixture(&format!("anchors/{name}"))).unwrap(),
         &rules,
     )
-}
-
-fn ns(r: &Report, name: &str) -> f64 {
-    r.boxes
-        .iter()
-        .filter(|b| b.name == name)
-        .map(|b| b.ns_per_op)
-        .sum()
 }
 
 #[test]

@@ -70,7 +70,8 @@ fn the_shared_level_lines_both_allocators_up_and_keeps_the_sums() {
         );
     }
     assert!((shared.boxes_diff - own.boxes_diff).abs() < 1e-9);
-    assert_eq!(shared.residual, own.residual);
+    // The same boxes summed in another order: equal up to rounding.
+    assert!((shared.residual - own.residual).abs() < 1e-9);
     // glibc.arena and tcmalloc.central_freelist are both `central`: one row with both sides.
     let central = shared.boxes.iter().find(|r| r.name == "central").unwrap();
     assert!(central.a > 0.0 && central.b > 0.0, "{central:?}");

@@ -90,9 +90,8 @@ impl Recording {
     pub fn from_run(run: &Run, rules: &Rules) -> Recording {
         let mut classifier = Classifier::new(rules);
         let period = run.profile.mean_period;
-        let stacks = run
-            .profile
-            .cpu
+        let cpu = crate::attribute::stacks(run, false);
+        let stacks = cpu
             .stacks
             .iter()
             .filter(|(_, w)| **w > 0.0)

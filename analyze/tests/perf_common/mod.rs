@@ -83,3 +83,12 @@ pub fn helper_pid(run: &Path) -> Option<u32> {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v["helper_pid"].as_u64().map(|p| p as u32)
 }
+
+/// A box's ns/op in an attribution report (0 when the box is absent).
+pub fn box_ns(r: &analyze::attribute::Report, name: &str) -> f64 {
+    r.boxes
+        .iter()
+        .filter(|b| b.name == name)
+        .map(|b| b.ns_per_op)
+        .sum()
+}
