@@ -15,8 +15,11 @@
 //! clean), so a growing live set of mid-size blocks needs few mappings: the kernel's limit on them
 //! (`vm.max_map_count`) stays far. Two things split a mapping: `release_address_space`, whose
 //! refused munmaps keep the range, and `remap`, which moves a big block out of its chunk and leaves
-//! a hole. One lock serialises the cache (the large path is never the hot path); no other box's
-//! lock is held when it is taken.
+//! a hole. No extent and no block spans the edge between two of this box's mappings
+//! (`FLAG_MAPPING_START`): the kernel may keep them apart, and mremap refuses a range across two.
+//! A block that realloc must move goes to the largest free extent (`alloc_growing`), so that it
+//! keeps growing in place. One lock serialises the cache (the large path is never the hot path);
+//! no other box's lock is held when it is taken.
 
 use crate::decay;
 use crate::lock::Mutex;
@@ -119,9 +122,9 @@ fn mapping_starts_at(addr: usize) -> bool {
 }
 
 /// Records that this box mapped `[start, start+len)` as one mapping: both of its edges become lines
-/// no extent or block crosses. The run after the end may be another box's or none yet (a mapping
-/// made there later marks its own start); a flag outlives an unmapped range, which only keeps two
-/// later neighbours apart. Called with the cache's lock held.
+/// no extent or block crosses, and a line left inside it by an earlier mapping there (since
+/// unmapped, or moved away by mremap) is cleared. The run after the end may be another box's or
+/// none yet (a mapping made there later marks its own start). Called with the cache's lock held.
 fn mark_mapping(_locked: &mut State, start: usize, len: usize) {
     for edge in [start, start + len] {
         let run = desc(edge);
@@ -130,6 +133,18 @@ fn mark_mapping(_locked: &mut State, start: usize, len: usize) {
             // (a page-source run's flag byte is never read).
             unsafe { (*run).large_flags |= FLAG_MAPPING_START };
         }
+    }
+    let mut addr = start + RUN_SIZE;
+    while addr < start + len {
+        let run = desc(addr);
+        // SAFETY: the new mapping's descriptors exist (`ensure_descriptors`) and are this box's.
+        // Only set flags are written: reading an untouched page-map page commits nothing.
+        unsafe {
+            if (*run).large_flags & FLAG_MAPPING_START != 0 {
+                (*run).large_flags &= !FLAG_MAPPING_START;
+            }
+        }
+        addr += RUN_SIZE;
     }
 }
 
@@ -171,7 +186,8 @@ unsafe fn link(s: &mut State, start: usize, len: usize, dirty: bool, stamp: u32)
     unsafe {
         (*head).base = start;
         (*head).large_len = len;
-        (*head).large_flags = ((*head).large_flags & !FLAG_DIRTY) | if dirty { FLAG_DIRTY } else { 0 };
+        (*head).large_flags =
+            ((*head).large_flags & !FLAG_DIRTY) | if dirty { FLAG_DIRTY } else { 0 };
         (*head).stamp = stamp;
         (*head).prev = ptr::null_mut();
         (*head).next = *bin;

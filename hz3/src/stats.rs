@@ -292,8 +292,7 @@ pub fn snapshot() -> Stats {
     }
     let large_bytes = PAGES.large_bytes.load(Relaxed);
     let in_service = PAGES.runs_in_service.load(Relaxed) * RUN_SIZE;
-    let retained =
-        PAGES.runs_cached.load(Relaxed) * RUN_SIZE + PAGES.large_dirty.load(Relaxed);
+    let retained = PAGES.runs_cached.load(Relaxed) * RUN_SIZE + PAGES.large_dirty.load(Relaxed);
     let resident = in_service + retained + large_bytes;
     Stats {
         allocated: small + large_bytes,

@@ -31,7 +31,11 @@ fn aligned_zeroed_large_blocks() {
     );
     for offset in (0..big.size()).step_by(1 << 20) {
         // SAFETY: inside the block.
-        assert_eq!(unsafe { *p.add(offset) }, 0, "fresh block not zero at {offset}");
+        assert_eq!(
+            unsafe { *p.add(offset) },
+            0,
+            "fresh block not zero at {offset}"
+        );
     }
     // SAFETY: allocated above with this layout.
     unsafe { dealloc(p, big) };
