@@ -1,5 +1,6 @@
 //! Large blocks under `LD_PRELOAD` of each lane, checked by `c/large_check.c`: the 64 KiB
-//! alloc-write-free loop, realloc growth in 8 KiB steps to 64 MiB, content across reallocs,
+//! alloc-write-free loop, realloc growth in 8 KiB steps to 64 MiB, buffers grown to 1-6 MiB by
+//! two threads (the realloc-growth preset's traffic), content across reallocs,
 //! alignment, a huge request failing alone, the mapping-count limit (vm.max_map_count), and memory
 //! returned by decay. glibc runs each checker first (except decay, which glibc's arenas do not
 //! meet), so a failure under hz3 is hz3's. The failure cases (huge request, mapping limit) run on
