@@ -172,12 +172,29 @@ pub fn usable_size(p: *mut u8) -> usize {
 
 /// `size` bytes aligned to `align` (a power of two).
 pub fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
+    aligned(align, size, false)
+}
+
+/// As `aligned_alloc`, zeroed (`GlobalAlloc::alloc_zeroed`): a large block is zeroed only when
+/// the cache hands it back committed, as for `calloc`; fresh and decommitted memory reads as zero.
+pub fn aligned_alloc_zeroed(align: usize, size: usize) -> *mut u8 {
+    aligned(align, size, true)
+}
+
+fn aligned(align: usize, size: usize, zero: bool) -> *mut u8 {
     if align <= MIN_ALIGN {
-        return malloc(size);
+        return if zero { calloc(1, size) } else { malloc(size) };
     }
     match size_class::class_for_aligned(size, align) {
-        Some(class) => alloc_class(class),
-        None => alloc_large(size, align, false),
+        Some(class) => {
+            let p = alloc_class(class);
+            if zero && !p.is_null() {
+                // SAFETY: the class holds at least `size` bytes.
+                unsafe { ptr::write_bytes(p, 0, size) };
+            }
+            p
+        }
+        None => alloc_large(size, align, zero),
     }
 }
 
@@ -203,13 +220,30 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     } else if size <= old && size > old / 2 {
         return p;
     }
-    let q = malloc(size);
+    let q = if size > SMALL_MAX {
+        alloc_large_growing(size)
+    } else {
+        malloc(size)
+    };
     if !q.is_null() {
+        let copied = old.min(size);
         // SAFETY: both blocks are at least min(old, size) bytes and distinct.
-        unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
+        unsafe { ptr::copy_nonoverlapping(p, q, copied) };
+        crate::probes::here(|c| {
+            c.add(crate::probes::Event::ReallocCopy, 1);
+            c.add(crate::probes::Event::ReallocCopyBytes, copied as u64);
+        });
         free(p);
     }
     q
+}
+
+/// A large block that realloc moves because it grows: placed with room to keep growing in place.
+#[cold]
+#[inline(never)]
+fn alloc_large_growing(size: usize) -> *mut u8 {
+    decay::tick();
+    large::alloc_growing(size)
 }
 
 /// Zeroed `n * size` bytes; null on overflow.

@@ -14,6 +14,11 @@ pub const LANE: &str = if FAST { "fast" } else { "scale" };
 pub const FAILFAST: bool = cfg!(feature = "failfast");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
+/// A/B arm: a block realloc moves is placed by best fit like any other (`large::alloc_growing`).
+pub const REALLOC_BEST_FIT: bool = cfg!(feature = "realloc-best-fit");
+/// A/B arm: merged free extents keep the earlier stamp instead of the byte-weighted one
+/// (`large::merged_stamp`).
+pub const DECAY_EARLIEST_STAMP: bool = cfg!(feature = "decay-earliest-stamp");
 
 #[cfg(all(feature = "fast", feature = "scale"))]
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");

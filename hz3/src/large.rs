@@ -15,8 +15,11 @@
 //! clean), so a growing live set of mid-size blocks needs few mappings: the kernel's limit on them
 //! (`vm.max_map_count`) stays far. Two things split a mapping: `release_address_space`, whose
 //! refused munmaps keep the range, and `remap`, which moves a big block out of its chunk and leaves
-//! a hole. One lock serialises the cache (the large path is never the hot path); no other box's
-//! lock is held when it is taken.
+//! a hole. No extent and no block spans the edge between two of this box's mappings
+//! (`FLAG_MAPPING_START`): the kernel may keep them apart, and mremap refuses a range across two.
+//! A block that realloc must move goes to the largest free extent (`alloc_growing`), so that it
+//! keeps growing in place. One lock serialises the cache (the large path is never the hot path);
+//! no other box's lock is held when it is taken.
 
 use crate::decay;
 use crate::lock::Mutex;
@@ -45,6 +48,14 @@ const MAX_BYTES: usize = 1 << 46;
 const DIRTY: usize = 0;
 const CLEAN: usize = 1;
 
+/// `Run::large_flags` of a free extent's head: its pages are committed.
+const FLAG_DIRTY: u8 = 1;
+/// `Run::large_flags`: one of this box's mappings begins at this run. The kernel may keep two
+/// mappings apart (a range moved by mremap keeps its own page offset and never merges with its
+/// neighbours) and mremap refuses (EFAULT) a range spanning two, so no free extent and no block
+/// spans the line before such a run: extents do not coalesce across it, blocks do not grow across it.
+const FLAG_MAPPING_START: u8 = 2;
+
 struct State {
     bins: [[*mut Run; BINS]; 2],
     bytes: [usize; 2],
@@ -63,6 +74,15 @@ impl State {
     }
     fn bytes(&mut self, state: usize) -> &mut usize {
         &mut self.bytes[state & 1]
+    }
+    /// Adds `delta` (wrapping: a removal passes its two's complement) to `state`'s bytes; the
+    /// statistics follow the committed ones.
+    fn count(&mut self, state: usize, delta: usize) {
+        let bytes = self.bytes(state);
+        *bytes = bytes.wrapping_add(delta);
+        if state == DIRTY {
+            crate::stats::large_dirty(*bytes);
+        }
     }
     fn cached(&self) -> usize {
         self.bytes[DIRTY & 1] + self.bytes[CLEAN & 1]
@@ -83,6 +103,49 @@ fn bin_of(runs: usize) -> usize {
     }
     let log = (usize::BITS - 1 - runs.leading_zeros()) as usize;
     (EXACT_BINS + log - EXACT_BINS.trailing_zeros() as usize).min(BINS - 1)
+}
+
+/// True if the listed extent at `head` is dirty.
+///
+/// SAFETY (for callers): `head` is a descriptor of this box's, read under the cache's lock.
+unsafe fn is_dirty(head: *mut Run) -> bool {
+    // SAFETY: as the caller promised.
+    unsafe { (*head).large_flags & FLAG_DIRTY != 0 }
+}
+
+/// True if one of this box's mappings begins at `addr` (see `FLAG_MAPPING_START`); called with the
+/// cache's lock held, which every write of the flag holds too.
+fn mapping_starts_at(addr: usize) -> bool {
+    let run = desc(addr);
+    // SAFETY: a non-null descriptor lies in a mapped leaf; the flag is written under the lock.
+    !run.is_null() && unsafe { (*run).large_flags } & FLAG_MAPPING_START != 0
+}
+
+/// Records that this box mapped `[start, start+len)` as one mapping: both of its edges become lines
+/// no extent or block crosses, and a line left inside it by an earlier mapping there (since
+/// unmapped, or moved away by mremap) is cleared. The run after the end may be another box's or
+/// none yet (a mapping made there later marks its own start). Called with the cache's lock held.
+fn mark_mapping(_locked: &mut State, start: usize, len: usize) {
+    for edge in [start, start + len] {
+        let run = desc(edge);
+        if !run.is_null() {
+            // SAFETY: a descriptor in a mapped leaf; the byte is the large box's, under its lock
+            // (a page-source run's flag byte is never read).
+            unsafe { (*run).large_flags |= FLAG_MAPPING_START };
+        }
+    }
+    let mut addr = start + RUN_SIZE;
+    while addr < start + len {
+        let run = desc(addr);
+        // SAFETY: the new mapping's descriptors exist (`ensure_descriptors`) and are this box's.
+        // Only set flags are written: reading an untouched page-map page commits nothing.
+        unsafe {
+            if (*run).large_flags & FLAG_MAPPING_START != 0 {
+                (*run).large_flags &= !FLAG_MAPPING_START;
+            }
+        }
+        addr += RUN_SIZE;
+    }
 }
 
 fn state_of(dirty: bool) -> usize {
@@ -123,7 +186,8 @@ unsafe fn link(s: &mut State, start: usize, len: usize, dirty: bool, stamp: u32)
     unsafe {
         (*head).base = start;
         (*head).large_len = len;
-        (*head).dirty = dirty;
+        (*head).large_flags =
+            ((*head).large_flags & !FLAG_DIRTY) | if dirty { FLAG_DIRTY } else { 0 };
         (*head).stamp = stamp;
         (*head).prev = ptr::null_mut();
         (*head).next = *bin;
@@ -135,7 +199,7 @@ unsafe fn link(s: &mut State, start: usize, len: usize, dirty: bool, stamp: u32)
         (*head).tag.store(KIND_FREE_EXTENT, Ordering::Relaxed);
     }
     *bin = head;
-    *s.bytes(state) += len;
+    s.count(state, len);
 }
 
 /// Takes a listed extent out of its bin; its head and tail stop being marked free.
@@ -145,7 +209,7 @@ unsafe fn unlink(s: &mut State, head: *mut Run) {
     // SAFETY: listed descriptors are the cache's under its lock.
     unsafe {
         let len = (*head).large_len;
-        let state = state_of((*head).dirty);
+        let state = state_of(is_dirty(head));
         if (*head).prev.is_null() {
             *s.bin(state, bin_of(len / RUN_SIZE)) = (*head).next;
         } else {
@@ -154,7 +218,7 @@ unsafe fn unlink(s: &mut State, head: *mut Run) {
         if !(*head).next.is_null() {
             (*(*head).next).prev = (*head).prev;
         }
-        *s.bytes(state) -= len;
+        s.count(state, len.wrapping_neg());
         (*desc((*head).base + len - RUN_SIZE))
             .tag
             .store(0, Ordering::Relaxed);
@@ -173,7 +237,7 @@ fn free_head_at(addr: usize, dirty: bool) -> *mut Run {
     unsafe {
         if (*run).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT
             && (*run).base == addr
-            && (*run).dirty == dirty
+            && is_dirty(run) == dirty
         {
             return run;
         }
@@ -181,37 +245,52 @@ fn free_head_at(addr: usize, dirty: bool) -> *mut Run {
     ptr::null_mut()
 }
 
-/// The earlier of two stamps (wrapping).
-fn earlier(a: u32, b: u32) -> u32 {
-    if (a.wrapping_sub(b) as i32) > 0 {
-        b
-    } else {
+/// The stamp of two merged extents, `a` of `a_len` bytes and `b` of `b_len`: the larger part's
+/// (the earlier on a tie). A block carved from an old extent and freed again must not renew the
+/// whole extent's stay (then a steady trickle of small reuses would keep it committed for ever),
+/// and a big block freed next to a small old leftover must not inherit the leftover's age (then a
+/// buffer reused every few milliseconds goes back to the kernel at every pass and faults in
+/// again). At most half of an extent's bytes are older than its stamp. Feature
+/// `decay-earliest-stamp` always keeps the earlier stamp (the form measured against this).
+fn merged_stamp(a: u32, a_len: usize, b: u32, b_len: usize) -> u32 {
+    let earlier = if (b.wrapping_sub(a) as i32) < 0 { b } else { a };
+    if crate::config::DECAY_EARLIEST_STAMP || a_len == b_len {
+        return earlier;
+    }
+    if a_len > b_len {
         a
+    } else {
+        b
     }
 }
 
-/// Lists `[start, start+len)` as free, merged with free neighbours in the same state. A merged
-/// extent keeps the earliest stamp: a block carved from an old extent and freed again must not
-/// renew the whole extent's stay (then a steady trickle of small reuses would keep it committed
-/// for ever); at worst, recently freed pages go back one period early.
+/// Lists `[start, start+len)` as free, merged with free neighbours in the same state (never across
+/// a mapping's edge, `FLAG_MAPPING_START`); a merged extent's stamp is `merged_stamp`.
 ///
 /// SAFETY (for callers): as for `link`.
 unsafe fn release(s: &mut State, mut start: usize, mut len: usize, dirty: bool, mut stamp: u32) {
-    let next = free_head_at(start + len, dirty);
+    let next = if mapping_starts_at(start + len) {
+        ptr::null_mut()
+    } else {
+        free_head_at(start + len, dirty)
+    };
     // SAFETY: listed extents found under the lock; merging keeps the ranges contiguous.
     unsafe {
         if !next.is_null() {
+            stamp = merged_stamp(stamp, len, (*next).stamp, (*next).large_len);
             len += (*next).large_len;
-            stamp = earlier(stamp, (*next).stamp);
             unlink(s, next);
         }
         let before = desc(start - RUN_SIZE);
-        if !before.is_null() && (*before).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT {
+        if !before.is_null()
+            && !mapping_starts_at(start)
+            && (*before).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT
+        {
             let prev = free_head_at((*before).base, dirty);
             if !prev.is_null() && (*prev).base + (*prev).large_len == start {
+                stamp = merged_stamp(stamp, len, (*prev).stamp, (*prev).large_len);
                 start = (*prev).base;
                 len += (*prev).large_len;
-                stamp = earlier(stamp, (*prev).stamp);
                 unlink(s, prev);
             }
         }
@@ -227,12 +306,28 @@ fn fit(head: *mut Run, need: usize, align: usize) -> Option<usize> {
     (start - base <= len && len - (start - base) >= need).then_some(start)
 }
 
-/// Best fit for `need` bytes aligned to `align` among extents in `state`.
-fn find(s: &State, state: usize, need: usize, align: usize) -> Option<(*mut Run, usize)> {
-    for bin in bin_of(need / RUN_SIZE)..BINS {
+/// Which fitting extent `find` picks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// The smallest: what is left over stays as big as it can be.
+    Best,
+    /// The largest: room for the block to grow in place (`alloc_growing`).
+    Largest,
+}
+
+/// A fitting extent for `need` bytes aligned to `align` among extents in `state`, as `how` says
+/// (within `SCAN_LIMIT` extents per bin).
+fn find(s: &State, state: usize, need: usize, align: usize, how: Fit) -> Option<(*mut Run, usize)> {
+    let lowest = bin_of(need / RUN_SIZE);
+    for step in 0..BINS - lowest {
+        let bin = if how == Fit::Best {
+            lowest + step
+        } else {
+            BINS - 1 - step
+        };
         let mut run = s.first(state, bin);
         // An exact bin's first extent fits any run-aligned request for its size.
-        if bin < EXACT_BINS && align == RUN_SIZE && !run.is_null() {
+        if how == Fit::Best && bin < EXACT_BINS && align == RUN_SIZE && !run.is_null() {
             return fit(run, need, align).map(|start| (run, start));
         }
         let mut best: Option<(*mut Run, usize, usize)> = None;
@@ -241,7 +336,7 @@ fn find(s: &State, state: usize, need: usize, align: usize) -> Option<(*mut Run,
             // SAFETY: listed descriptors, read under the lock.
             let len = unsafe { (*run).large_len };
             if let Some(start) = fit(run, need, align) {
-                if best.is_none_or(|(_, _, best_len)| len < best_len) {
+                if best.is_none_or(|(_, _, best_len)| (len < best_len) == (how == Fit::Best)) {
                     best = Some((run, start, len));
                 }
             }
@@ -266,7 +361,7 @@ unsafe fn carve(s: &mut State, head: *mut Run, start: usize, need: usize) {
         let (base, len, dirty, stamp) = (
             (*head).base,
             (*head).large_len,
-            (*head).dirty,
+            is_dirty(head),
             (*head).stamp,
         );
         unlink(s, head);
@@ -338,13 +433,14 @@ fn purge(s: &mut State, old: impl Fn(u32) -> bool) -> usize {
     bytes
 }
 
-/// Maps fresh memory for a `need`-byte block aligned to `align`: a whole chunk when the block is
-/// smaller (the rest joins the cache, clean). Null when the kernel refuses.
-fn map_new(need: usize, align: usize) -> *mut u8 {
-    let mut len = if need < CHUNK && align <= CHUNK {
+/// Maps fresh memory for a `need`-byte block aligned to `align`, with `room >= need` bytes free
+/// from its start: a whole chunk when that is smaller (the rest joins the cache, clean). Null when
+/// the kernel refuses.
+fn map_new(need: usize, align: usize, room: usize) -> *mut u8 {
+    let mut len = if room < CHUNK && align <= CHUNK {
         CHUNK
     } else {
-        need
+        room
     };
     let mut p = os::map_aligned(len, align, false);
     if p.is_null() && len != need {
@@ -359,11 +455,13 @@ fn map_new(need: usize, align: usize) -> *mut u8 {
         let _ = os::unmap(p, len);
         return ptr::null_mut();
     }
+    let mut s = CACHE.lock();
+    mark_mapping(&mut s, p as usize, len);
     if len > need {
-        let mut s = CACHE.lock();
         // SAFETY: the chunk's tail is fresh memory nobody else knows about.
         unsafe { release(&mut s, p as usize + need, len - need, false, 0) };
     }
+    drop(s);
     publish(p as usize, need)
 }
 
@@ -371,6 +469,33 @@ fn map_new(need: usize, align: usize) -> *mut u8 {
 /// impossible or the kernel refuses; a refused request larger than everything the caches could
 /// give back fails alone, leaving them as they are.
 pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    alloc_placed(size, align, zero, false)
+}
+
+/// `size` bytes for a block that realloc moves because it grows: placed at the start of the largest
+/// free extent (committed ones first), so a buffer grown in small steps keeps growing in place
+/// instead of being copied at every step that meets a neighbour. Best fit would put it in the
+/// tightest hole. Feature `realloc-best-fit`
+/// places it as `alloc` does (the form measured against this).
+pub fn alloc_growing(size: usize) -> *mut u8 {
+    alloc_placed(size, RUN_SIZE, false, !crate::config::REALLOC_BEST_FIT)
+}
+
+/// Where `alloc_placed` looks, in order: (bytes free from the block's start, extent state, which
+/// fit). Any block takes the best fit, committed extents first; a growing block first tries the
+/// largest extent with room for twice its size (committed ones first: the pages a buffer freed a
+/// moment ago serve the next one).
+fn placements(need: usize, growing: bool) -> impl Iterator<Item = (usize, usize, Fit)> {
+    let all = [
+        (2 * need, DIRTY, Fit::Largest),
+        (2 * need, CLEAN, Fit::Largest),
+        (need, DIRTY, Fit::Best),
+        (need, CLEAN, Fit::Best),
+    ];
+    all.into_iter().skip(if growing { 0 } else { 2 })
+}
+
+fn alloc_placed(size: usize, align: usize, zero: bool, growing: bool) -> *mut u8 {
     if size > MAX_BYTES || align > MAX_BYTES {
         probes::here(|c| c.add(Event::LargeHugeFail, 1));
         return ptr::null_mut();
@@ -378,8 +503,8 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let need = (size.max(1) + RUN_SIZE - 1) & !(RUN_SIZE - 1);
     let align = align.max(RUN_SIZE);
     let mut s = CACHE.lock();
-    for state in [DIRTY, CLEAN] {
-        if let Some((head, start)) = find(&s, state, need, align) {
+    for (room, state, how) in placements(need, growing) {
+        if let Some((head, start)) = find(&s, state, room, align, how) {
             // SAFETY: `find` returned a listed extent holding the range.
             unsafe { carve(&mut s, head, start, need) };
             drop(s);
@@ -398,14 +523,15 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let cached = s.cached();
     drop(s);
     probes::here(|c| c.add(Event::LargeCacheMiss, 1));
-    let mut p = map_new(need, align);
+    let room = if growing { 2 * need } else { need };
+    let mut p = map_new(need, align, room);
     if p.is_null() {
         // Giving cached address space back helps only a request it could cover (RLIMIT_AS);
         // anything larger fails alone instead of emptying the caches one munmap at a time.
         if need + align - RUN_SIZE <= cached + crate::page_source::free_bytes() {
             let any = release_address_space();
             if crate::page_source::release_address_space() || any {
-                p = map_new(need, align);
+                p = map_new(need, align, room);
             }
         } else {
             probes::here(|c| c.add(Event::LargeHugeFail, 1));
@@ -494,7 +620,12 @@ pub fn resize(p: *mut u8, size: usize) -> *mut u8 {
         return p;
     }
     let mut s = CACHE.lock();
+    // A block never grows across a mapping's edge: mremap could not move it any more.
+    let across = mapping_starts_at(end);
     for dirty in [true, false] {
+        if across {
+            break;
+        }
         let next = free_head_at(end, dirty);
         // SAFETY: a listed neighbour read under the lock.
         if !next.is_null() && unsafe { (*next).large_len } >= need - old {
@@ -528,7 +659,12 @@ fn remap(p: *mut u8, head: *mut Run, old: usize, need: usize) -> *mut u8 {
         let _ = os::unmap(to, len);
         return ptr::null_mut();
     }
-    match os::remap(p, old, len, to) {
+    mark_mapping(&mut CACHE.lock(), to as usize, len);
+    let refused = os::remap(p, old, len, to);
+    if refused.is_err() {
+        probes::here(|c| c.add(Event::LargeRemapRefused, 1));
+    }
+    match refused {
         Ok(()) => {}
         Err(os::RemapRefused::TargetKept) => {
             let mut s = CACHE.lock();
@@ -603,4 +739,23 @@ pub fn fork_release() {
 }
 pub fn fork_reset() {
     CACHE.fork_reset();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_stamps_follow_the_larger_part() {
+        let run = RUN_SIZE;
+        let now = 10_000u32;
+        // A big block freed now beside a small old leftover: as young as the block.
+        assert_eq!(merged_stamp(now, 63 * run, now - 1000, run), now);
+        // A small block freed now beside a big old extent renews nothing.
+        assert_eq!(merged_stamp(now, run, now - 1000, 63 * run), now - 1000);
+        // A tie keeps the earlier, in either order and across the clock's wraparound.
+        let old = 5u32.wrapping_sub(1000);
+        assert_eq!(merged_stamp(5, 2 * run, old, 2 * run), old);
+        assert_eq!(merged_stamp(old, 2 * run, 5, 2 * run), old);
+    }
 }

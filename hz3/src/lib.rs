@@ -163,16 +163,7 @@ unsafe impl GlobalAlloc for Hz3 {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= api::MIN_ALIGN {
-            api::calloc(1, layout.size())
-        } else {
-            let p = api::aligned_alloc(layout.align(), layout.size());
-            if !p.is_null() {
-                // SAFETY: `p` holds at least `layout.size()` bytes.
-                unsafe { core::ptr::write_bytes(p, 0, layout.size()) };
-            }
-            p
-        }
+        api::aligned_alloc_zeroed(layout.align(), layout.size())
     }
 
     #[inline]

@@ -49,8 +49,10 @@ pub struct Run {
     pub carved: u16,
     pub capacity: u16,
     pub in_partial: bool,
-    /// Free runs and free large extents: pages touched since they were last returned to the kernel.
-    pub dirty: bool,
+    /// The large box's bits (`large.rs`): a free extent's pages were touched since they were last
+    /// returned to the kernel (its head run); one of the large box's mappings begins at this run
+    /// (kept for the mapping's life, whatever the run holds).
+    pub large_flags: u8,
     /// Free runs and free large extents: when they were emptied (`decay::now_ms`), for purging by age.
     pub stamp: u32,
     /// Links in the central pool's partial list or the page source's free lists.

@@ -47,6 +47,8 @@ struct PageCounters {
     runs_returned: AtomicUsize,
     large_count: AtomicUsize,
     large_bytes: AtomicUsize,
+    /// Free large extents still committed (the large box's dirty bytes).
+    large_dirty: AtomicUsize,
     mapped: AtomicUsize,
     mapped_peak: AtomicUsize,
     resident_peak: AtomicUsize,
@@ -58,6 +60,7 @@ static PAGES: PageCounters = PageCounters {
     runs_returned: AtomicUsize::new(0),
     large_count: AtomicUsize::new(0),
     large_bytes: AtomicUsize::new(0),
+    large_dirty: AtomicUsize::new(0),
     mapped: AtomicUsize::new(0),
     mapped_peak: AtomicUsize::new(0),
     resident_peak: AtomicUsize::new(0),
@@ -167,6 +170,11 @@ pub fn large(len: usize, freed: bool) {
     }
 }
 
+/// The large box's free extents now hold `bytes` committed (set under its lock whenever it changes).
+pub fn large_dirty(bytes: usize) {
+    PAGES.large_dirty.store(bytes, Relaxed);
+}
+
 /// `len` bytes of address space were mapped (the OS boundary).
 pub fn mapped(len: usize) {
     let now = PAGES.mapped.fetch_add(len, Relaxed) + len;
@@ -181,6 +189,7 @@ pub fn unmapped(len: usize) {
 fn resident_now() -> usize {
     (PAGES.runs_in_service.load(Relaxed) + PAGES.runs_cached.load(Relaxed)) * RUN_SIZE
         + PAGES.large_bytes.load(Relaxed)
+        + PAGES.large_dirty.load(Relaxed)
 }
 
 fn note_resident_peak() {
@@ -232,7 +241,8 @@ pub struct Stats {
     pub resident: usize,
     /// The highest `resident` seen.
     pub resident_peak: usize,
-    /// Empty runs kept committed for reuse: what `trim` gives back to the kernel.
+    /// Empty runs and free large extents kept committed for reuse: what `trim` gives back to the
+    /// kernel.
     pub retained: usize,
     /// Empty runs already given back to the kernel (decommitted), their address space kept.
     pub returned: usize,
@@ -282,7 +292,7 @@ pub fn snapshot() -> Stats {
     }
     let large_bytes = PAGES.large_bytes.load(Relaxed);
     let in_service = PAGES.runs_in_service.load(Relaxed) * RUN_SIZE;
-    let retained = PAGES.runs_cached.load(Relaxed) * RUN_SIZE;
+    let retained = PAGES.runs_cached.load(Relaxed) * RUN_SIZE + PAGES.large_dirty.load(Relaxed);
     let resident = in_service + retained + large_bytes;
     Stats {
         allocated: small + large_bytes,
@@ -444,7 +454,7 @@ pub fn write_summary(s: &Stats, sink: Sink) -> bool {
         (
             "retained",
             s.retained,
-            "empty runs kept committed (malloc_trim returns them)",
+            "empty runs and free large extents kept committed (malloc_trim returns them)",
         ),
         (
             "returned",

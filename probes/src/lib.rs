@@ -102,6 +102,9 @@ catalogue! {
         LargeShrinkInPlace => "large.shrink_in_place", "large reallocs shrunk in place (tail returned to the cache)";
         LargeRemap => "large.remap", "large reallocs moved by mremap instead of a copy";
         LargeHugeFail => "large.huge_fail", "large requests refused without touching the cache (larger than it could ever free)";
+        LargeRemapRefused => "large.remap_refused", "mremaps of a large block the kernel refused (the block was copied instead)";
+        ReallocCopy => "realloc.copy", "reallocs that moved a block by copying it (small or large)";
+        ReallocCopyBytes => "realloc.copy_bytes", "bytes copied by reallocs that moved a block";
         DecayPass => "decay.passes", "decay passes run (at most 4 per decay period, each returning what has expired)";
         DecayPurgeRuns => "decay.purge_runs", "empty runs returned to the kernel by decay";
         DecayPurgeExtents => "decay.purge_extents", "free large extents returned to the kernel by decay or the dirty bound";

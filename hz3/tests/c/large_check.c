@@ -3,6 +3,9 @@
  *   loop64k:         20 000 rounds of malloc(64 KiB), write it all, check, free.
  *   realloc-growth:  one buffer grown by realloc in 8 KiB steps to 64 MiB, each step's new bytes written;
  *                    every byte checked at the end.
+ *   buffers:         two threads each grow 40 buffers one at a time by realloc in 8 KiB steps from
+ *                    8 KiB to 1-6 MiB (as strings and vectors grow), each step's bytes written and
+ *                    checked after the next realloc, the whole buffer checked before its free.
  *   realloc-content: 300 reallocs of one block between 33 KiB and 4 MiB (shrinking and growing); the
  *                    common prefix must survive each one.
  *   aligned:         posix_memalign / aligned_alloc of 64 KiB .. 8 MiB alignments and sizes around
@@ -108,6 +111,40 @@ static void run_realloc_growth(void) {
     measure_end();
     expect(p, 0, max, 1, "grown buffer");
     free(p);
+    pass();
+}
+
+enum { BUFFERS_PER_THREAD = 40 };
+
+static void *buffers_worker(void *arg) {
+    uint64_t rng = 0x51ed270b27a3c1d5ull ^ (uintptr_t)arg;
+    const size_t step = 8 << 10;
+    for (int b = 0; b < BUFFERS_PER_THREAD; b++) {
+        size_t target = (1u << 20) + next_random(&rng) % (5u << 20);
+        unsigned seed = (unsigned)((uintptr_t)arg * 1000 + b);
+        unsigned char *p = NULL;
+        for (size_t size = step; size < target + step; size += step) {
+            unsigned char *q = realloc(p, size);
+            CHECK(q != NULL, "realloc to %zu failed", size);
+            p = q;
+            if (size > step) expect(p, size - 2 * step, size - step, seed, "previous step after realloc");
+            fill(p, size - step, size, seed);
+        }
+        size_t grown = (target + step - 1) / step * step;
+        expect(p, 0, grown, seed, "grown buffer");
+        free(p);
+    }
+    return NULL;
+}
+
+static void run_buffers(void) {
+    begin("large.buffers");
+    pthread_t threads[2];
+    measure_begin();
+    for (uintptr_t i = 0; i < 2; i++)
+        CHECK(pthread_create(&threads[i], NULL, buffers_worker, (void *)(i + 1)) == 0, "pthread_create");
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    measure_end();
     pass();
 }
 
@@ -373,6 +410,7 @@ int main(int argc, char **argv) {
     static const struct check_mode modes[] = {
         {"loop64k", run_loop64k},
         {"realloc-growth", run_realloc_growth},
+        {"buffers", run_buffers},
         {"realloc-content", run_realloc_content},
         {"aligned", run_aligned},
         {"huge", run_huge},
