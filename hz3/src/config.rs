@@ -15,6 +15,11 @@ pub const FAILFAST: bool = cfg!(feature = "failfast");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 
+/// Thread-cache bounds adapt per class (`heap`, peak RSS, docs/decisions.md): one batch at first,
+/// up a batch on a refill right after a spill (up to the most), down a batch on a second spill with
+/// no refill between. The A/B arm `fixed-caps` keeps every bound at its most from the start.
+pub const ADAPTIVE_CAPS: bool = !cfg!(feature = "fixed-caps");
+
 #[cfg(all(feature = "fast", feature = "scale"))]
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");
 #[cfg(not(any(feature = "fast", feature = "scale")))]
