@@ -19,6 +19,9 @@ pub const PROBES: bool = cfg!(feature = "probes");
 /// up a batch on a refill right after a spill (up to the most), down a batch on a second spill with
 /// no refill between. The A/B arm `fixed-caps` keeps every bound at its most from the start.
 pub const ADAPTIVE_CAPS: bool = !cfg!(feature = "fixed-caps");
+/// A/B arm `cap-floor-half`: adaptive bounds drop to half a batch instead of one batch (less held by
+/// freeing-only threads, twice their spills).
+pub const CAP_FLOOR_HALF: bool = cfg!(feature = "cap-floor-half");
 
 #[cfg(all(feature = "fast", feature = "scale"))]
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");

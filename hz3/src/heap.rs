@@ -75,7 +75,7 @@ impl Heap {
     /// after a spill: the class swings between full and empty, and a batch more room (up to the
     /// most) saves round trips. A second spill with no refill between: the thread frees more of the
     /// class than it allocates (a consumer), and a full cache would only sit idle, so the bound
-    /// drops by a batch, down to one batch.
+    /// drops by a batch, down to one batch (`min_cap`).
     #[inline]
     pub fn adapt_cap(&mut self, class: usize, event: SlowEvent) {
         if !crate::config::ADAPTIVE_CAPS {
@@ -94,7 +94,7 @@ impl Heap {
         let most = max_cap(class);
         let bin = self.bin(class);
         bin.cap = match event {
-            SlowEvent::Spill => bin.cap.saturating_sub(batch).max(batch),
+            SlowEvent::Spill => bin.cap.saturating_sub(batch).max(min_cap(class)),
             SlowEvent::Refill => (bin.cap + batch).min(most),
         };
     }
@@ -189,6 +189,17 @@ fn max_cap(class: usize) -> u32 {
     (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32
 }
 
+/// The least a class's bound drops to: one batch, or half of one with `config::CAP_FLOOR_HALF`
+/// (batches hold at least 2 objects, so never 0: a bin of bound 0 could never take a free).
+fn min_cap(class: usize) -> u32 {
+    let batch = size_class::batch_of(class);
+    if crate::config::CAP_FLOOR_HALF {
+        batch / 2
+    } else {
+        batch
+    }
+}
+
 const _: () = assert!(NUM_CLASSES <= 128, "spilled_last has a bit per class");
 
 #[cfg(test)]
@@ -256,7 +267,7 @@ mod tests {
         for _ in 0..8 {
             heap.adapt_cap(class, SlowEvent::Spill);
         }
-        assert_eq!(heap.bin(class).cap, batch, "spills alone bring it down to one batch");
+        assert_eq!(heap.bin(class).cap, min_cap(class), "spills alone bring it to the least");
         let other = size_class::class_of(100);
         assert_eq!(heap.bin(other).cap, size_class::batch_of(other), "classes adapt alone");
     }

@@ -3,6 +3,7 @@
 //! class keeps at most one batch of it, and the bound comes back once the thread allocates the
 //! class again between spills.
 #![cfg(not(feature = "fixed-caps"))]
+// Under `cap-floor-half` the freeing-only thread keeps at most half a batch: within the bound below.
 
 #[global_allocator]
 static GLOBAL: hz3::Hz3 = hz3::Hz3;
