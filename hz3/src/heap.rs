@@ -247,28 +247,55 @@ mod tests {
         let class = size_class::class_of(656);
         let batch = size_class::batch_of(class);
         let most = max_cap(class);
-        assert!(most >= 3 * batch, "the test needs room for three batches: {most}");
+        assert!(
+            most >= 3 * batch,
+            "the test needs room for three batches: {most}"
+        );
         assert_eq!(heap.bin(class).cap, batch, "a class starts at one batch");
         heap.adapt_cap(class, SlowEvent::Spill);
         assert_eq!(heap.bin(class).cap, batch, "a first spill changes nothing");
         heap.adapt_cap(class, SlowEvent::Refill);
-        assert_eq!(heap.bin(class).cap, 2 * batch, "a refill right after a spill adds a batch");
+        assert_eq!(
+            heap.bin(class).cap,
+            2 * batch,
+            "a refill right after a spill adds a batch"
+        );
         heap.adapt_cap(class, SlowEvent::Refill);
-        assert_eq!(heap.bin(class).cap, 2 * batch, "a refill after a refill adds nothing");
+        assert_eq!(
+            heap.bin(class).cap,
+            2 * batch,
+            "a refill after a refill adds nothing"
+        );
         for _ in 0..8 {
             heap.adapt_cap(class, SlowEvent::Spill);
             heap.adapt_cap(class, SlowEvent::Refill);
         }
-        assert_eq!(heap.bin(class).cap, most, "swings raise the bound to its most, no further");
+        assert_eq!(
+            heap.bin(class).cap,
+            most,
+            "swings raise the bound to its most, no further"
+        );
         heap.adapt_cap(class, SlowEvent::Spill);
         assert_eq!(heap.bin(class).cap, most);
         heap.adapt_cap(class, SlowEvent::Spill);
-        assert_eq!(heap.bin(class).cap, most - batch, "a second spill in a row drops a batch");
+        assert_eq!(
+            heap.bin(class).cap,
+            most - batch,
+            "a second spill in a row drops a batch"
+        );
         for _ in 0..8 {
             heap.adapt_cap(class, SlowEvent::Spill);
         }
-        assert_eq!(heap.bin(class).cap, min_cap(class), "spills alone bring it to the least");
+        assert_eq!(
+            heap.bin(class).cap,
+            min_cap(class),
+            "spills alone bring it to the least"
+        );
         let other = size_class::class_of(100);
-        assert_eq!(heap.bin(other).cap, size_class::batch_of(other), "classes adapt alone");
+        assert_eq!(
+            heap.bin(other).cap,
+            size_class::batch_of(other),
+            "classes adapt alone"
+        );
     }
 }

@@ -57,7 +57,9 @@ fn a_freeing_only_thread_keeps_one_batch_and_a_swinging_one_gets_its_room_back()
     })
     .join()
     .unwrap();
-    println!("{OBJECTS} frees only: {consumer_kept} cached; after swings of 50-60: {swinging_kept}");
+    println!(
+        "{OBJECTS} frees only: {consumer_kept} cached; after swings of 50-60: {swinging_kept}"
+    );
     // With fixed bounds the bin would hold 33-65 after its spills (a spill leaves a batch behind).
     assert!(
         (1..=BATCH).contains(&consumer_kept),
