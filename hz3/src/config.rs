@@ -20,6 +20,14 @@ pub const REALLOC_BEST_FIT: bool = cfg!(feature = "realloc-best-fit");
 /// (`large::merged_stamp`).
 pub const DECAY_EARLIEST_STAMP: bool = cfg!(feature = "decay-earliest-stamp");
 
+/// Thread-cache bounds adapt per class (`heap`, peak RSS, docs/decisions.md): one batch at first,
+/// up a batch on a refill right after a spill (up to the most), down a batch on a second spill with
+/// no refill between. The A/B arm `fixed-caps` keeps every bound at its most from the start.
+pub const ADAPTIVE_CAPS: bool = !cfg!(feature = "fixed-caps");
+/// A/B arm `cap-floor-half`: adaptive bounds drop to half a batch instead of one batch (less held by
+/// freeing-only threads, twice their spills).
+pub const CAP_FLOOR_HALF: bool = cfg!(feature = "cap-floor-half");
+
 #[cfg(all(feature = "fast", feature = "scale"))]
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");
 #[cfg(not(any(feature = "fast", feature = "scale")))]

@@ -15,7 +15,10 @@ use core::sync::atomic::AtomicU32;
 
 /// Upper bound on one class's cache in bytes: two 32 KiB batches of mid-size objects, so a spill
 /// leaves a batch behind; objects in a cache are untouched by hz3, so the bound costs RSS only
-/// for what the program itself wrote (docs/decisions.md, batch size A/B).
+/// for what the program itself wrote (docs/decisions.md, batch size A/B). Once written, full
+/// caches are what threads that only free a class (consumers) pin, and a class's runs stay with it
+/// while any thread caches its objects: with `config::ADAPTIVE_CAPS` a class starts at one batch
+/// and only a thread that swings between full and empty earns the rest (peak RSS, decisions.md).
 const CLASS_BYTES: usize = 64 * 1024;
 /// Largest cap of any bin: 4 batches of the smallest classes, less the one slot that makes a
 /// `Bin` exactly 1 KiB, so a class's bin sits at `class << 10` (a shift on the malloc and free
@@ -30,11 +33,22 @@ pub struct Bin {
     pub slots: [*mut u8; BIN_MAX],
 }
 
+/// A thread-cache slow-path event, as `Heap::adapt_cap` reads it.
+#[derive(Clone, Copy)]
+pub enum SlowEvent {
+    /// A bin was empty and took a batch.
+    Refill,
+    /// A bin was full and gave a batch back.
+    Spill,
+}
+
 #[repr(C, align(4096))]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
     pub counters: Counters,
     pub stats_seen: crate::stats::CacheSeen,
+    /// Classes whose last slow-path event was a spill (bit per class; `config::ADAPTIVE_CAPS`).
+    spilled_last: u128,
     // Registry fields, changed under the registry lock.
     pub state: AtomicU32,
     pub tid: u64,
@@ -43,14 +57,46 @@ pub struct Heap {
 }
 
 impl Heap {
-    /// Sets a freshly mapped (all-zero) heap's cache bounds: CLASS_BYTES per class, and between
-    /// one batch and four.
+    /// Sets a freshly mapped (all-zero) heap's cache bounds: one batch per class with
+    /// `config::ADAPTIVE_CAPS` (a class earns more room by swinging between full and empty, so a
+    /// thread that only frees a class never holds more than a batch of it, even at its start),
+    /// else the most.
     pub fn init_caps(&mut self) {
-        for (class, bin) in self.bins.iter_mut().enumerate() {
-            let batch = size_class::batch_of(class) as usize;
-            let by_bytes = CLASS_BYTES / size_class::size_of(class);
-            bin.cap = (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32;
+        for class in 0..NUM_CLASSES {
+            self.bin(class).cap = if crate::config::ADAPTIVE_CAPS {
+                size_class::batch_of(class)
+            } else {
+                max_cap(class)
+            };
         }
+    }
+
+    /// Adapts `class`'s bound after a slow-path event (`config::ADAPTIVE_CAPS`). A refill right
+    /// after a spill: the class swings between full and empty, and a batch more room (up to the
+    /// most) saves round trips. A second spill with no refill between: the thread frees more of the
+    /// class than it allocates (a consumer), and a full cache would only sit idle, so the bound
+    /// drops by a batch, down to one batch (`min_cap`).
+    #[inline]
+    pub fn adapt_cap(&mut self, class: usize, event: SlowEvent) {
+        if !crate::config::ADAPTIVE_CAPS {
+            return;
+        }
+        let bit = 1u128 << class;
+        let after_spill = self.spilled_last & bit != 0;
+        match event {
+            SlowEvent::Spill => self.spilled_last |= bit,
+            SlowEvent::Refill => self.spilled_last &= !bit,
+        }
+        if !after_spill {
+            return;
+        }
+        let batch = size_class::batch_of(class);
+        let most = max_cap(class);
+        let bin = self.bin(class);
+        bin.cap = match event {
+            SlowEvent::Spill => bin.cap.saturating_sub(batch).max(min_cap(class)),
+            SlowEvent::Refill => (bin.cap + batch).min(most),
+        };
     }
 
     #[inline(always)]
@@ -136,6 +182,26 @@ impl Heap {
     }
 }
 
+/// A class's largest cache bound: CLASS_BYTES, and between one batch and four.
+fn max_cap(class: usize) -> u32 {
+    let batch = size_class::batch_of(class) as usize;
+    let by_bytes = CLASS_BYTES / size_class::size_of(class);
+    (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32
+}
+
+/// The least a class's bound drops to: one batch, or half of one with `config::CAP_FLOOR_HALF`
+/// (batches hold at least 2 objects, so never 0: a bin of bound 0 could never take a free).
+fn min_cap(class: usize) -> u32 {
+    let batch = size_class::batch_of(class);
+    if crate::config::CAP_FLOOR_HALF {
+        batch / 2
+    } else {
+        batch
+    }
+}
+
+const _: () = assert!(NUM_CLASSES <= 128, "spilled_last has a bit per class");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +233,69 @@ mod tests {
         }
         assert!(!heap.push(7, 0x99 as *mut u8), "a full bin refuses");
         assert_eq!(heap.take_all(7).len(), cap);
+    }
+
+    #[test]
+    fn adaptive_bounds_start_at_a_batch_and_follow_the_swings() {
+        if !crate::config::ADAPTIVE_CAPS {
+            return;
+        }
+        // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
+        let mut heap: std::boxed::Box<Heap> =
+            unsafe { std::boxed::Box::new_zeroed().assume_init() };
+        heap.init_caps();
+        let class = size_class::class_of(656);
+        let batch = size_class::batch_of(class);
+        let most = max_cap(class);
+        assert!(
+            most >= 3 * batch,
+            "the test needs room for three batches: {most}"
+        );
+        assert_eq!(heap.bin(class).cap, batch, "a class starts at one batch");
+        heap.adapt_cap(class, SlowEvent::Spill);
+        assert_eq!(heap.bin(class).cap, batch, "a first spill changes nothing");
+        heap.adapt_cap(class, SlowEvent::Refill);
+        assert_eq!(
+            heap.bin(class).cap,
+            2 * batch,
+            "a refill right after a spill adds a batch"
+        );
+        heap.adapt_cap(class, SlowEvent::Refill);
+        assert_eq!(
+            heap.bin(class).cap,
+            2 * batch,
+            "a refill after a refill adds nothing"
+        );
+        for _ in 0..8 {
+            heap.adapt_cap(class, SlowEvent::Spill);
+            heap.adapt_cap(class, SlowEvent::Refill);
+        }
+        assert_eq!(
+            heap.bin(class).cap,
+            most,
+            "swings raise the bound to its most, no further"
+        );
+        heap.adapt_cap(class, SlowEvent::Spill);
+        assert_eq!(heap.bin(class).cap, most);
+        heap.adapt_cap(class, SlowEvent::Spill);
+        assert_eq!(
+            heap.bin(class).cap,
+            most - batch,
+            "a second spill in a row drops a batch"
+        );
+        for _ in 0..8 {
+            heap.adapt_cap(class, SlowEvent::Spill);
+        }
+        assert_eq!(
+            heap.bin(class).cap,
+            min_cap(class),
+            "spills alone bring it to the least"
+        );
+        let other = size_class::class_of(100);
+        assert_eq!(
+            heap.bin(other).cap,
+            size_class::batch_of(other),
+            "classes adapt alone"
+        );
     }
 }

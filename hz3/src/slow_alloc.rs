@@ -6,7 +6,7 @@
 
 use crate::central;
 use crate::config;
-use crate::heap::Heap;
+use crate::heap::{Heap, SlowEvent};
 use crate::probes::{Counters, Event};
 use crate::size_class::{self, BATCH_MAX};
 use core::ptr;
@@ -61,6 +61,7 @@ pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     heap.set_count(class, n);
+    heap.adapt_cap(class, SlowEvent::Refill);
     heap.counters.add(Event::SlowAllocRefill, 1);
     heap.counters.add(Event::SlowAllocObjects, n as u64);
     let obj = heap.pop(class);
@@ -74,6 +75,7 @@ pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
 #[inline(never)]
 pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     heap.counters.add(Event::FreeCacheOverflow, 1);
+    heap.adapt_cap(class, SlowEvent::Spill);
     let mut batch = [ptr::null_mut::<u8>(); BATCH_MAX];
     loop {
         let taken = heap.take_top(class, size_class::batch_of(class) as usize);
