@@ -16,16 +16,16 @@ pub const FAILFAST: bool = cfg!(feature = "failfast");
 pub const PROBES: bool = cfg!(feature = "probes");
 
 // Touched-gap A/B arms (issue 16, docs/decisions.md "Touched gap (issue 16)").
-/// Batches every bin holds whatever its class size (`heap`), 0 for the default bound (64 KiB a
-/// class, one to four batches): with `deep-bins` four, with `deep-bins-16` sixteen (at most the
+/// Batches every bin holds whatever its class size (`heap`), `None` for the default bound (64 KiB
+/// a class, one to four batches): with `deep-bins` four, with `deep-bins-16` sixteen (at most the
 /// bin's 127 slots). Classes above 4 KiB, which the byte bound leaves at one or two batches, then
 /// refill and spill (a transfer-cache lock line taken from another core each) less often.
-pub const DEEP_BIN_BATCHES: usize = if cfg!(feature = "deep-bins-16") {
-    16
+pub const DEEP_BIN_BATCHES: Option<usize> = if cfg!(feature = "deep-bins-16") {
+    Some(16)
 } else if cfg!(feature = "deep-bins") {
-    4
+    Some(4)
 } else {
-    0
+    None
 };
 
 #[cfg(all(feature = "fast", feature = "scale"))]

@@ -48,8 +48,8 @@ impl Heap {
     pub fn init_caps(&mut self) {
         for (class, bin) in self.bins.iter_mut().enumerate() {
             let batch = size_class::batch_of(class) as usize;
-            bin.cap = if crate::config::DEEP_BIN_BATCHES > 0 {
-                (crate::config::DEEP_BIN_BATCHES * batch).min(BIN_MAX) as u32
+            bin.cap = if let Some(batches) = crate::config::DEEP_BIN_BATCHES {
+                (batches * batch).min(BIN_MAX) as u32
             } else {
                 let by_bytes = CLASS_BYTES / size_class::size_of(class);
                 (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32
@@ -171,14 +171,13 @@ mod tests {
         }
         assert!(!heap.push(7, 0x99 as *mut u8), "a full bin refuses");
         assert_eq!(heap.take_all(7).len(), cap);
-        let deep = crate::config::DEEP_BIN_BATCHES;
         for class in 0..NUM_CLASSES {
             let (batch, cap) = (
                 size_class::batch_of(class) as usize,
                 heap.bin(class).cap as usize,
             );
-            if deep > 0 {
-                assert_eq!(cap, (deep * batch).min(BIN_MAX), "class {class}");
+            if let Some(batches) = crate::config::DEEP_BIN_BATCHES {
+                assert_eq!(cap, (batches * batch).min(BIN_MAX), "class {class}");
             } else {
                 assert!(
                     cap * size_class::size_of(class)
