@@ -28,6 +28,19 @@ pub const ADAPTIVE_CAPS: bool = !cfg!(feature = "fixed-caps");
 /// freeing-only threads, twice their spills).
 pub const CAP_FLOOR_HALF: bool = cfg!(feature = "cap-floor-half");
 
+// Touched-gap A/B arms (issue 16, docs/decisions.md "Touched gap (issue 16)").
+/// Batches every bin holds whatever its class size (`heap`), `None` for the default bound (64 KiB
+/// a class, one to four batches): with `deep-bins` four, with `deep-bins-16` sixteen (at most the
+/// bin's 127 slots). Classes above 4 KiB, which the byte bound leaves at one or two batches, then
+/// refill and spill (a transfer-cache lock line taken from another core each) less often.
+pub const DEEP_BIN_BATCHES: Option<usize> = if cfg!(feature = "deep-bins-16") {
+    Some(16)
+} else if cfg!(feature = "deep-bins") {
+    Some(4)
+} else {
+    None
+};
+
 #[cfg(all(feature = "fast", feature = "scale"))]
 compile_error!("hz3: pick exactly one lane: features `fast` and `scale` are both on (use --no-default-features --features fast)");
 #[cfg(not(any(feature = "fast", feature = "scale")))]

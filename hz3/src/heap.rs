@@ -182,9 +182,13 @@ impl Heap {
     }
 }
 
-/// A class's largest cache bound: CLASS_BYTES, and between one batch and four.
+/// A class's largest cache bound: CLASS_BYTES, and between one batch and four; with
+/// `config::DEEP_BIN_BATCHES`, that many batches whatever the class size.
 fn max_cap(class: usize) -> u32 {
     let batch = size_class::batch_of(class) as usize;
+    if let Some(batches) = crate::config::DEEP_BIN_BATCHES {
+        return (batches * batch).min(BIN_MAX) as u32;
+    }
     let by_bytes = CLASS_BYTES / size_class::size_of(class);
     (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32
 }
@@ -233,6 +237,18 @@ mod tests {
         }
         assert!(!heap.push(7, 0x99 as *mut u8), "a full bin refuses");
         assert_eq!(heap.take_all(7).len(), cap);
+        for class in 0..NUM_CLASSES {
+            let (batch, cap) = (size_class::batch_of(class) as usize, max_cap(class) as usize);
+            if let Some(batches) = crate::config::DEEP_BIN_BATCHES {
+                assert_eq!(cap, (batches * batch).min(BIN_MAX), "class {class}");
+            } else {
+                assert!(
+                    cap * size_class::size_of(class)
+                        <= CLASS_BYTES.max(batch * size_class::size_of(class)),
+                    "class {class}"
+                );
+            }
+        }
     }
 
     #[test]

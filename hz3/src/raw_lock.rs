@@ -111,3 +111,35 @@ impl RawLock {
         self.state.load(Ordering::Relaxed) == FREE
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_waiter_spins_the_limit_then_sleeps_until_the_release() {
+        let lock = Arc::new(RawLock::new());
+        assert!(lock.try_lock());
+        let waiter = {
+            let lock = Arc::clone(&lock);
+            std::thread::spawn(move || {
+                let got = lock.lock_contended();
+                lock.unlock();
+                got
+            })
+        };
+        // Held until the waiter has given up spinning and announced its sleep (however long the
+        // scheduler keeps it from running).
+        while lock.state.load(Ordering::Relaxed) != CONTENDED {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(lock.unlock(), "the release found no sleeper to wake");
+        match waiter.join().unwrap() {
+            Acquired::Waited(spins) => assert_eq!(spins, SPIN_LIMIT),
+            Acquired::Spun(spins) => panic!("got the lock after {spins} spins while it was held"),
+        }
+        assert!(lock.is_free());
+    }
+}
