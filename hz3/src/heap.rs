@@ -17,7 +17,7 @@ use core::sync::atomic::AtomicU32;
 /// leaves a batch behind; objects in a cache are untouched by hz3, so the bound costs RSS only
 /// for what the program itself wrote (docs/decisions.md, batch size A/B). Once written, full
 /// caches are what threads that only free a class (consumers) pin, and a class's runs stay with it
-/// while any thread caches its objects: with `config::ADAPTIVE_CAPS` a class starts at one batch
+/// while any thread caches its objects: so a class starts at one batch
 /// and only a thread that swings between full and empty earns the rest (peak RSS, decisions.md).
 const CLASS_BYTES: usize = 64 * 1024;
 /// Largest cap of any bin: 4 batches of the smallest classes, less the one slot that makes a
@@ -47,7 +47,7 @@ pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
     pub counters: Counters,
     pub stats_seen: crate::stats::CacheSeen,
-    /// Classes whose last slow-path event was a spill (bit per class; `config::ADAPTIVE_CAPS`).
+    /// Classes whose last slow-path event was a spill (bit per class).
     spilled_last: u128,
     // Registry fields, changed under the registry lock.
     pub state: AtomicU32,
@@ -57,30 +57,22 @@ pub struct Heap {
 }
 
 impl Heap {
-    /// Sets a freshly mapped (all-zero) heap's cache bounds: one batch per class with
-    /// `config::ADAPTIVE_CAPS` (a class earns more room by swinging between full and empty, so a
-    /// thread that only frees a class never holds more than a batch of it, even at its start),
-    /// else the most.
+    /// Sets a freshly mapped (all-zero) heap's cache bounds: one batch per class (a class earns
+    /// more room by swinging between full and empty, so a thread that only frees a class never
+    /// holds more than a batch of it, even at its start).
     pub fn init_caps(&mut self) {
         for class in 0..NUM_CLASSES {
-            self.bin(class).cap = if crate::config::ADAPTIVE_CAPS {
-                size_class::batch_of(class)
-            } else {
-                max_cap(class)
-            };
+            self.bin(class).cap = min_cap(class);
         }
     }
 
-    /// Adapts `class`'s bound after a slow-path event (`config::ADAPTIVE_CAPS`). A refill right
+    /// Adapts `class`'s bound after a slow-path event. A refill right
     /// after a spill: the class swings between full and empty, and a batch more room (up to the
     /// most) saves round trips. A second spill with no refill between: the thread frees more of the
     /// class than it allocates (a consumer), and a full cache would only sit idle, so the bound
     /// drops by a batch, down to one batch (`min_cap`).
     #[inline]
     pub fn adapt_cap(&mut self, class: usize, event: SlowEvent) {
-        if !crate::config::ADAPTIVE_CAPS {
-            return;
-        }
         let bit = 1u128 << class;
         let after_spill = self.spilled_last & bit != 0;
         match event {
@@ -182,26 +174,17 @@ impl Heap {
     }
 }
 
-/// A class's largest cache bound: CLASS_BYTES, and between one batch and four; with
-/// `config::DEEP_BIN_BATCHES`, that many batches whatever the class size.
+/// A class's largest cache bound: CLASS_BYTES, and between one batch and four.
 fn max_cap(class: usize) -> u32 {
     let batch = size_class::batch_of(class) as usize;
-    if let Some(batches) = crate::config::DEEP_BIN_BATCHES {
-        return (batches * batch).min(BIN_MAX) as u32;
-    }
     let by_bytes = CLASS_BYTES / size_class::size_of(class);
     (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32
 }
 
-/// The least a class's bound drops to: one batch, or half of one with `config::CAP_FLOOR_HALF`
-/// (batches hold at least 2 objects, so never 0: a bin of bound 0 could never take a free).
+/// The least a class's bound drops to, and where it starts: one batch (half a batch held less
+/// for consumers but doubled their spills: docs/decisions.md, `cap-floor-half`).
 fn min_cap(class: usize) -> u32 {
-    let batch = size_class::batch_of(class);
-    if crate::config::CAP_FLOOR_HALF {
-        batch / 2
-    } else {
-        batch
-    }
+    size_class::batch_of(class)
 }
 
 const _: () = assert!(NUM_CLASSES <= 128, "spilled_last has a bit per class");
@@ -239,23 +222,16 @@ mod tests {
         assert_eq!(heap.take_all(7).len(), cap);
         for class in 0..NUM_CLASSES {
             let (batch, cap) = (size_class::batch_of(class) as usize, max_cap(class) as usize);
-            if let Some(batches) = crate::config::DEEP_BIN_BATCHES {
-                assert_eq!(cap, (batches * batch).min(BIN_MAX), "class {class}");
-            } else {
-                assert!(
-                    cap * size_class::size_of(class)
-                        <= CLASS_BYTES.max(batch * size_class::size_of(class)),
-                    "class {class}"
-                );
-            }
+            assert!(
+                cap * size_class::size_of(class)
+                    <= CLASS_BYTES.max(batch * size_class::size_of(class)),
+                "class {class}"
+            );
         }
     }
 
     #[test]
     fn adaptive_bounds_start_at_a_batch_and_follow_the_swings() {
-        if !crate::config::ADAPTIVE_CAPS {
-            return;
-        }
         // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
         let mut heap: std::boxed::Box<Heap> =
             unsafe { std::boxed::Box::new_zeroed().assume_init() };

@@ -260,11 +260,11 @@ fn free_head_at(addr: usize, dirty: bool) -> *mut Run {
 /// whole extent's stay (then a steady trickle of small reuses would keep it committed for ever),
 /// and a big block freed next to a small old leftover must not inherit the leftover's age (then a
 /// buffer reused every few milliseconds goes back to the kernel at every pass and faults in
-/// again). At most half of an extent's bytes are older than its stamp. Feature
-/// `decay-earliest-stamp` always keeps the earlier stamp (the form measured against this).
+/// again). At most half of an extent's bytes are older than its stamp. (Always the earlier stamp,
+/// `decay-earliest-stamp`, lost: docs/decisions.md.)
 fn merged_stamp(a: u32, a_len: usize, b: u32, b_len: usize) -> u32 {
     let earlier = if (b.wrapping_sub(a) as i32) < 0 { b } else { a };
-    if crate::config::DECAY_EARLIEST_STAMP || a_len == b_len {
+    if a_len == b_len {
         return earlier;
     }
     if a_len > b_len {
@@ -481,10 +481,9 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// `size` bytes for a block that realloc moves because it grows: placed at the start of the largest
 /// free extent (committed ones first), so a buffer grown in small steps keeps growing in place
 /// instead of being copied at every step that meets a neighbour. Best fit would put it in the
-/// tightest hole. Feature `realloc-best-fit`
-/// places it as `alloc` does (the form measured against this).
+/// tightest hole (`realloc-best-fit`, measured and retired: docs/decisions.md).
 pub fn alloc_growing(size: usize) -> *mut u8 {
-    alloc_placed(size, RUN_SIZE, false, !crate::config::REALLOC_BEST_FIT)
+    alloc_placed(size, RUN_SIZE, false, true)
 }
 
 /// Where `alloc_placed` looks, in order: (bytes free from the block's start, extent state, which

@@ -1,9 +1,7 @@
-//! Adaptive thread-cache bounds (hz3's default; the `fixed-caps` arm turns them off), seen through
+//! Adaptive thread-cache bounds (fixed bounds, the retired `fixed-caps` arm, fail it), seen through
 //! `hz3::stats()`, which counts the calling thread's own cache exactly: a thread that only frees a
 //! class keeps at most one batch of it, and the bound comes back once the thread allocates the
 //! class again between spills.
-#![cfg(not(feature = "fixed-caps"))]
-// Under `cap-floor-half` the freeing-only thread keeps at most half a batch: within the bound below.
 
 #[global_allocator]
 static GLOBAL: hz3::Hz3 = hz3::Hz3;
