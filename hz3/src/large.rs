@@ -15,9 +15,9 @@
 //! clean), so a growing live set of mid-size blocks needs few mappings: the kernel's limit on them
 //! (`vm.max_map_count`) stays far. Two things split a mapping: `release_address_space`, whose
 //! refused munmaps keep the range, and `remap`, which moves a big block out of its chunk and leaves
-//! a hole. The edges between this box's mappings are marked (`FLAG_MAPPING_START`): the kernel may
-//! keep two mappings apart, and mremap refuses a range across two, so a block spanning an edge is
-//! copied instead of remapped (extents still coalesce and blocks still grow across edges).
+//! a hole. The edges of the mappings mremap moved blocks to are marked (`FLAG_MAPPING_START`): the
+//! kernel keeps such a range apart from its neighbours and mremap refuses a range across two, so
+//! no extent and no block spans a marked edge.
 //! A block that realloc must move goes to the largest free extent (`alloc_growing`), so that it
 //! keeps growing in place. One lock serialises the cache (the large path is never the hot path);
 //! no other box's lock is held when it is taken.
@@ -53,9 +53,9 @@ const CLEAN: usize = 1;
 const FLAG_DIRTY: u8 = 1;
 /// `Run::large_flags`: one of this box's mappings begins at this run. The kernel may keep two
 /// mappings apart (a range moved by mremap keeps its own page offset and never merges with its
-/// neighbours) and mremap refuses (EFAULT) a range spanning two, so `remap` never tries a block
-/// with such a run inside it. Extents coalesce and blocks grow across it: forbidding that
-/// fragmented the cache (large-churn: 3x the purges and page faults, half the throughput).
+/// neighbours) and mremap refuses (EFAULT) a range spanning two, so no free extent and no block
+/// spans the line before such a run, and `remap` checks it too. Only mremap targets are marked
+/// (`mark_mapping`).
 const FLAG_MAPPING_START: u8 = 2;
 
 struct State {
@@ -131,20 +131,24 @@ fn spans_mapping_edge(_locked: &mut State, start: usize, len: usize) -> bool {
         .any(mapping_starts_at)
 }
 
-/// Records that this box mapped `[start, start+len)` as one mapping: both of its edges become lines
-/// no extent or block crosses, and a line left inside it by an earlier mapping there (since
-/// unmapped, or moved away by mremap) is cleared. The run after the end may be another box's or
-/// none yet (a mapping made there later marks its own start). Called with the cache's lock held.
-fn mark_mapping(_locked: &mut State, start: usize, len: usize) {
-    for edge in [start, start + len] {
-        let run = desc(edge);
-        if !run.is_null() {
-            // SAFETY: a descriptor in a mapped leaf; the byte is the large box's, under its lock
-            // (a page-source run's flag byte is never read).
-            unsafe { (*run).large_flags |= FLAG_MAPPING_START };
+/// Records that this box mapped `[start, start+len)`: a line left inside it by an earlier mapping
+/// there (since unmapped, or moved away by mremap) is cleared, and with `edges` (an mremap target)
+/// both of its edges become lines no extent or block crosses. A plain mmap'd chunk is not marked:
+/// the kernel merges it with an adjacent anonymous mapping, and marking every chunk fragmented the
+/// cache (large-churn at half speed, docs/decisions.md). The run after the end may be another
+/// box's or none yet. Called with the cache's lock held.
+fn mark_mapping(_locked: &mut State, start: usize, len: usize, edges: bool) {
+    if edges {
+        for edge in [start, start + len] {
+            let run = desc(edge);
+            if !run.is_null() {
+                // SAFETY: a descriptor in a mapped leaf; the byte is the large box's, under its
+                // lock (a page-source run's flag byte is never read).
+                unsafe { (*run).large_flags |= FLAG_MAPPING_START };
+            }
         }
     }
-    let mut addr = start + RUN_SIZE;
+    let mut addr = if edges { start + RUN_SIZE } else { start };
     while addr < start + len {
         let run = desc(addr);
         // SAFETY: the new mapping's descriptors exist (`ensure_descriptors`) and are this box's.
@@ -274,13 +278,16 @@ fn merged_stamp(a: u32, a_len: usize, b: u32, b_len: usize) -> u32 {
     }
 }
 
-/// Lists `[start, start+len)` as free, merged with free neighbours in the same state (across a
-/// mapping's edge too: only mremap cares, and `remap` checks); a merged extent's stamp is
-/// `merged_stamp`.
+/// Lists `[start, start+len)` as free, merged with free neighbours in the same state (never across
+/// a marked edge, `FLAG_MAPPING_START`); a merged extent's stamp is `merged_stamp`.
 ///
 /// SAFETY (for callers): as for `link`.
 unsafe fn release(s: &mut State, mut start: usize, mut len: usize, dirty: bool, mut stamp: u32) {
-    let next = free_head_at(start + len, dirty);
+    let next = if mapping_starts_at(start + len) {
+        ptr::null_mut()
+    } else {
+        free_head_at(start + len, dirty)
+    };
     // SAFETY: listed extents found under the lock; merging keeps the ranges contiguous.
     unsafe {
         if !next.is_null() {
@@ -290,6 +297,7 @@ unsafe fn release(s: &mut State, mut start: usize, mut len: usize, dirty: bool, 
         }
         let before = desc(start - RUN_SIZE);
         if !before.is_null()
+            && !mapping_starts_at(start)
             && (*before).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT
         {
             let prev = free_head_at((*before).base, dirty);
@@ -462,7 +470,7 @@ fn map_new(need: usize, align: usize, room: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     let mut s = CACHE.lock();
-    mark_mapping(&mut s, p as usize, len);
+    mark_mapping(&mut s, p as usize, len, false);
     if len > need {
         // SAFETY: the chunk's tail is fresh memory nobody else knows about.
         unsafe { release(&mut s, p as usize + need, len - need, false, 0) };
@@ -625,7 +633,12 @@ pub fn resize(p: *mut u8, size: usize) -> *mut u8 {
         return p;
     }
     let mut s = CACHE.lock();
+    // A block never grows across a marked edge: mremap could not move it any more.
+    let across = mapping_starts_at(end);
     for dirty in [true, false] {
+        if across {
+            break;
+        }
         let next = free_head_at(end, dirty);
         // SAFETY: a listed neighbour read under the lock.
         if !next.is_null() && unsafe { (*next).large_len } >= need - old {
@@ -663,7 +676,7 @@ fn remap(p: *mut u8, head: *mut Run, old: usize, need: usize) -> *mut u8 {
         let _ = os::unmap(to, len);
         return ptr::null_mut();
     }
-    mark_mapping(&mut CACHE.lock(), to as usize, len);
+    mark_mapping(&mut CACHE.lock(), to as usize, len, true);
     let refused = os::remap(p, old, len, to);
     if refused.is_err() {
         probes::here(|c| c.add(Event::LargeRemapRefused, 1));

@@ -108,9 +108,11 @@ fn growing_buffers_are_placed_to_grow_in_place() {
         let buffers = 80;
         assert_eq!(d.event(Event::LargeRemapRefused), 0, "{lane}: {d:?}");
         // The step from the last small class copies; a large block copies only when neither its
-        // neighbour nor mremap can take it (84 large allocations measured; best fit made 352).
+        // neighbour nor mremap can take it. Measured: 84 large allocations with every chunk's edge
+        // marked, 110 with only mremap targets' edges marked (what ships: marking chunks halved
+        // large-churn's speed), 352 with best-fit placement.
         assert!(
-            d.event(Event::LargeAlloc) <= buffers + buffers / 10,
+            d.event(Event::LargeAlloc) <= 2 * buffers,
             "{lane}: large blocks copied: {d:?}"
         );
         // Buffers reuse the chunks and mremap targets earlier ones freed: a few dozen mappings
