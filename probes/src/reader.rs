@@ -7,8 +7,8 @@
 //! depth is bounded so hostile input cannot exhaust the stack.
 use crate::dump::{CSV_HEADER, LOCK_KEY_PREFIX};
 use crate::{
-    lock_slot, Event, LockSite, LockStat, Snapshot, ThreadRow, LOCK_SLOTS, RETIRED_EVENT_KEYS,
-    SCHEMA_VERSION,
+    lock_slot, Event, LockSite, LockStat, Snapshot, ThreadRow, ADDED_IN_V2_EVENT_KEYS, LOCK_SLOTS,
+    RETIRED_EVENT_KEYS, SCHEMA_VERSION,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -280,6 +280,7 @@ fn event_slot(schema: u32, key: &str) -> Option<Slot> {
 
 /// Collects one scope's counters (totals or one thread), tracking which keys were seen.
 struct Counters {
+    schema: u32,
     events: [u64; Event::COUNT],
     locks: [u64; LOCK_SLOTS],
     seen_events: [bool; Event::COUNT],
@@ -287,8 +288,9 @@ struct Counters {
 }
 
 impl Counters {
-    fn new() -> Self {
+    fn new(schema: u32) -> Self {
         Counters {
+            schema,
             events: [0; Event::COUNT],
             locks: [0; LOCK_SLOTS],
             seen_events: [false; Event::COUNT],
@@ -315,9 +317,18 @@ impl Counters {
         fresh
     }
 
+    /// The first event a dump of this version must hold and did not: a version-1 dump predates the
+    /// events version 2 added, which read as 0 there.
+    fn first_missing_event(&self) -> Option<Event> {
+        Event::ALL.iter().copied().find(|e| {
+            !self.seen_events[e.index()]
+                && (self.schema > 1 || !ADDED_IN_V2_EVENT_KEYS.contains(&e.key()))
+        })
+    }
+
     /// The key (as written in the file, given `lock_key`'s spelling) of the first counter never set.
     fn first_missing(&self, lock_key: impl Fn(LockSite, LockStat) -> String) -> Option<String> {
-        if let Some(e) = Event::ALL.iter().find(|e| !self.seen_events[e.index()]) {
+        if let Some(e) = self.first_missing_event() {
             return Some(e.key().to_string());
         }
         for site in LockSite::ALL {

@@ -24,9 +24,7 @@ fn records(src: &Source) -> Result<Vec<Vec<Field>>, ReadError> {
             at += 1;
             loop {
                 match bytes.get(at) {
-                    None => {
-                        return Err(src.truncated(at, "the file ends inside a quoted field"))
-                    }
+                    None => return Err(src.truncated(at, "the file ends inside a quoted field")),
                     Some(b'"') if bytes.get(at + 1) == Some(&b'"') => {
                         text.push(b'"');
                         at += 2;
@@ -56,8 +54,8 @@ fn records(src: &Source) -> Result<Vec<Vec<Field>>, ReadError> {
                 }
             }
         }
-        let text = String::from_utf8(text)
-            .map_err(|_| src.syntax(start, "field is not valid UTF-8"))?;
+        let text =
+            String::from_utf8(text).map_err(|_| src.syntax(start, "field is not valid UTF-8"))?;
         record.push(Field { at: start, text });
         match bytes.get(at) {
             Some(b',') => at += 1,
@@ -102,9 +100,7 @@ pub(super) fn parse(src: &Source) -> Result<Dump, ReadError> {
     }
     for row in rows {
         if row.len() != 4 {
-            return Err(
-                src.syntax(row[0].at, format!("expected 4 fields, found {}", row.len()))
-            );
+            return Err(src.syntax(row[0].at, format!("expected 4 fields, found {}", row.len())));
         }
     }
     // The version decides how everything else is read, so it is checked before any other row.
@@ -118,7 +114,7 @@ pub(super) fn parse(src: &Source) -> Result<Dump, ReadError> {
 
     let mut meta: [Option<&Field>; 3] = [None; 3];
     const META_KEYS: [&str; 3] = ["lane", "pid", "wall_ns"];
-    let mut totals = Counters::new();
+    let mut totals = Counters::new(schema);
     let mut threads: Vec<(u64, usize, Counters)> = Vec::new();
     let mut thread_index: HashMap<u64, usize> = HashMap::new();
     let mut seen_schema = false;
@@ -144,25 +140,25 @@ pub(super) fn parse(src: &Source) -> Result<Dump, ReadError> {
                 }
             }
             "total" => {
-                let slot = slot_for(schema, &key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
+                let slot =
+                    slot_for(schema, &key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
                 if !totals.set(slot, src.count(value.at, &key.text, &value.text)?) {
                     return Err(src.duplicate(key.at, &key.text));
                 }
             }
             "thread" => {
                 let tid_value = src.count(tid.at, "tid", &tid.text)?;
-                let slot = slot_for(schema, &key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
+                let slot =
+                    slot_for(schema, &key.text).ok_or_else(|| src.unknown(key.at, &key.text))?;
                 let index = *thread_index.entry(tid_value).or_insert_with(|| {
-                    threads.push((tid_value, scope.at, Counters::new()));
+                    threads.push((tid_value, scope.at, Counters::new(schema)));
                     threads.len() - 1
                 });
                 if !threads[index]
                     .2
                     .set(slot, src.count(value.at, &key.text, &value.text)?)
                 {
-                    return Err(
-                        src.duplicate(key.at, &format!("{} (tid {tid_value})", key.text))
-                    );
+                    return Err(src.duplicate(key.at, &format!("{} (tid {tid_value})", key.text)));
                 }
             }
             "end" => {

@@ -407,8 +407,12 @@ impl Schema<'_, '_> {
         let pid = u32::try_from(pid)
             .map_err(|_| self.src.bad_count(pid_node.at, "pid", &pid.to_string()))?;
         let wall_ns = self.count(self.required(wall_ns, root, "wall_ns")?, "wall_ns")?;
-        let mut counters = Counters::new();
-        self.events(schema, self.required(totals, root, "totals")?, &mut counters)?;
+        let mut counters = Counters::new(schema);
+        self.events(
+            schema,
+            self.required(totals, root, "totals")?,
+            &mut counters,
+        )?;
         self.locks(self.required(locks, root, "locks")?, &mut counters)?;
         let threads_node = self.required(threads, root, "threads")?;
         let Value::Array(items) = &threads_node.value else {
@@ -439,8 +443,12 @@ impl Schema<'_, '_> {
         let members = self.object(node, "a thread row")?;
         let [tid, events, locks] = self.members(members, ["tid", "events", "locks"])?;
         let tid = self.count(self.required(tid, node, "tid")?, "tid")?;
-        let mut counters = Counters::new();
-        self.events(schema, self.required(events, node, "events")?, &mut counters)?;
+        let mut counters = Counters::new(schema);
+        self.events(
+            schema,
+            self.required(events, node, "events")?,
+            &mut counters,
+        )?;
         self.locks(self.required(locks, node, "locks")?, &mut counters)?;
         Ok(ThreadRow {
             tid,
@@ -456,7 +464,7 @@ impl Schema<'_, '_> {
                 return Err(self.src.duplicate(*key_at, key));
             }
         }
-        match Event::ALL.iter().find(|e| !into.seen_events[e.index()]) {
+        match into.first_missing_event() {
             Some(e) => Err(self.src.missing(node.at, e.key())),
             None => Ok(()),
         }
@@ -465,8 +473,8 @@ impl Schema<'_, '_> {
     fn locks(&self, node: &Node, into: &mut Counters) -> Result<(), ReadError> {
         let mut seen_sites = [false; LockSite::COUNT];
         for (site_key, site_at, site_node) in self.object(node, "a lock table")? {
-            let site = LockSite::from_key(site_key)
-                .ok_or_else(|| self.src.unknown(*site_at, site_key))?;
+            let site =
+                LockSite::from_key(site_key).ok_or_else(|| self.src.unknown(*site_at, site_key))?;
             if std::mem::replace(&mut seen_sites[site.index()], true) {
                 return Err(self.src.duplicate(*site_at, site_key));
             }
