@@ -123,20 +123,13 @@ fn mapping_starts_at(addr: usize) -> bool {
     !run.is_null() && unsafe { (*run).large_flags } & FLAG_MAPPING_START != 0
 }
 
-/// True if a mapping of this box's begins strictly inside `[start, start+len)`: the range spans two
-/// mappings, which mremap refuses. Called with the cache's lock held.
-fn spans_mapping_edge(_locked: &mut State, start: usize, len: usize) -> bool {
-    (start + RUN_SIZE..start + len)
-        .step_by(RUN_SIZE)
-        .any(mapping_starts_at)
-}
-
 /// Records that this box mapped `[start, start+len)`: a line left inside it by an earlier mapping
 /// there (since unmapped, or moved away by mremap) is cleared, and with `edges` (an mremap target)
 /// both of its edges become lines no extent or block crosses. A plain mmap'd chunk is not marked:
 /// the kernel merges it with an adjacent anonymous mapping, and marking every chunk fragmented the
-/// cache (large-churn at half speed, docs/decisions.md). The run after the end may be another
-/// box's or none yet. Called with the cache's lock held.
+/// cache (large-churn at half speed, docs/decisions.md). The line at `start` is never cleared: it
+/// may be the end of an mremap target just before this mapping, which the kernel keeps apart from
+/// it. The run after the end may be another box's or none yet. Called with the cache's lock held.
 fn mark_mapping(_locked: &mut State, start: usize, len: usize, edges: bool) {
     if edges {
         for edge in [start, start + len] {
@@ -148,7 +141,7 @@ fn mark_mapping(_locked: &mut State, start: usize, len: usize, edges: bool) {
             }
         }
     }
-    let mut addr = if edges { start + RUN_SIZE } else { start };
+    let mut addr = start + RUN_SIZE;
     while addr < start + len {
         let run = desc(addr);
         // SAFETY: the new mapping's descriptors exist (`ensure_descriptors`) and are this box's.
@@ -662,10 +655,8 @@ pub fn resize(p: *mut u8, size: usize) -> *mut u8 {
 
 /// Moves a big block to a fresh mapping with room for geometric growth; null if the kernel refuses.
 fn remap(p: *mut u8, head: *mut Run, old: usize, need: usize) -> *mut u8 {
-    // mremap refuses (EFAULT) a range spanning two mappings: such a block is copied instead.
-    if spans_mapping_edge(&mut CACHE.lock(), p as usize, old) {
-        return ptr::null_mut();
-    }
+    // No block spans a marked edge (extents never coalesce and blocks never grow across one), so
+    // mremap, which refuses a range spanning two mappings, is never asked to.
     let room = need.max(old + old / 2);
     let len = (room + RUN_SIZE - 1) & !(RUN_SIZE - 1);
     let to = os::map_aligned(len, RUN_SIZE, false);
