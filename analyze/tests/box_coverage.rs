@@ -30,7 +30,7 @@ fn each_allocator_s_time_is_named_and_other_plus_api_stays_under_ten_percent() {
                 "hz3.thread_cache",
                 "hz3.central",
                 "hz3.page_map",
-                "hz3.lock.spin",
+                "hz3.lock.acquire",
             ],
         ),
         (

@@ -36,7 +36,12 @@ fn real_frame_names_map_to_their_boxes() {
         // The entry's own samples are the inlined hit path (default.toml, hz3.thread_cache).
         ("malloc [libhz3_scale.so]", "hz3.thread_cache"),
         ("free [libhz3_scale.so];hz3::api::free;hz3::api::free_tagged", "hz3.thread_cache"),
-        ("hz3::lock::Mutex<T>::unlock;hz3::raw_lock::RawLock::unlock", "hz3.lock.spin"),
+        ("hz3::lock::Mutex<T>::unlock;hz3::raw_lock::RawLock::unlock", "hz3.lock.acquire"),
+        ("hz3::transfer::pop;hz3::lock::Mutex<T>::lock", "hz3.lock.acquire"),
+        (
+            "hz3::lock::Mutex<T>::lock;hz3::lock::Mutex<T>::lock_contended;hz3::raw_lock::RawLock::lock_contended",
+            "hz3.lock.spin",
+        ),
         ("hz3::central::Filer::file;hz3::run_free::put", "hz3.central"),
         ("hz3::stats::CacheSeen::publish", "hz3.stats"),
         ("realloc [libhz3_scale.so];hz3::api::realloc", "hz3.api"),
