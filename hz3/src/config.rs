@@ -12,6 +12,10 @@ pub const SCALE: bool = cfg!(feature = "scale");
 pub const LANE: &str = if FAST { "fast" } else { "scale" };
 /// Fail fast on misuse and corruption (`failfast.rs`).
 pub const FAILFAST: bool = cfg!(feature = "failfast");
+/// Classes above `size_class::BIG_FROM` move bigger batches and cache up to four of them (A/B).
+pub const BIG_BATCHES: bool = cfg!(feature = "big-batches");
+/// With `BIG_BATCHES`: a thread's big-class bounds share one byte budget (`heap::BIG_BUDGET`).
+pub const BIG_BUDGET: bool = cfg!(feature = "big-budget");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 

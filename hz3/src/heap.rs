@@ -8,6 +8,7 @@
 //! Heaps are mapped page-aligned and never unmapped: run tags name them as owners, so a tag never
 //! points at unmapped memory.
 
+use crate::config;
 use crate::probes::{Counters, Event};
 use crate::size_class::{self, NUM_CLASSES};
 use core::ptr;
@@ -24,6 +25,10 @@ const CLASS_BYTES: usize = 64 * 1024;
 /// `Bin` exactly 1 KiB, so a class's bin sits at `class << 10` (a shift on the malloc and free
 /// hit paths instead of a multiply by 1032).
 pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX - 1;
+/// With `config::BIG_BUDGET`: the most a thread's big classes' bounds may sum to, in bytes. Their
+/// first batches alone take ~0.75 MiB (12 classes of 64 KiB), so this leaves ~0.75 MiB for the
+/// classes that swing to grow into, against 3 MiB if every big class took its four batches.
+const BIG_BUDGET: usize = 1536 * 1024;
 const _: () = assert!(core::mem::size_of::<Bin>() == 1024);
 
 #[repr(C)]
@@ -49,6 +54,8 @@ pub struct Heap {
     pub stats_seen: crate::stats::CacheSeen,
     /// Classes whose last slow-path event was a spill (bit per class).
     spilled_last: u128,
+    /// Bytes the big classes' bounds sum to (`config::BIG_BUDGET` only; slow paths only).
+    big_bound: usize,
     // Registry fields, changed under the registry lock.
     pub state: AtomicU32,
     pub tid: u64,
@@ -63,6 +70,9 @@ impl Heap {
     pub fn init_caps(&mut self) {
         for class in 0..NUM_CLASSES {
             self.bin(class).cap = min_cap(class);
+            if size_class::is_big(class) {
+                self.big_bound += min_cap(class) as usize * size_class::size_of(class);
+            }
         }
     }
 
@@ -84,11 +94,20 @@ impl Heap {
         }
         let batch = size_class::batch_of(class);
         let most = max_cap(class);
-        let bin = self.bin(class);
-        bin.cap = match event {
-            SlowEvent::Spill => bin.cap.saturating_sub(batch).max(min_cap(class)),
-            SlowEvent::Refill => (bin.cap + batch).min(most),
+        let old = self.bin(class).cap;
+        let new = match event {
+            SlowEvent::Spill => old.saturating_sub(batch).max(min_cap(class)),
+            SlowEvent::Refill => (old + batch).min(most),
         };
+        if config::BIG_BUDGET && size_class::is_big(class) {
+            let size = size_class::size_of(class);
+            let bound = self.big_bound - old as usize * size + new as usize * size;
+            if new > old && bound > BIG_BUDGET {
+                return;
+            }
+            self.big_bound = bound;
+        }
+        self.bin(class).cap = new;
     }
 
     #[inline(always)]
@@ -174,10 +193,15 @@ impl Heap {
     }
 }
 
-/// A class's largest cache bound: CLASS_BYTES, and between one batch and four.
+/// A class's largest cache bound: CLASS_BYTES, and between one batch and four; a big class
+/// (`config::BIG_BATCHES`) four batches whatever their bytes.
 fn max_cap(class: usize) -> u32 {
     let batch = size_class::batch_of(class) as usize;
-    let by_bytes = CLASS_BYTES / size_class::size_of(class);
+    let by_bytes = if size_class::is_big(class) {
+        usize::MAX
+    } else {
+        CLASS_BYTES / size_class::size_of(class)
+    };
     (4 * batch).min(by_bytes).max(batch).min(BIN_MAX) as u32
 }
 
@@ -221,12 +245,16 @@ mod tests {
         assert!(!heap.push(7, 0x99 as *mut u8), "a full bin refuses");
         assert_eq!(heap.take_all(7).len(), cap);
         for class in 0..NUM_CLASSES {
-            let (batch, cap) = (size_class::batch_of(class) as usize, max_cap(class) as usize);
-            assert!(
-                cap * size_class::size_of(class)
-                    <= CLASS_BYTES.max(batch * size_class::size_of(class)),
-                "class {class}"
+            let (batch, cap) = (
+                size_class::batch_of(class) as usize,
+                max_cap(class) as usize,
             );
+            let bound = if size_class::is_big(class) {
+                4 * batch * size_class::size_of(class)
+            } else {
+                CLASS_BYTES.max(batch * size_class::size_of(class))
+            };
+            assert!(cap * size_class::size_of(class) <= bound, "class {class}");
         }
     }
 
@@ -289,5 +317,89 @@ mod tests {
             size_class::batch_of(other),
             "classes adapt alone"
         );
+    }
+
+    #[cfg(feature = "big-batches")]
+    fn fresh_heap() -> std::boxed::Box<Heap> {
+        // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
+        let mut heap: std::boxed::Box<Heap> =
+            unsafe { std::boxed::Box::new_zeroed().assume_init() };
+        heap.init_caps();
+        heap
+    }
+
+    /// Swings `class` (spill, refill) until its bound stops moving; returns the bound.
+    #[cfg(feature = "big-batches")]
+    fn swing_to_the_top(heap: &mut Heap, class: usize) -> u32 {
+        for _ in 0..8 {
+            heap.adapt_cap(class, SlowEvent::Spill);
+            heap.adapt_cap(class, SlowEvent::Refill);
+        }
+        heap.bin(class).cap
+    }
+
+    #[test]
+    #[cfg(feature = "big-batches")]
+    fn big_classes_move_bigger_batches_and_grow_past_the_class_bound() {
+        let mut heap = fresh_heap();
+        let big = size_class::class_of(16384);
+        assert!(size_class::is_big(big) && !size_class::is_big(size_class::class_of(4096)));
+        assert_eq!(size_class::batch_of(big), 4, "64 KiB of 16 KiB objects");
+        assert_eq!(heap.bin(big).cap, 4, "a big class starts at one batch");
+        assert_eq!(
+            swing_to_the_top(&mut heap, big),
+            16,
+            "four batches, 256 KiB, past the 64 KiB class bound"
+        );
+        let small = size_class::class_of(4096);
+        assert_eq!(
+            swing_to_the_top(&mut heap, small) as usize * 4096,
+            CLASS_BYTES,
+            "classes up to 4 KiB keep the class bound"
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "big-budget")]
+    fn big_bounds_share_the_thread_budget() {
+        let mut heap = fresh_heap();
+        let bigs: std::vec::Vec<usize> = (0..NUM_CLASSES)
+            .filter(|&c| size_class::is_big(c))
+            .collect();
+        let sum = |heap: &mut Heap| -> usize {
+            bigs.iter()
+                .map(|&c| heap.bin(c).cap as usize * size_class::size_of(c))
+                .sum()
+        };
+        let now = sum(&mut heap);
+        assert_eq!(heap.big_bound, now, "the first batches are counted");
+        let mut stopped = 0;
+        for &class in bigs.iter().rev() {
+            if swing_to_the_top(&mut heap, class) < max_cap(class) {
+                stopped += 1;
+            }
+            let now = sum(&mut heap);
+            assert_eq!(heap.big_bound, now, "class {class}");
+            assert!(heap.big_bound <= BIG_BUDGET, "class {class}");
+        }
+        assert!(
+            stopped > 0,
+            "the budget stops some class short of four batches"
+        );
+        let first = *bigs.last().unwrap();
+        assert_eq!(
+            heap.bin(first).cap,
+            max_cap(first),
+            "the first to swing grew to the top"
+        );
+        let freed = heap.big_bound;
+        heap.adapt_cap(first, SlowEvent::Spill);
+        heap.adapt_cap(first, SlowEvent::Spill);
+        assert!(
+            heap.big_bound < freed,
+            "a consumer's bound gives budget back"
+        );
+        let now = sum(&mut heap);
+        assert_eq!(heap.big_bound, now);
     }
 }

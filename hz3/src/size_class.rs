@@ -60,11 +60,30 @@ pub const BATCH_MAX: usize = 32;
 /// 16-32 of them per lock hold (8 KiB measured NO-GO, docs/decisions.md).
 const BATCH_BYTES: usize = 32768;
 
+/// Classes above this size are "big" for `config::BIG_BATCHES`: with random sizes most of their
+/// refills come from them (a 64 KiB bound holds 2-12 objects), docs/decisions.md "Big classes".
+pub const BIG_FROM: usize = 4096;
+
+/// Bytes a batch of big classes spans with `config::BIG_BATCHES`: a 16 KiB class moves 4 objects
+/// per lock hold instead of 2.
+const BIG_BATCH_BYTES: usize = 65536;
+
+/// Whether `class` is big (`config::BIG_BATCHES` only; always false without it).
+#[inline]
+pub fn is_big(class: usize) -> bool {
+    crate::config::BIG_BATCHES && size_of(class) > BIG_FROM
+}
+
 /// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough
-/// that a batch of large objects stays near BATCH_BYTES.
+/// that a batch of large objects stays near BATCH_BYTES (BIG_BATCH_BYTES for big classes).
 #[inline]
 pub fn batch_of(class: usize) -> u32 {
-    (BATCH_BYTES / size_of(class)).clamp(2, BATCH_MAX) as u32
+    let bytes = if is_big(class) {
+        BIG_BATCH_BYTES
+    } else {
+        BATCH_BYTES
+    };
+    (bytes / size_of(class)).clamp(2, BATCH_MAX) as u32
 }
 
 /// Smallest class whose objects are naturally aligned to `align` (a power of two) and hold `size`
