@@ -16,15 +16,36 @@ const FINE_CLASSES: usize = FINE_LIMIT / 16;
 /// Class index for a request of `size` bytes (`size <= SMALL_MAX`). `size == 0` maps to the smallest class.
 #[inline(always)]
 pub fn class_of(size: usize) -> usize {
-    if size <= FINE_LIMIT {
-        // (size + 15) / 16 - 1 without a branch for size 0: saturating keeps 0 in class 0.
-        ((size + 15) >> 4).saturating_sub(1)
+    class_of_nonzero(size.max(1))
+}
+
+/// `class_of` for `1 <= size <= SMALL_MAX` (malloc's hit path, which sends 0 elsewhere): a shift
+/// up to 1 KiB, one load from a 128-byte table above (a coarse class is fixed by `(size - 1) >> 8`).
+#[inline(always)]
+pub fn class_of_nonzero(size: usize) -> usize {
+    let s = size - 1;
+    if s < FINE_LIMIT {
+        s >> 4
     } else {
-        let s = size - 1;
-        let lg = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)), >= 10 here
-        FINE_CLASSES + (lg - 10) * 4 + ((s >> (lg - 2)) & 3)
+        // SAFETY: s < SMALL_MAX, so s >> COARSE_SHIFT < COARSE_INDEX.len().
+        unsafe { *COARSE_INDEX.get_unchecked(s >> COARSE_SHIFT) as usize }
     }
 }
+
+/// The coarse classes' size steps are at least 256 bytes (1 KiB / 4), so `(size - 1) >> 8` never
+/// straddles a class boundary.
+const COARSE_SHIFT: usize = 8;
+const COARSE_INDEX: [u8; SMALL_MAX >> COARSE_SHIFT] = {
+    let mut t = [0u8; SMALL_MAX >> COARSE_SHIFT];
+    let mut i = FINE_LIMIT >> COARSE_SHIFT;
+    while i < t.len() {
+        let s = i << COARSE_SHIFT; // any s with this index: the class is the same
+        let lg = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)), >= 10 here
+        t[i] = (FINE_CLASSES + (lg - 10) * 4 + ((s >> (lg - 2)) & 3)) as u8;
+        i += 1;
+    }
+    t
+};
 
 const fn compute_size(class: usize) -> usize {
     if class < FINE_CLASSES {
