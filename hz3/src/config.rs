@@ -12,6 +12,9 @@ pub const SCALE: bool = cfg!(feature = "scale");
 pub const LANE: &str = if FAST { "fast" } else { "scale" };
 /// Fail fast on misuse and corruption (`failfast.rs`).
 pub const FAILFAST: bool = cfg!(feature = "failfast");
+/// Thread-cache bin heads (count, bound) side by side instead of at the top of each 1 KiB bin
+/// (`heap.rs`, A/B `packed-heads`).
+pub const PACKED_HEADS: bool = cfg!(feature = "packed-heads");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 
