@@ -271,7 +271,7 @@ mod tests {
         let mut heap: std::boxed::Box<Heap> =
             unsafe { std::boxed::Box::new_zeroed().assume_init() };
         heap.init_caps();
-        let class = size_class::class_of(656);
+        let class = size_class::class_of(512);
         let batch = size_class::batch_of(class);
         let most = max_cap(class);
         assert!(
