@@ -15,24 +15,61 @@ pub const MIN_ALIGN: usize = 16;
 
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    if size <= SMALL_MAX {
-        alloc_class(size_class::class_of(size))
+    malloc_with::<false>(size)
+}
+
+/// `malloc` for the C ABI: a null result has set errno to ENOMEM. Each miss sets it on its own
+/// path and is reached by a tail call, so the hit path calls nothing it must come back from and
+/// saves no register (decisions.md, "Local hot path").
+#[cfg(feature = "preload")]
+#[inline(always)]
+pub fn malloc_enomem(size: usize) -> *mut u8 {
+    malloc_with::<true>(size)
+}
+
+/// `ENOMEM`: a null result sets errno (the C `malloc`); otherwise errno is the caller's business.
+#[inline(always)]
+fn malloc_with<const ENOMEM: bool>(size: usize) -> *mut u8 {
+    // One unsigned test for 1..=SMALL_MAX: size 0 wraps and takes the cold path with the large
+    // sizes, which serves it from the smallest class.
+    if size.wrapping_sub(1) < SMALL_MAX {
+        alloc_class::<ENOMEM>(size_class::class_of_nonzero(size))
     } else {
-        alloc_large(size, MIN_ALIGN, false)
+        malloc_cold::<ENOMEM>(size)
     }
+}
+
+/// `malloc` of 0 bytes (the smallest class, as glibc gives a minimum chunk) or above the small
+/// limit.
+#[cold]
+#[inline(never)]
+fn malloc_cold<const ENOMEM: bool>(size: usize) -> *mut u8 {
+    if size == 0 {
+        return enomem_if_null::<ENOMEM>(alloc_class::<false>(0));
+    }
+    alloc_large::<ENOMEM>(size, MIN_ALIGN, false)
+}
+
+/// errno ENOMEM when `p` is null and the caller is the C `malloc`.
+#[inline(always)]
+fn enomem_if_null<const ENOMEM: bool>(p: *mut u8) -> *mut u8 {
+    if ENOMEM && p.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    p
 }
 
 /// A block above the small limit. The decay beat runs on the large paths and on spills, never on
 /// a cache hit.
 #[cold]
 #[inline(never)]
-fn alloc_large(size: usize, align: usize, zero: bool) -> *mut u8 {
+fn alloc_large<const ENOMEM: bool>(size: usize, align: usize, zero: bool) -> *mut u8 {
     decay::tick();
-    large::alloc(size, align, zero)
+    enomem_if_null::<ENOMEM>(large::alloc(size, align, zero))
 }
 
 #[inline(always)]
-fn alloc_class(class: usize) -> *mut u8 {
+fn alloc_class<const ENOMEM: bool>(class: usize) -> *mut u8 {
     let heap = lifecycle::current_raw();
     if heap as usize > NO_HEAP_MAX {
         // SAFETY: a non-sentinel TLS value is this thread's attached heap.
@@ -41,9 +78,16 @@ fn alloc_class(class: usize) -> *mut u8 {
         if !obj.is_null() {
             return obj;
         }
-        return or_release(slow_alloc::refill(heap, class), class);
+        return refill::<ENOMEM>(heap, class);
     }
-    alloc_without_heap(class)
+    alloc_without_heap::<ENOMEM>(class)
+}
+
+/// The thread cache's class is empty.
+#[cold]
+#[inline(never)]
+fn refill<const ENOMEM: bool>(heap: &mut crate::heap::Heap, class: usize) -> *mut u8 {
+    enomem_if_null::<ENOMEM>(or_release(slow_alloc::refill(heap, class), class))
 }
 
 /// `obj`, or when it is null (out of memory: no run could be mapped) another try after the large
@@ -60,7 +104,7 @@ fn or_release(obj: *mut u8, class: usize) -> *mut u8 {
 #[inline(never)]
 fn retry_after_release(class: usize) -> *mut u8 {
     if large::release_address_space() {
-        alloc_class(class)
+        alloc_class::<false>(class)
     } else {
         ptr::null_mut()
     }
@@ -68,8 +112,8 @@ fn retry_after_release(class: usize) -> *mut u8 {
 
 #[cold]
 #[inline(never)]
-fn alloc_without_heap(class: usize) -> *mut u8 {
-    match lifecycle::attach() {
+fn alloc_without_heap<const ENOMEM: bool>(class: usize) -> *mut u8 {
+    let obj = match lifecycle::attach() {
         // SAFETY: attach returns this thread's heap.
         Some(heap) => {
             let heap = unsafe { &mut *heap };
@@ -81,7 +125,8 @@ fn alloc_without_heap(class: usize) -> *mut u8 {
             }
         }
         None => or_release(slow_alloc::alloc_uncached(class), class),
-    }
+    };
+    enomem_if_null::<ENOMEM>(obj)
 }
 
 /// Frees `p` (null is ignored). Pointers hz3 did not hand out abort with a message.
@@ -101,7 +146,7 @@ fn free_tagged(p: *mut u8, tag: usize) {
     let class = page_map::tag_class(tag);
     let heap = lifecycle::current_raw();
     if heap as usize <= NO_HEAP_MAX {
-        return free_without_heap(class, p);
+        return free_without_heap(p);
     }
     // SAFETY: a non-sentinel TLS value is this thread's attached heap.
     let heap = unsafe { &mut *heap };
@@ -110,16 +155,22 @@ fn free_tagged(p: *mut u8, tag: usize) {
     }
     crate::remote::count_kept(heap, page_map::tag_owner(tag));
     if !heap.push(class, p) {
-        spill(heap, class, p);
+        spill(heap, p);
     }
+}
+
+/// The class of a small block `p`, read again from the page map: the cold paths of `free` take
+/// only `p`, so the hit path keeps no class beside the bin offset it computes from the tag.
+fn small_class_of(p: *mut u8) -> usize {
+    page_map::tag_class(page_map::tag_of(p as usize))
 }
 
 /// The thread cache's class is full: a batch goes back, and if empty runs wait for decay, the
 /// decay beat runs.
 #[cold]
 #[inline(never)]
-fn spill(heap: &mut crate::heap::Heap, class: usize, p: *mut u8) {
-    slow_alloc::spill_and_push(heap, class, p);
+fn spill(heap: &mut crate::heap::Heap, p: *mut u8) {
+    slow_alloc::spill_and_push(heap, small_class_of(p), p);
     if crate::page_source::runs_waiting() {
         decay::tick();
     }
@@ -127,10 +178,10 @@ fn spill(heap: &mut crate::heap::Heap, class: usize, p: *mut u8) {
 
 #[cold]
 #[inline(never)]
-fn free_without_heap(class: usize, p: *mut u8) {
+fn free_without_heap(p: *mut u8) {
     match lifecycle::attach() {
         Some(_) => free(p),
-        None => slow_alloc::free_uncached(class, p),
+        None => slow_alloc::free_uncached(small_class_of(p), p),
     }
 }
 
@@ -187,14 +238,14 @@ fn aligned(align: usize, size: usize, zero: bool) -> *mut u8 {
     }
     match size_class::class_for_aligned(size, align) {
         Some(class) => {
-            let p = alloc_class(class);
+            let p = alloc_class::<false>(class);
             if zero && !p.is_null() {
                 // SAFETY: the class holds at least `size` bytes.
                 unsafe { ptr::write_bytes(p, 0, size) };
             }
             p
         }
-        None => alloc_large(size, align, zero),
+        None => alloc_large::<false>(size, align, zero),
     }
 }
 
@@ -253,7 +304,7 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
     };
     if total > SMALL_MAX {
         // Zeroes only what the cache hands back dirty; fresh and decommitted memory reads as zero.
-        return alloc_large(total, MIN_ALIGN, true);
+        return alloc_large::<false>(total, MIN_ALIGN, true);
     }
     let p = malloc(total);
     if !p.is_null() {

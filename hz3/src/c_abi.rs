@@ -3,15 +3,9 @@
 //! plus `hz3_*`.
 
 use crate::api;
-use crate::os::page_size;
+use crate::os::{page_size, set_errno};
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
-
-#[inline]
-fn set_errno(code: c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() = code };
-}
 
 #[inline]
 fn or_enomem(p: *mut u8) -> *mut c_void {
@@ -23,7 +17,7 @@ fn or_enomem(p: *mut u8) -> *mut c_void {
 
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    or_enomem(api::malloc(size))
+    api::malloc_enomem(size).cast()
 }
 
 #[no_mangle]

@@ -16,6 +16,12 @@ pub const FAILFAST: bool = cfg!(feature = "failfast");
 pub const BIG_BATCHES: bool = cfg!(feature = "big-batches");
 /// With `BIG_BATCHES`: a thread's big-class bounds share one byte budget (`heap::BIG_BUDGET`).
 pub const BIG_BUDGET: bool = cfg!(feature = "big-budget");
+/// Thread-cache bin heads (count, bound) side by side instead of at the top of each 1 KiB bin
+/// (`heap.rs`, A/B `packed-heads`).
+pub const PACKED_HEADS: bool = cfg!(feature = "packed-heads");
+/// Four size classes per power of two from 128 bytes instead of from 1 KiB (`size_class.rs`,
+/// A/B `coarse-classes`).
+pub const COARSE_CLASSES: bool = cfg!(feature = "coarse-classes");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 

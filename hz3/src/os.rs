@@ -38,6 +38,13 @@ fn read_page_size() -> usize {
     size
 }
 
+/// Sets this thread's errno (the C ABI's failures).
+#[inline]
+pub fn set_errno(code: libc::c_int) {
+    // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
+    unsafe { *libc::__errno_location() = code };
+}
+
 /// Runs `f` (which calls libc) and puts the thread's errno back as it was: `free` and a
 /// successful `malloc` leave errno unchanged (POSIX.1-2024, glibc >= 2.33).
 #[inline]

@@ -1,37 +1,61 @@
 //! Size classes: the one place that maps a request size to a class and back, both O(1).
 //!
 //! 16-byte steps up to 1 KiB (64 classes), then four classes per power of two up to 32 KiB
-//! (20 classes). Every class size is a multiple of 16, so every object is 16-byte aligned; the
+//! (20 classes); with the A/B `coarse-classes`, 16-byte steps only up to 128 bytes (8 classes),
+//! then four per power of two (32 classes). Every class size is a multiple of 16, so every object is 16-byte aligned; the
 //! largest power of two dividing a class size is also that class's natural object alignment
 //! (runs start on a 64 KiB boundary), which the aligned-allocation path relies on.
 
 /// Largest size served from size classes; above this the large box maps memory directly.
 pub const SMALL_MAX: usize = 32 * 1024;
-/// Number of classes.
-pub const NUM_CLASSES: usize = 84;
-
-const FINE_LIMIT: usize = 1024;
+/// Where the 16-byte steps end and four classes per power of two begin.
+const FINE_LIMIT: usize = if crate::config::COARSE_CLASSES { 128 } else { 1024 };
+const LG_FINE: usize = FINE_LIMIT.trailing_zeros() as usize;
 const FINE_CLASSES: usize = FINE_LIMIT / 16;
+/// Number of classes.
+pub const NUM_CLASSES: usize = FINE_CLASSES + (SMALL_MAX.trailing_zeros() as usize - LG_FINE) * 4;
 
 /// Class index for a request of `size` bytes (`size <= SMALL_MAX`). `size == 0` maps to the smallest class.
 #[inline(always)]
 pub fn class_of(size: usize) -> usize {
-    if size <= FINE_LIMIT {
-        // (size + 15) / 16 - 1 without a branch for size 0: saturating keeps 0 in class 0.
-        ((size + 15) >> 4).saturating_sub(1)
+    class_of_nonzero(size.max(1))
+}
+
+/// `class_of` for `1 <= size <= SMALL_MAX` (malloc's hit path, which sends 0 elsewhere): a shift
+/// up to FINE_LIMIT, one load from a table above (a coarse class is fixed by `(size - 1) >> 8`
+/// with 1 KiB fine classes, a 128-byte table).
+#[inline(always)]
+pub fn class_of_nonzero(size: usize) -> usize {
+    let s = size - 1;
+    if s < FINE_LIMIT {
+        s >> 4
     } else {
-        let s = size - 1;
-        let lg = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)), >= 10 here
-        FINE_CLASSES + (lg - 10) * 4 + ((s >> (lg - 2)) & 3)
+        // SAFETY: s < SMALL_MAX, so s >> COARSE_SHIFT < COARSE_INDEX.len().
+        unsafe { *COARSE_INDEX.get_unchecked(s >> COARSE_SHIFT) as usize }
     }
 }
+
+/// The coarse classes' size steps are at least FINE_LIMIT / 4, so `(size - 1) >> COARSE_SHIFT`
+/// never straddles a class boundary.
+const COARSE_SHIFT: usize = LG_FINE - 2;
+const COARSE_INDEX: [u8; SMALL_MAX >> COARSE_SHIFT] = {
+    let mut t = [0u8; SMALL_MAX >> COARSE_SHIFT];
+    let mut i = FINE_LIMIT >> COARSE_SHIFT;
+    while i < t.len() {
+        let s = i << COARSE_SHIFT; // any s with this index: the class is the same
+        let lg = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)), >= LG_FINE here
+        t[i] = (FINE_CLASSES + (lg - LG_FINE) * 4 + ((s >> (lg - 2)) & 3)) as u8;
+        i += 1;
+    }
+    t
+};
 
 const fn compute_size(class: usize) -> usize {
     if class < FINE_CLASSES {
         (class + 1) * 16
     } else {
         let k = class - FINE_CLASSES;
-        let lg = 10 + k / 4;
+        let lg = LG_FINE + k / 4;
         (1 << lg) + ((k % 4) + 1) * (1 << (lg - 2))
     }
 }

@@ -6,8 +6,9 @@
 #[global_allocator]
 static GLOBAL: hz3::Hz3 = hz3::Hz3;
 
-/// Class 1008 B: batches of 32 objects, at most 65 cached (64 KiB).
-const SIZE: usize = 1000;
+/// Class 704 B (768 B with `coarse-classes`): batches of 32 objects, at most 64 KiB cached; no
+/// class the harness or `hz3::stats()` itself allocates from.
+const SIZE: usize = 700;
 const BATCH: usize = 32;
 const OBJECTS: usize = 10_000;
 
@@ -35,7 +36,10 @@ fn a_freeing_only_thread_keeps_one_batch_and_a_swinging_one_gets_its_room_back()
     .join()
     .unwrap();
     let class_size = hz3::usable_size(blocks[0] as *mut u8);
-    assert_eq!(class_size, 1008);
+    assert!(
+        (SIZE..=1024).contains(&class_size),
+        "{SIZE} B went to the {class_size} B class (batches of {BATCH} need a class of at most 1 KiB)"
+    );
 
     let (consumer_kept, swinging_kept) = std::thread::spawn(move || {
         for p in blocks {
