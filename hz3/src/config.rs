@@ -22,6 +22,9 @@ pub const PACKED_HEADS: bool = cfg!(feature = "packed-heads");
 /// Four size classes per power of two from 128 bytes instead of from 1 KiB (`size_class.rs`,
 /// A/B `coarse-classes`).
 pub const COARSE_CLASSES: bool = cfg!(feature = "coarse-classes");
+/// The transfer cache is skipped (central pool instead) when its lock is held, rather than
+/// waited for (`transfer.rs`, A/B `lock-bypass`).
+pub const LOCK_BYPASS: bool = cfg!(feature = "lock-bypass");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 
