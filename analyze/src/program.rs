@@ -176,6 +176,8 @@ impl ProgramRun {
             secs: self.wall_secs,
             mops: self.divisor() as f64 / self.wall_secs.max(1e-9) / 1e6,
             cpu_secs: self.cpu_secs,
+            // A program's live bytes are not known: no memory figures.
+            memory: None,
         }
     }
 

@@ -265,6 +265,17 @@ pub struct RemoteArgs {
     /// Print one JSON object on stdout (the human line then goes to stderr)
     #[arg(long)]
     pub json: bool,
+    /// Read the live bytes and the RSS every N ms for the report's memory figures (0: only at the
+    /// start, when the threads finish and at the end)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub sample_ms: u64,
+}
+
+impl RemoteArgs {
+    /// The sampler's period, or None for no sampler thread.
+    pub fn sample_period(&self) -> Option<std::time::Duration> {
+        (self.sample_ms > 0).then(|| std::time::Duration::from_millis(self.sample_ms))
+    }
 }
 
 impl RemoteArgs {

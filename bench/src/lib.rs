@@ -2,6 +2,7 @@
 //! `hz3-analyze` (which validates bench arguments and reads the JSON with these same types).
 pub mod cli;
 pub mod identity;
+pub mod live;
 pub mod object;
 pub mod report;
 pub mod ring;

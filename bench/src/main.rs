@@ -4,7 +4,7 @@ use bench::{identity, workload, BenchReport, CMalloc};
 
 fn main() {
     let (args, cfg) = cli::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    let outcome = workload::run(&cfg, &CMalloc);
+    let outcome = workload::run_sampled(&cfg, &CMalloc, args.sample_period());
     let report = BenchReport::new(
         args.preset.map(Preset::name),
         identity::answering_allocator(),

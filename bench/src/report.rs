@@ -1,4 +1,5 @@
 //! The bench's result: one human line, or one JSON object that `hz3-analyze` reads back.
+use crate::live::MemoryPeaks;
 use crate::workload::{Config, Counts, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,9 @@ pub struct BenchReport {
     /// CPU seconds of all threads in the timed section (absent in reports older than the field).
     #[serde(default)]
     pub cpu_secs: f64,
+    /// Live bytes and RSS as the samples saw them (absent in reports older than the field).
+    #[serde(default)]
+    pub memory: Option<MemoryPeaks>,
 }
 
 impl BenchReport {
@@ -39,6 +43,7 @@ impl BenchReport {
             secs: out.secs,
             mops: out.mops(),
             cpu_secs: out.cpu_secs,
+            memory: Some(out.memory),
         }
     }
 
@@ -66,8 +71,24 @@ impl BenchReport {
             self.counts.fallbacks,
             self.counts.reallocs,
             self.allocator
-        )
+        ) + &self.memory.map(memory_words).unwrap_or_default()
     }
+}
+
+/// " live_peak_mib=... overhead_peak_mib=..." for the human line.
+fn memory_words(m: MemoryPeaks) -> String {
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+    format!(
+        " live_peak_mib={:.1} rss_at_live_peak_mib={:.1} rss_peak_mib={:.1} excess_mib={:.1} overhead_peak_mib={:.1} samples={} sampler_cpu_secs={:.3} sampler_switches={}",
+        mib(m.live_peak_bytes as f64),
+        mib(m.rss_at_live_peak_bytes as f64),
+        mib(m.rss_peak_bytes as f64),
+        mib(m.excess_bytes() as f64),
+        mib(m.overhead_peak_bytes as f64),
+        m.samples,
+        m.sampler_cpu_secs,
+        m.sampler_switches
+    )
 }
 
 #[cfg(test)]
@@ -102,6 +123,11 @@ mod tests {
                 reallocs: 6,
             },
             cpu_secs: 1.5,
+            memory: MemoryPeaks {
+                samples: 9,
+                live_peak_bytes: 100,
+                ..MemoryPeaks::default()
+            },
         };
         let report = BenchReport::new(Some("p"), "glibc".into(), &cfg, &out);
         let v: serde_json::Value = serde_json::to_value(&report).unwrap();
@@ -110,21 +136,24 @@ mod tests {
         let mut expected = [
             "bench", "preset", "allocator", "threads", "iters", "ws", "min", "max", "remote_pct",
             "ring", "matched", "touch", "seed", "ops", "mallocs", "local_frees", "remote", "sent",
-            "fallback", "reallocs", "secs", "mops", "cpu_secs",
+            "fallback", "reallocs", "secs", "mops", "cpu_secs", "memory",
         ];
         expected.sort_unstable();
         assert_eq!(keys, expected);
         assert_eq!(v["bench"], "server-table");
         assert_eq!((v["remote"].as_u64(), v["fallback"].as_u64()), (Some(3), Some(1)));
         assert_eq!(v["ops"], 16);
+        assert_eq!(v["memory"]["live_peak_bytes"], 100);
         let back: BenchReport = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, report);
-        // A report from before `reallocs` and `cpu_secs` existed still reads, with zeros.
+        assert!(report.human_line().contains(" samples=9 "), "{}", report.human_line());
+        // A report from before `reallocs`, `cpu_secs` and `memory` existed still reads, with zeros.
         let mut old = v;
         let fields = old.as_object_mut().unwrap();
         fields.remove("reallocs");
         fields.remove("cpu_secs");
+        fields.remove("memory");
         let back: BenchReport = serde_json::from_value(old).unwrap();
-        assert_eq!((back.counts.reallocs, back.cpu_secs), (0, 0.0));
+        assert_eq!((back.counts.reallocs, back.cpu_secs, back.memory), (0, 0.0, None));
     }
 }

@@ -3,15 +3,17 @@
 //! The producer keeps a private copy of the consumer's position, so a push touches the shared
 //! consumer cache line only when the ring looks full; a drain reads the producer's position once and
 //! frees everything published so far. Both are the same few instructions under every allocator.
+//!
+//! Each object travels with its requested size, so the thread that frees it can count the bytes
+//! it no longer holds ([`crate::live`]). The sizes sit in an array of their own (4 bytes a slot,
+//! allocated with the pointers' array at construction; both count as the bench's live bytes).
+use crate::live::Padded;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Keeps the two positions on separate cache lines (128 bytes covers adjacent-line prefetch).
-#[repr(align(128))]
-struct Padded<T>(T);
-
 pub struct Ring {
     slots: Box<[UnsafeCell<*mut u8>]>,
+    sizes: Box<[UnsafeCell<u32>]>,
     mask: usize,
     /// Next slot the consumer reads; written only by the consumer.
     head: Padded<AtomicUsize>,
@@ -21,7 +23,7 @@ pub struct Ring {
     producer_done: Padded<AtomicBool>,
 }
 
-// SAFETY: a slot is written by the producer only while it is outside head..tail and read by the
+// SAFETY: a slot (its pointer and its size) is written by the producer only while it is outside head..tail and read by the
 // consumer only while it is inside; the Release store of `tail` / Acquire load in `drain` (and the
 // mirror pair on `head`) order those accesses, so no slot is ever accessed by both at once.
 unsafe impl Sync for Ring {}
@@ -43,11 +45,18 @@ impl Ring {
             slots: (0..capacity)
                 .map(|_| UnsafeCell::new(std::ptr::null_mut()))
                 .collect(),
+            sizes: (0..capacity).map(|_| UnsafeCell::new(0)).collect(),
             mask: capacity - 1,
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
             producer_done: Padded(AtomicBool::new(false)),
         }
+    }
+
+    /// The heap bytes a ring of `capacity` slots holds (its pointers and sizes): counted live by
+    /// the workloads, so the overhead figure is the allocator's, not the bench's.
+    pub fn heap_bytes(capacity: usize) -> usize {
+        capacity * (std::mem::size_of::<*mut u8>() + std::mem::size_of::<u32>())
     }
 
     /// The producer handle; exactly one thread may hold it.
@@ -58,9 +67,10 @@ impl Ring {
         }
     }
 
-    /// Hands every published object to `free` and returns how many there were. Consumer only.
+    /// Hands every published object and its size to `free` and returns how many there were.
+    /// Consumer only.
     #[inline]
-    pub fn drain(&self, mut free: impl FnMut(*mut u8)) -> u64 {
+    pub fn drain(&self, mut free: impl FnMut(*mut u8, usize)) -> u64 {
         let head = self.head.0.load(Ordering::Relaxed);
         let tail = self.tail.0.load(Ordering::Acquire);
         if head == tail {
@@ -69,7 +79,13 @@ impl Ring {
         for pos in head..tail {
             // SAFETY: head..tail was published by the producer (Acquire above) and is ours until
             // the Release store below hands the slots back.
-            free(unsafe { *self.slots[pos & self.mask].get() });
+            let (object, size) = unsafe {
+                (
+                    *self.slots[pos & self.mask].get(),
+                    *self.sizes[pos & self.mask].get(),
+                )
+            };
+            free(object, size as usize);
         }
         self.head.0.store(tail, Ordering::Release);
         (tail - head) as u64
@@ -81,9 +97,10 @@ impl Ring {
 }
 
 impl Producer<'_> {
-    /// Publishes `object`; false when the ring is full (the caller frees it locally).
+    /// Publishes `object` of `size` bytes (at most 4 GiB); false when the ring is full (the caller
+    /// frees it locally).
     #[inline]
-    pub fn push(&mut self, object: *mut u8) -> bool {
+    pub fn push(&mut self, object: *mut u8, size: usize) -> bool {
         let ring = self.ring;
         let tail = ring.tail.0.load(Ordering::Relaxed);
         if tail - self.cached_head > ring.mask {
@@ -94,7 +111,10 @@ impl Producer<'_> {
         }
         // SAFETY: tail - head <= mask, so this slot is outside head..tail: the consumer is done
         // with it (its Release on head, our Acquire above) and will not read it before our Release.
-        unsafe { *ring.slots[tail & ring.mask].get() = object };
+        unsafe {
+            *ring.slots[tail & ring.mask].get() = object;
+            *ring.sizes[tail & ring.mask].get() = size as u32;
+        }
         ring.tail.0.store(tail + 1, Ordering::Release);
         true
     }
@@ -114,18 +134,18 @@ mod tests {
         let ring = Ring::new(4);
         let mut producer = ring.producer();
         for i in 1..=4usize {
-            assert!(producer.push(i as *mut u8));
+            assert!(producer.push(i as *mut u8, i));
         }
         assert!(
-            !producer.push(5 as *mut u8),
+            !producer.push(5 as *mut u8, 5),
             "a 4-slot ring accepted a 5th object"
         );
         let mut got = Vec::new();
-        assert_eq!(ring.drain(|p| got.push(p as usize)), 4);
-        assert_eq!(got, vec![1, 2, 3, 4]);
-        assert!(producer.push(6 as *mut u8));
-        assert_eq!(ring.drain(|p| got.push(p as usize)), 1);
-        assert_eq!(got.last(), Some(&6));
+        assert_eq!(ring.drain(|p, size| got.push((p as usize, size))), 4);
+        assert_eq!(got, vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
+        assert!(producer.push(6 as *mut u8, 60));
+        assert_eq!(ring.drain(|p, size| got.push((p as usize, size))), 1);
+        assert_eq!(got.last(), Some(&(6, 60)));
     }
 
     #[test]
@@ -136,7 +156,7 @@ mod tests {
             s.spawn(|| {
                 let mut producer = ring.producer();
                 for i in 1..=total {
-                    while !producer.push(i as *mut u8) {
+                    while !producer.push(i as *mut u8, i) {
                         std::hint::spin_loop();
                     }
                 }
@@ -145,8 +165,8 @@ mod tests {
             let mut expected = 1usize;
             loop {
                 let done = ring.producer_done();
-                let n = ring.drain(|p| {
-                    assert_eq!(p as usize, expected);
+                let n = ring.drain(|p, size| {
+                    assert_eq!((p as usize, size), (expected, expected));
                     expected += 1;
                 });
                 if n == 0 && done {

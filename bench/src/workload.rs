@@ -3,9 +3,10 @@
 //!
 //! Generic so the tests can count every malloc and free with a checking allocator, while the binary
 //! uses the C `malloc`/`free`/`realloc` symbols that `LD_PRELOAD` decides.
+use crate::live::{Live, MemoryPeaks};
 use serde::{Deserialize, Serialize};
 use std::sync::Barrier;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub mod handoff;
 pub mod lifetimes;
@@ -137,6 +138,8 @@ pub struct Outcome {
     /// CPU time (user + system) the threads spent inside the timed section, summed: unlike `secs`
     /// it does not grow while a thread waits for a core, so it is steadier on a shared machine.
     pub cpu_secs: f64,
+    /// The live bytes and RSS the samples saw over the whole run (set-up and clean-up included).
+    pub memory: MemoryPeaks,
 }
 
 impl Outcome {
@@ -155,20 +158,45 @@ impl Outcome {
 }
 
 /// Runs the configured workload; every object allocated is freed exactly once before this returns.
+/// Memory is sampled only at the start, when the threads have finished and at the end (no sampler
+/// thread): what the tests need, with nothing that depends on timing.
 pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
-    match cfg.kind {
-        Kind::Remote => remote::run(cfg, alloc),
-        Kind::ServerTable => server_table::run(cfg, alloc),
-        Kind::ProducerConsumer => handoff::run(cfg, alloc),
-        Kind::RandomLifetimes => lifetimes::run(cfg, alloc),
-        Kind::ReallocGrowth => realloc_growth::run(cfg, alloc),
+    run_sampled(cfg, alloc, None)
+}
+
+/// [`run`], with a sampler thread reading the live bytes and the RSS every `period` as well.
+pub fn run_sampled<A: RawAlloc>(cfg: &Config, alloc: &A, period: Option<Duration>) -> Outcome {
+    let live = Live::new(cfg.threads.max(1));
+    let mut outcome = live.sampling(period, || match cfg.kind {
+        Kind::Remote => remote::run(cfg, alloc, &live),
+        Kind::ServerTable => server_table::run(cfg, alloc, &live),
+        Kind::ProducerConsumer => handoff::run(cfg, alloc, &live),
+        Kind::RandomLifetimes => lifetimes::run(cfg, alloc, &live),
+        Kind::ReallocGrowth => realloc_growth::run(cfg, alloc, &live),
+    });
+    let left = live.bytes();
+    if left != 0 {
+        inconsistent(
+            cfg.kind.name(),
+            format_args!("{left} bytes still counted live after every object was freed"),
+        );
     }
+    outcome.memory = live.peaks();
+    outcome
 }
 
 /// A thread's timed section: wall clock and CPU clock, started when every thread is ready.
-pub(crate) struct Clock {
+pub(crate) struct Clock<'a> {
     start: Instant,
     cpu_start: f64,
+    live: &'a Live,
+}
+
+/// Where the threads wait for each other before their clocks start; passing it opens the live
+/// count's steady window ([`Live::open_window`]).
+pub(crate) struct StartLine<'a> {
+    barrier: Barrier,
+    live: &'a Live,
 }
 
 /// What one thread hands back: its timed section and its counts.
@@ -179,23 +207,28 @@ pub(crate) struct Timed {
     totals: Counts,
 }
 
-impl Clock {
+impl<'a> Clock<'a> {
     /// Waits for every thread at `start_line`, then starts the clocks.
-    pub fn start_after(start_line: &Barrier) -> Clock {
-        start_line.wait();
+    pub fn start_after(start_line: &StartLine<'a>) -> Clock<'a> {
+        start_line.barrier.wait();
+        start_line.live.open_window();
         Clock {
             start: Instant::now(),
             cpu_start: thread_cpu_secs(),
+            live: start_line.live,
         }
     }
 
+    /// Stops the clocks; the first thread to stop closes the steady window (after its clocks).
     pub fn stop(self, totals: Counts) -> Timed {
-        Timed {
+        let timed = Timed {
             start: self.start,
             finish: Instant::now(),
             cpu_secs: thread_cpu_secs() - self.cpu_start,
             totals,
-        }
+        };
+        self.live.close_window();
+        timed
     }
 }
 
@@ -207,12 +240,16 @@ impl Timed {
 
 /// Runs `body(index, start_line)` on `threads` named threads and sums their totals; the timed
 /// section spans the earliest start to the latest finish. Each body starts its clock with
-/// [`Clock::start_after`] once its untimed set-up is done.
-pub(crate) fn run_threads<F>(threads: usize, body: F) -> Outcome
+/// [`Clock::start_after`] once its untimed set-up is done. Memory is sampled once every thread
+/// has finished (what the workload still holds then, before the main thread's clean-up).
+pub(crate) fn run_threads<F>(threads: usize, live: &Live, body: F) -> Outcome
 where
-    F: Fn(usize, &Barrier) -> Timed + Sync,
+    F: Fn(usize, &StartLine) -> Timed + Sync,
 {
-    let start_line = Barrier::new(threads);
+    let start_line = StartLine {
+        barrier: Barrier::new(threads),
+        live,
+    };
     let results: Vec<Timed> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|index| {
@@ -228,6 +265,7 @@ where
             .map(|h| h.join().expect("a bench thread panicked"))
             .collect()
     });
+    live.sample();
     let start = results.iter().map(|r| r.start).min();
     let end = results.iter().map(|r| r.finish).max();
     let mut outcome = Outcome {

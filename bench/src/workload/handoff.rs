@@ -6,27 +6,33 @@
 //! The consumer replays its producer's random stream, so it knows the size and tag of every object
 //! it receives and checks both the contents and the order: a lost, duplicated or corrupted object
 //! fails the run.
-use super::{inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc};
+use super::{StartLine, inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc};
 use super::{Counts, Timed};
+use crate::live::{Live, LiveCell};
 use crate::object;
 use crate::ring::Ring;
 use crate::rng::SplitMix64;
-use std::sync::Barrier;
 
 const NAME: &str = "producer-consumer";
 
-pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
+pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A, live: &Live) -> Outcome {
     // The command line makes threads even and at least 2.
     let pairs = (cfg.threads / 2).max(1);
     let rings: Vec<Ring> = (0..pairs).map(|_| Ring::new(cfg.ring)).collect();
-    let outcome = run_threads(pairs * 2, |index, start_line| {
+    // The bench's own heap counts as live: the overhead figure is the allocator's.
+    let ring_bytes = pairs * Ring::heap_bytes(cfg.ring);
+    live.main().add(ring_bytes);
+    let outcome = run_threads(pairs * 2, live, |index, start_line| {
         let pair = index % pairs;
+        let held = live.thread(index);
         if index < pairs {
-            produce(cfg, alloc, pair, &rings[pair], start_line)
+            produce(cfg, alloc, pair, &rings[pair], start_line, held)
         } else {
-            consume(cfg, alloc, pair, &rings[pair], start_line)
+            consume(cfg, alloc, pair, &rings[pair], start_line, held)
         }
     });
+    drop(rings);
+    live.main().sub(ring_bytes);
     let expected = pairs as u64 * cfg.iters;
     if outcome.counts.mallocs != expected || outcome.counts.remote_frees != expected || outcome.counts.sent != expected {
         inconsistent(
@@ -51,7 +57,8 @@ fn produce<A: RawAlloc>(
     alloc: &A,
     pair: usize,
     ring: &Ring,
-    start_line: &Barrier,
+    start_line: &StartLine,
+    held: &LiveCell,
 ) -> Timed {
     let mut rng = SplitMix64::for_thread(cfg.seed, pair as u64);
     let mut producer = ring.producer();
@@ -62,8 +69,9 @@ fn produce<A: RawAlloc>(
         let p = malloc_or_exit(alloc, size);
         // SAFETY: p is a fresh block of `size` bytes.
         unsafe { object::fill(cfg.touch, p, size, object::tag(pair, seq)) };
+        held.add(size);
         t.mallocs += 1;
-        while !producer.push(p) {
+        while !producer.push(p, size) {
             // Two cores, many threads: let the consumer run rather than spin.
             std::thread::yield_now();
         }
@@ -78,7 +86,8 @@ fn consume<A: RawAlloc>(
     alloc: &A,
     pair: usize,
     ring: &Ring,
-    start_line: &Barrier,
+    start_line: &StartLine,
+    held: &LiveCell,
 ) -> Timed {
     let mut replay = SplitMix64::for_thread(cfg.seed, pair as u64);
     let mut t = Counts::default();
@@ -88,8 +97,15 @@ fn consume<A: RawAlloc>(
         // The done flag is read before the drain, so an empty drain after seeing it means every
         // object the producer made has been freed here.
         let done = ring.producer_done();
-        let n = ring.drain(|p| {
+        let n = ring.drain(|p, sent| {
             let size = next_size(cfg, &mut replay);
+            if sent != size {
+                inconsistent(
+                    NAME,
+                    format_args!("object {seq} arrived as {sent} bytes, its producer drew {size}"),
+                );
+            }
+            held.sub(size);
             // SAFETY: the producer handed over a live block of `size` bytes (the same stream).
             unsafe {
                 object::verify(cfg.touch, p, size, object::tag(pair, seq), NAME);
@@ -124,7 +140,7 @@ mod tests {
                 touch,
                 ..small_config(Kind::ProducerConsumer)
             };
-            let out = run(&cfg, &alloc);
+            let out = crate::workload::run(&cfg, &alloc);
             alloc.check_balanced();
             let objects = (threads / 2) as u64 * cfg.iters;
             assert_eq!(

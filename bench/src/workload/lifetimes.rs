@@ -8,6 +8,7 @@
 use super::{
     inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
 };
+use crate::live::Live;
 use crate::object;
 use crate::rng::SplitMix64;
 
@@ -26,6 +27,11 @@ struct Wheel {
 }
 
 impl Wheel {
+    /// The heap bytes of a wheel of `w` buckets: counted live, so the overhead is the allocator's.
+    fn heap_bytes(w: usize) -> usize {
+        w * (2 * 4 + std::mem::size_of::<*mut u8>() + 4 + 1 + 4)
+    }
+
     /// At most W-1 objects are live after a step's frees (lifetimes are below W), plus the new one.
     fn new(w: usize) -> Wheel {
         Wheel {
@@ -64,13 +70,16 @@ impl Wheel {
     }
 }
 
-pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
+pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A, live: &Live) -> Outcome {
     // The command line makes W at least 2.
     let w = cfg.ws.max(2);
-    run_threads(cfg.threads.max(1), |index, start_line| {
+    run_threads(cfg.threads.max(1), live, |index, start_line| {
         let mut rng = SplitMix64::for_thread(cfg.seed, index as u64);
         let mut wheel = Wheel::new(w);
+        let held = live.thread(index);
+        held.add(Wheel::heap_bytes(w));
         let free = |p: *mut u8, size: usize, tag: u8| {
+            held.sub(size);
             // SAFETY: each wheel node holds a live block of `size` bytes, freed once as it leaves.
             unsafe {
                 object::verify(cfg.touch, p, size, tag, NAME);
@@ -87,6 +96,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             let p = malloc_or_exit(alloc, size);
             // SAFETY: p is a fresh block of `size` bytes.
             unsafe { object::fill(cfg.touch, p, size, tag) };
+            held.add(size);
             wheel.insert(((step + lifetime) % w as u64) as usize, p, size, tag);
             t.mallocs += 1;
         }
@@ -95,6 +105,8 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
         for bucket in 0..w {
             left += wheel.expire(bucket, free);
         }
+        drop(wheel);
+        held.sub(Wheel::heap_bytes(w));
         let totals = timed.totals();
         if totals.mallocs != totals.local_frees + left {
             inconsistent(
@@ -127,7 +139,7 @@ mod tests {
                 touch,
                 ..small_config(Kind::RandomLifetimes)
             };
-            let out = run(&cfg, &alloc);
+            let out = crate::workload::run(&cfg, &alloc);
             alloc.check_balanced();
             assert_eq!(out.counts.mallocs, threads as u64 * cfg.iters);
             // At most W-1 objects per thread outlive the timed section.

@@ -8,16 +8,18 @@
 use super::{
     inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
 };
+use crate::live::Live;
 use crate::object;
 use crate::rng::SplitMix64;
 
 const NAME: &str = "realloc-growth";
 
-pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
+pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A, live: &Live) -> Outcome {
     // The command line makes the step at least 1 byte and at most --max.
     let step = cfg.min.max(1);
-    run_threads(cfg.threads.max(1), |index, start_line| {
+    run_threads(cfg.threads.max(1), live, |index, start_line| {
         let mut rng = SplitMix64::for_thread(cfg.seed, index as u64);
+        let held = live.thread(index);
         let mut t = Counts::default();
         let clock = Clock::start_after(start_line);
         for buffer in 0..cfg.iters {
@@ -25,6 +27,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             let steps = drawn.div_ceil(step).max(1);
             let tag = |k: usize| object::tag(index, buffer.wrapping_mul(1 << 20) ^ k as u64);
             let mut p = malloc_or_exit(alloc, step);
+            held.add(step);
             t.mallocs += 1;
             // SAFETY: p is a fresh block of `step` bytes.
             unsafe { object::fill(cfg.touch, p, step, tag(0)) };
@@ -37,6 +40,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
                     super::out_of_memory(new);
                 }
                 p = grown;
+                held.add(step);
                 t.reallocs += 1;
                 // SAFETY: the old contents' last byte lies inside the grown block; the new step's
                 // bytes [old, new) do too.
@@ -54,6 +58,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             }
             // SAFETY: p is the live buffer, freed once.
             unsafe { alloc.free(p) };
+            held.sub(steps * step);
             t.local_frees += 1;
         }
         let timed = clock.stop(t);
@@ -92,7 +97,7 @@ mod tests {
                 touch,
                 ..small_config(Kind::ReallocGrowth)
             };
-            let out = run(&cfg, &alloc);
+            let out = crate::workload::run(&cfg, &alloc);
             alloc.check_balanced();
             let buffers = threads as u64 * cfg.iters;
             assert_eq!((out.counts.mallocs, out.counts.local_frees), (buffers, buffers));

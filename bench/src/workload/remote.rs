@@ -1,7 +1,8 @@
 //! The "random mixed, multi-thread, remote free" workload: T threads, W slots each; each step
 //! fills an empty slot or empties a full one, and a freed object goes to the next thread's ring
 //! with probability P% (that thread frees it).
-use super::{malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts, Timed};
+use super::{StartLine, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts, Timed};
+use crate::live::{Live, LiveCell};
 use crate::object;
 use crate::ring::Ring;
 use crate::rng::SplitMix64;
@@ -15,16 +16,33 @@ const FILL: u8 = 0xa5;
 /// small-object presets stay as their targets were measured: written, never read back.
 const CHECKED_MIN: usize = 64 << 10;
 
-pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
+pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A, live: &Live) -> Outcome {
     let threads = cfg.threads.max(1);
     // Built before the start barrier so their allocation is not timed.
     let rings: Vec<Ring> = (0..threads).map(|_| Ring::new(cfg.ring)).collect();
+    let ring_bytes = threads * Ring::heap_bytes(cfg.ring);
+    live.main().add(ring_bytes);
     let finish_line = Barrier::new(threads);
-    run_threads(threads, |index, start_line| {
+    let outcome = run_threads(threads, live, |index, start_line| {
         let inbox = &rings[index];
         let outbox = &rings[(index + 1) % threads];
-        worker(cfg, alloc, index, inbox, outbox, start_line, &finish_line)
-    })
+        let ends = Ends {
+            start_line,
+            finish_line: &finish_line,
+            live: live.thread(index),
+        };
+        worker(cfg, alloc, index, inbox, outbox, ends)
+    });
+    drop(rings);
+    live.main().sub(ring_bytes);
+    outcome
+}
+
+/// What a worker shares with the others besides the rings: the two barriers, and its live count.
+struct Ends<'a> {
+    start_line: &'a StartLine<'a>,
+    finish_line: &'a Barrier,
+    live: &'a LiveCell,
 }
 
 fn worker<A: RawAlloc>(
@@ -33,16 +51,21 @@ fn worker<A: RawAlloc>(
     index: usize,
     inbox: &Ring,
     outbox: &Ring,
-    start_line: &Barrier,
-    finish_line: &Barrier,
+    ends: Ends,
 ) -> Timed {
     let mut rng = SplitMix64::for_thread(cfg.seed, index as u64);
     let mut slots: Vec<*mut u8> = vec![std::ptr::null_mut(); cfg.ws];
+    // Each slot's requested size, for the live count and the ring.
+    let mut sizes: Vec<u32> = vec![0; cfg.ws];
+    let live = ends.live;
+    let slot_bytes = cfg.ws * (std::mem::size_of::<*mut u8>() + std::mem::size_of::<u32>());
+    live.add(slot_bytes);
     let mut producer = outbox.producer();
     let mut t = Counts::default();
     let span = (cfg.max - cfg.min + 1) as u64;
     let checked = cfg.touch && cfg.min >= CHECKED_MIN;
-    let free = |p: *mut u8| {
+    let free = |p: *mut u8, size: usize| {
+        live.sub(size);
         // SAFETY: every pointer reaching here came from `alloc.malloc` and left its slot or ring
         // when it was handed over, so it is freed exactly once; a checked one was stamped.
         unsafe {
@@ -53,7 +76,7 @@ fn worker<A: RawAlloc>(
         }
     };
 
-    let clock = Clock::start_after(start_line);
+    let clock = Clock::start_after(ends.start_line);
     for _ in 0..cfg.iters {
         t.remote_frees += inbox.drain(free);
         let slot = rng.below(cfg.ws as u64) as usize;
@@ -69,14 +92,17 @@ fn worker<A: RawAlloc>(
                 }
             }
             slots[slot] = p;
+            sizes[slot] = size as u32;
+            live.add(size);
             t.mallocs += 1;
         } else {
             slots[slot] = std::ptr::null_mut();
+            let size = sizes[slot] as usize;
             let remote = cfg.remote_pct > 0 && rng.below(100) < cfg.remote_pct as u64;
-            if remote && producer.push(object) {
+            if remote && producer.push(object, size) {
                 t.sent += 1;
             } else {
-                free(object);
+                free(object, size);
                 t.local_frees += 1;
                 t.fallbacks += remote as u64;
             }
@@ -102,11 +128,12 @@ fn worker<A: RawAlloc>(
     let timed = clock.stop(t);
 
     // Untimed clean-up, once every thread has stopped pushing.
-    finish_line.wait();
+    ends.finish_line.wait();
     inbox.drain(free);
-    for p in slots.into_iter().filter(|p| !p.is_null()) {
-        free(p);
+    for (p, size) in slots.into_iter().zip(sizes).filter(|(p, _)| !p.is_null()) {
+        free(p, size as usize);
     }
+    live.sub(slot_bytes);
     timed
 }
 
@@ -138,7 +165,7 @@ mod tests {
         for (threads, ring) in [(1, 64), (4, 65536), (4, 2)] {
             let alloc = CheckingAlloc::default();
             let cfg = config(threads, true, 50, ring);
-            let out = run(&cfg, &alloc);
+            let out = crate::workload::run(&cfg, &alloc);
             alloc.check_balanced();
             // Every step is one malloc or one free, and matched mode drains every remote free.
             assert_eq!(
@@ -161,7 +188,7 @@ mod tests {
         let alloc = CheckingAlloc::default();
         let mut cfg = config(2, true, 100, 2);
         cfg.iters = 100_000;
-        let out = run(&cfg, &alloc);
+        let out = crate::workload::run(&cfg, &alloc);
         alloc.check_balanced();
         assert!(
             out.counts.fallbacks > 0,
@@ -173,12 +200,12 @@ mod tests {
     #[test]
     fn unmatched_mode_still_frees_leftovers_and_local_only_sends_nothing() {
         let alloc = CheckingAlloc::default();
-        let out = run(&config(3, false, 90, 1024), &alloc);
+        let out = crate::workload::run(&config(3, false, 90, 1024), &alloc);
         alloc.check_balanced();
         assert!(out.counts.remote_frees <= out.counts.sent);
 
         let alloc = CheckingAlloc::default();
-        let out = run(&config(2, false, 0, 1024), &alloc);
+        let out = crate::workload::run(&config(2, false, 0, 1024), &alloc);
         alloc.check_balanced();
         assert_eq!((out.counts.sent, out.counts.remote_frees, out.counts.fallbacks), (0, 0, 0));
         assert_eq!(out.ops(), 2 * 20_000);
@@ -205,7 +232,7 @@ mod tests {
         let check = SizeCheck(AtomicU64::new(u64::MAX), AtomicU64::new(0));
         let mut cfg = config(2, true, 50, 1024);
         (cfg.min, cfg.max) = (100, 103);
-        run(&cfg, &check);
+        crate::workload::run(&cfg, &check);
         assert_eq!(
             (
                 check.0.load(Ordering::Relaxed),

@@ -7,6 +7,7 @@
 use super::{
     inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
 };
+use crate::live::{Live, LiveCell};
 use crate::object;
 use crate::rng::SplitMix64;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
@@ -22,7 +23,7 @@ struct Slot {
     meta: AtomicU64,
 }
 
-pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
+pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A, live: &Live) -> Outcome {
     let threads = cfg.threads.max(1);
     let ws = cfg.ws;
     let table: Vec<Slot> = (0..threads * ws)
@@ -31,11 +32,15 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             meta: AtomicU64::new(0),
         })
         .collect();
+    // The bench's own heap counts as live: the overhead figure is the allocator's.
+    let table_bytes = table.len() * std::mem::size_of::<Slot>();
+    live.main().add(table_bytes);
     // A round replaces as many slots as a region holds; the last one may be shorter.
     let rounds = cfg.iters.div_ceil(ws as u64);
     let round_line = Barrier::new(threads);
     let region = |r: usize| &table[r * ws..(r + 1) * ws];
-    let outcome = run_threads(threads, |index, start_line| {
+    let outcome = run_threads(threads, live, |index, start_line| {
+        let held = live.thread(index);
         let mut rng = SplitMix64::for_thread(cfg.seed, index as u64);
         let mut seq = 0u64;
         let mut place = |slot: &Slot, t: &mut Counts, rng: &mut SplitMix64| {
@@ -45,6 +50,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             let p = malloc_or_exit(alloc, size);
             // SAFETY: p is a fresh block of `size` bytes.
             unsafe { object::fill(cfg.touch, p, size, tag) };
+            held.add(size);
             slot.block.store(p, Relaxed);
             slot.meta.store(
                 size as u64 | (tag as u64) << 32 | (index as u64) << 40,
@@ -64,7 +70,7 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
             let steps = (cfg.iters - round * ws as u64).min(ws as u64);
             for _ in 0..steps {
                 let slot = &slots[rng.below(ws as u64) as usize];
-                let (old, owner) = release(slot, cfg.touch);
+                let (old, owner) = release(slot, cfg.touch, held);
                 // SAFETY: `old` was allocated by `alloc` and left the table in `release`.
                 unsafe { alloc.free(old) };
                 if owner == index {
@@ -80,11 +86,13 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
     });
     let mut left = 0u64;
     for slot in &table {
-        let (p, _) = release(slot, cfg.touch);
+        let (p, _) = release(slot, cfg.touch, live.main());
         // SAFETY: as above; every slot holds a live block after the warm-up.
         unsafe { alloc.free(p) };
         left += 1;
     }
+    drop(table);
+    live.main().sub(table_bytes);
     // Each step frees one block and allocates one; the table holds the rest.
     let frees = outcome.counts.local_frees + outcome.counts.remote_frees;
     if outcome.counts.mallocs != frees || left != (threads * ws) as u64 {
@@ -100,14 +108,16 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A) -> Outcome {
     outcome
 }
 
-/// Takes the block out of `slot` after checking its contents: (block, allocating thread).
-fn release(slot: &Slot, touch: bool) -> (*mut u8, usize) {
+/// Takes the block out of `slot` after checking its contents, counting it freed in `held`:
+/// (block, allocating thread).
+fn release(slot: &Slot, touch: bool, held: &LiveCell) -> (*mut u8, usize) {
     let p = slot.block.swap(std::ptr::null_mut(), Relaxed);
     let meta = slot.meta.load(Relaxed);
     if p.is_null() {
         inconsistent(NAME, format_args!("a table slot is empty"));
     }
     let size = (meta & 0xffff_ffff) as usize;
+    held.sub(size);
     // SAFETY: the slot's block is live and `size` bytes long (its meta was stored with it).
     unsafe { object::verify(touch, p, size, (meta >> 32) as u8, NAME) };
     (p, (meta >> 40) as usize)
@@ -132,7 +142,7 @@ mod tests {
                 touch,
                 ..small_config(Kind::ServerTable)
             };
-            let out = run(&cfg, &alloc);
+            let out = crate::workload::run(&cfg, &alloc);
             alloc.check_balanced();
             assert_eq!(out.counts.mallocs, threads as u64 * cfg.iters);
             assert_eq!(out.ops(), 2 * threads as u64 * cfg.iters);
@@ -142,6 +152,37 @@ mod tests {
             } else {
                 assert_eq!(out.counts.remote_frees, 0);
             }
+        }
+    }
+
+    /// The table is the one place where the live set is known exactly: with one block size it
+    /// holds T×W blocks of that size at every step boundary, and never more (a step frees before
+    /// it allocates). The sample taken when all the threads have finished sees it whole.
+    #[test]
+    fn the_live_peak_is_the_full_table_and_its_pages_are_resident() {
+        for threads in [1, 3] {
+            let (ws, size) = (2000, 4096);
+            let cfg = Config {
+                threads,
+                iters: 3 * ws as u64,
+                ws,
+                min: size,
+                max: size,
+                touch: true,
+                ..small_config(Kind::ServerTable)
+            };
+            let m = crate::workload::run(&cfg, &crate::workload::CMalloc).memory;
+            let table = threads * ws;
+            assert_eq!(
+                m.live_peak_bytes,
+                (table * (size + std::mem::size_of::<Slot>())) as u64,
+                "threads={threads}: {m:?}"
+            );
+            // Written blocks are resident: the RSS at that sample holds at least the table.
+            assert!(m.rss_at_live_peak_bytes >= m.live_peak_bytes, "{m:?}");
+            assert!(m.overhead_peak_bytes >= m.rss_at_live_peak_bytes as i64 - m.live_peak_bytes as i64);
+            // Start, first clock stopped (in the window), threads finished, end.
+            assert_eq!((m.samples, m.window_samples, m.period_ms), (4, 1, 0));
         }
     }
 }
