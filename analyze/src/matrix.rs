@@ -25,9 +25,12 @@ pub const DEFAULT_BASELINE: &str = "tcmalloc";
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 /// Exit status when `--compare` finds a regression (1 stays "the command failed").
 pub const EXIT_REGRESSION: u8 = 3;
-/// Version 2: presets write their objects unless the row is labelled `:untouched` (version 1's
-/// rows never wrote them unless their arguments said `--touch`; [`upgrade`] reads those files).
-pub const SCHEMA: &str = "hz3-matrix/2";
+/// Version 3: rows carry the bench's memory figures (live bytes, RSS minus live bytes); version 2's
+/// rows read with none. Version 2: presets write their objects unless the row is labelled
+/// `:untouched` (version 1's rows never wrote them unless their arguments said `--touch`;
+/// [`upgrade`] reads those files).
+pub const SCHEMA: &str = "hz3-matrix/3";
+const SCHEMA_V2: &str = "hz3-matrix/2";
 const SCHEMA_V1: &str = "hz3-matrix/1";
 /// The label suffix of a row whose objects are never written (the secondary, untouched form).
 pub const UNTOUCHED: &str = ":untouched";
@@ -186,6 +189,29 @@ pub struct Row {
     pub cpu_ns_per_op: Option<f64>,
     /// Largest ru_maxrss over the row's runs, KiB.
     pub peak_rss_kib: u64,
+    /// Per successful run, from the bench's samples (KiB): the most bytes it held live (its
+    /// objects as requested plus its own heap: rings, table, wheels), the RSS at that sample, the
+    /// highest sampled RSS less that most live (`excess`: what the allocator needed beyond the
+    /// largest live set) and the peak of RSS minus live bytes over the timed section (`overhead`:
+    /// the same at its worst moment, which also counts a moment's dip of the live set). Empty in
+    /// schema 2 files and for a bench that does not report them.
+    #[serde(default)]
+    pub samples_live_peak_kib: Vec<f64>,
+    #[serde(default)]
+    pub samples_rss_at_live_peak_kib: Vec<f64>,
+    #[serde(default)]
+    pub samples_excess_kib: Vec<f64>,
+    #[serde(default)]
+    pub samples_overhead_peak_kib: Vec<f64>,
+    /// Medians of the four.
+    #[serde(default)]
+    pub live_peak_kib: Option<f64>,
+    #[serde(default)]
+    pub rss_at_live_peak_kib: Option<f64>,
+    #[serde(default)]
+    pub excess_kib: Option<f64>,
+    #[serde(default)]
+    pub overhead_peak_kib: Option<f64>,
     pub runs_ok: usize,
     pub crashed: usize,
     /// How each crashed run ended ("SIGSEGV", "exit 1", "timeout 120s").
@@ -222,6 +248,14 @@ impl Row {
             median_ci_mops: None,
             ratio_ci: None,
             peak_rss_kib: 0,
+            samples_live_peak_kib: Vec::new(),
+            samples_rss_at_live_peak_kib: Vec::new(),
+            samples_excess_kib: Vec::new(),
+            samples_overhead_peak_kib: Vec::new(),
+            live_peak_kib: None,
+            rss_at_live_peak_kib: None,
+            excess_kib: None,
+            overhead_peak_kib: None,
             runs_ok: 0,
             crashed: 0,
             crashes: Vec::new(),
@@ -233,6 +267,17 @@ impl Row {
         self.samples_mops.push(mops);
         self.samples_cpu_ns_per_op.push(cpu_ns_per_op);
         self.runs_ok += 1;
+    }
+
+    /// A successful run's memory figures, as the bench sampled them.
+    pub fn record_memory(&mut self, m: &bench::live::MemoryPeaks) {
+        let kib = |bytes: f64| bytes / 1024.0;
+        self.samples_live_peak_kib.push(kib(m.live_peak_bytes as f64));
+        self.samples_rss_at_live_peak_kib
+            .push(kib(m.rss_at_live_peak_bytes as f64));
+        self.samples_excess_kib.push(kib(m.excess_bytes() as f64));
+        self.samples_overhead_peak_kib
+            .push(kib(m.overhead_peak_bytes as f64));
     }
 
     pub fn record_crash(&mut self, how: String) {
@@ -643,16 +688,21 @@ pub fn form_note(report: &MatrixReport) -> &'static str {
     }
 }
 
-/// A matrix JSON as this version reads it: schema 2 as is; schema 1 (presets untouched unless the
-/// arguments said `--touch`) relabelled, so its untouched rows compare with today's
-/// `PRESET:untouched` rows and its `--touch` rows with today's plain ones. Anything else is refused.
+/// A matrix JSON as this version reads it: schema 3 as is; schema 2 with no memory figures (its
+/// rows' fields default to none); schema 1 (presets untouched unless the arguments said `--touch`)
+/// relabelled as well, so its untouched rows compare with today's `PRESET:untouched` rows and its
+/// `--touch` rows with today's plain ones. Anything else is refused.
 pub fn upgrade(mut report: MatrixReport) -> Result<MatrixReport, String> {
     if report.schema == SCHEMA {
         return Ok(report);
     }
+    if report.schema == SCHEMA_V2 {
+        report.schema = SCHEMA.to_owned();
+        return Ok(report);
+    }
     if report.schema != SCHEMA_V1 {
         return Err(format!(
-            "schema {:?}, expected {SCHEMA:?} (or {SCHEMA_V1:?}, read as untouched rows): regenerate it with `hz3-analyze matrix --json`",
+            "schema {:?}, expected {SCHEMA:?} (or {SCHEMA_V2:?}, read without memory figures, or {SCHEMA_V1:?}, read as untouched rows): regenerate it with `hz3-analyze matrix --json`",
             report.schema
         ));
     }
@@ -771,6 +821,9 @@ fn measure(
                             );
                         }
                         row.record_run(&report.allocator, report.mops, report.cpu_ns_per_op());
+                        if let Some(m) = &report.memory {
+                            row.record_memory(m);
+                        }
                     }
                     Err(crash) => {
                         let line = crash_line(workload, alloc, &crash, &result.stderr);
@@ -815,6 +868,11 @@ pub fn finish_rows(rows: &mut [Row], baseline: &str) {
         row.min_mops = s.map(|s| s.min);
         row.max_mops = s.map(|s| s.max);
         row.cpu_ns_per_op = stats::summarize(&row.samples_cpu_ns_per_op).map(|s| s.median);
+        let median = |v: &[f64]| stats::summarize(v).map(|s| s.median);
+        row.live_peak_kib = median(&row.samples_live_peak_kib);
+        row.rss_at_live_peak_kib = median(&row.samples_rss_at_live_peak_kib);
+        row.excess_kib = median(&row.samples_excess_kib);
+        row.overhead_peak_kib = median(&row.samples_overhead_peak_kib);
         row.median_ci_mops =
             interval_stats::median_interval(&row.samples_mops, &mut row_rng(row, "median"));
     }

@@ -33,7 +33,7 @@ const fn col(
 /// Columns in CSV order; the shown ones keep their relative order in the table and markdown, the
 /// first two (text) left-aligned, the rest (numbers) right-aligned.
 #[rustfmt::skip] // one column a line reads as the table it describes
-const COLUMNS: [MatrixColumn; 17] = [
+const COLUMNS: [MatrixColumn; 21] = [
     col(Some(("preset", |r| r.preset.clone())), "preset", |r, _| r.preset.clone()),
     col(Some(("allocator", |r| r.allocator.clone())), "allocator", |r, _| r.allocator.clone()),
     col(Some(("median Mops/s", |r| mops(r.median_mops))), "median_mops", |r, _| full(r.median_mops)),
@@ -47,6 +47,10 @@ const COLUMNS: [MatrixColumn; 17] = [
     col(None, "baseline", |_, report| report.baseline.clone()),
     col(Some(("CPU ns/op", |r| cpu_ns(r.cpu_ns_per_op))), "cpu_ns_per_op", |r, _| full(r.cpu_ns_per_op)),
     col(Some(("peak RSS MiB", rss_mib)), "peak_rss_kib", |r, _| r.peak_rss_kib.to_string()),
+    col(Some(("live MiB", |r| mib(r.live_peak_kib))), "live_peak_kib", |r, _| full(r.live_peak_kib)),
+    col(None, "rss_at_live_peak_kib", |r, _| full(r.rss_at_live_peak_kib)),
+    col(Some(("over live MiB", |r| mib(r.excess_kib))), "excess_kib", |r, _| full(r.excess_kib)),
+    col(Some(("worst RSS-live MiB", |r| mib(r.overhead_peak_kib))), "overhead_peak_kib", |r, _| full(r.overhead_peak_kib)),
     col(Some(("ok", |r| r.runs_ok.to_string())), "runs_ok", |r, _| r.runs_ok.to_string()),
     col(Some(("crashed", crashed)), "crashed", |r, _| r.crashed.to_string()),
     col(None, "crashes", |r, _| r.crashes.join(";")),
@@ -120,6 +124,68 @@ fn rss_mib(row: &Row) -> String {
     format!("{:.1}", row.peak_rss_kib as f64 / 1024.0)
 }
 
+fn mib(kib: Option<f64>) -> String {
+    or_dash(kib, |k| format!("{:.1}", k / 1024.0))
+}
+
+/// "1.80x tcmalloc": a row's figure over the lowest anchor's, naming that anchor.
+fn over_lowest(value: Option<f64>, lowest: Option<(f64, &str)>) -> String {
+    match (value, lowest) {
+        (Some(v), Some((low, name))) if low > 0.0 => format!("{:.2}x {name}", v / low),
+        _ => "-".into(),
+    }
+}
+
+/// Peak RSS judged both ways, per preset: every allocator that is not an anchor against the
+/// anchor lowest on that preset, raw (ru_maxrss, the largest over the runs: what the RSS target
+/// reads) and net of what the bench itself held (medians over runs): the peak RSS less the most
+/// the bench held (`over live`: the allocator's need beyond the largest live set, whatever the
+/// scheduler left in the rings), and the worst moment of RSS minus live bytes. None when the
+/// matrix has no anchor or nothing but anchors.
+pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
+    let is_anchor = |r: &Row| crate::allocators::ANCHORS.iter().any(|a| a.name == r.allocator);
+    let mut t = Table::new([
+        Column::left("preset"),
+        Column::left("allocator"),
+        Column::right("peak RSS MiB"),
+        Column::right("/ lowest anchor"),
+        Column::right("over live MiB"),
+        Column::right("/ lowest anchor"),
+        Column::right("worst RSS-live MiB"),
+        Column::right("/ lowest anchor"),
+    ]);
+    // Each in KiB, shown in MiB.
+    let figures: [fn(&Row) -> Option<f64>; 3] = [
+        |r| Some(r.peak_rss_kib as f64),
+        |r| r.excess_kib,
+        |r| r.overhead_peak_kib,
+    ];
+    for w in &report.workloads {
+        let rows: Vec<&Row> = report.rows.iter().filter(|r| r.preset == w.preset).collect();
+        let lowest: Vec<Option<(f64, &str)>> = figures
+            .iter()
+            .map(|figure| {
+                rows.iter()
+                    .filter(|r| is_anchor(r) && r.runs_ok > 0)
+                    .filter_map(|r| Some((figure(r)?, r.allocator.as_str())))
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+            })
+            .collect();
+        for r in rows.iter().filter(|r| !is_anchor(r) && r.runs_ok > 0) {
+            let mut cells = vec![r.preset.clone(), r.allocator.clone()];
+            for (figure, low) in figures.iter().zip(&lowest) {
+                cells.push(mib(figure(r)));
+                cells.push(over_lowest(figure(r), *low));
+            }
+            t.push(cells);
+        }
+    }
+    (!t.rows.is_empty()).then_some(t)
+}
+
+/// The heading over [`rss_summary`] in the text and the markdown.
+const RSS_SUMMARY_HEADING: &str = "Peak RSS against the lowest anchor, raw and net of what the bench held (its objects, rings and tables; medians over runs): over live = the highest sampled RSS less the most held, worst RSS-live = the largest gap at one sample of the timed section";
+
 fn crashed(row: &Row) -> String {
     if row.crashed == 0 {
         "0".into()
@@ -147,10 +213,14 @@ fn rounds_and_ratio(report: &MatrixReport) -> (String, String) {
 pub fn table(report: &MatrixReport) -> String {
     let (rounds, ratio) = rounds_and_ratio(report);
     let form = super::form_note(report);
-    format!(
+    let mut out = format!(
         "hz3-analyze matrix: {rounds}, {ratio}; {form}\n{}",
         shown_table(report).to_text()
-    )
+    );
+    if let Some(t) = rss_summary(report) {
+        out += &format!("\n{RSS_SUMMARY_HEADING}:\n{}", t.to_text());
+    }
+    out
 }
 
 /// One line per row; numbers unformatted, empty cells where a row has no value (all runs crashed).
@@ -186,6 +256,9 @@ pub fn markdown(report: &MatrixReport) -> String {
     );
     for item in bench_arguments(report) {
         out += &format!("- {item}\n");
+    }
+    if let Some(t) = rss_summary(report) {
+        out += &format!("\n{RSS_SUMMARY_HEADING}.\n\n{}", t.to_markdown());
     }
     out
 }
@@ -460,8 +533,8 @@ pub(crate) mod tests {
             records[1][9].parse::<f64>().unwrap(),
         );
         assert!(ratio_ci.0 <= 2.0 && 2.0 <= ratio_ci.1, "{ratio_ci:?}");
-        assert_eq!(&records[1][15], "SIGSEGV;SIGSEGV");
-        assert_eq!(&records[0][16], "10;12;11");
+        assert_eq!(&records[1][19], "SIGSEGV;SIGSEGV");
+        assert_eq!(&records[0][20], "10;12;11");
     }
 
     #[test]
@@ -509,17 +582,130 @@ pub(crate) mod tests {
             "{t}"
         );
         let md = markdown(&report);
+        // Both rows in the matrix, and the one that is not an anchor in the RSS summary.
         assert_eq!(
             md.lines()
                 .filter(|l| l.starts_with("| remote-heavy-small"))
                 .count(),
-            2,
+            3,
             "{md}"
         );
         assert!(
             md.contains(
                 "| 11.00 | [10.00, 12.00] | 10.00 | 12.00 | 1.00x | [1.00x, 1.00x] | 90.9 | 2.0 |"
             ),
+            "{md}"
+        );
+    }
+
+    /// The bench's memory figures reach every output, and the summary judges peak RSS both ways:
+    /// raw against the lowest anchor's, and net of the live bytes against the lowest anchor's net.
+    #[test]
+    fn memory_columns_and_the_rss_summary_both_ways_and_old_files_still_load() {
+        let mib = |m: f64| (m * 1024.0 * 1024.0) as u64;
+        // (live peak, sampled peak RSS less it, worst RSS - live) per run, MiB.
+        let row = |alloc: &str, rss: f64, runs: &[(f64, f64, f64)]| {
+            let mut r = test_row("remote-90", alloc, &vec![10.0; runs.len()], &[]);
+            r.peak_rss_kib = (rss * 1024.0) as u64;
+            for &(live, excess, overhead) in runs {
+                r.record_memory(&bench::live::MemoryPeaks {
+                    live_peak_bytes: mib(live),
+                    rss_at_live_peak_bytes: mib(live + 1.0),
+                    rss_peak_bytes: mib(live + excess),
+                    overhead_peak_bytes: mib(overhead) as i64,
+                    ..Default::default()
+                });
+            }
+            r
+        };
+        let mut rows = vec![
+            row("tcmalloc", 191.0, &[(150.0, 40.0, 36.0), (140.0, 38.0, 30.0), (160.0, 42.0, 33.0)]),
+            row("jemalloc", 250.0, &[(200.0, 180.0, 40.0), (210.0, 175.0, 44.0), (190.0, 185.0, 41.0)]),
+            row("hz3_scale", 331.0, &[(280.0, 50.0, 44.0), (290.0, 51.0, 48.0), (240.0, 47.0, 31.0)]),
+        ];
+        finish_rows(&mut rows, "tcmalloc");
+        let report = MatrixReport {
+            schema: super::super::SCHEMA.into(),
+            baseline: "tcmalloc".into(),
+            runs: 3,
+            quick: false,
+            workloads: vec![Workload {
+                preset: "remote-90".into(),
+                args: vec!["remote".into()],
+            }],
+            rows,
+        };
+        // Medians over the runs.
+        let hz3 = &report.rows[2];
+        assert_eq!(
+            (hz3.live_peak_kib, hz3.excess_kib, hz3.overhead_peak_kib),
+            (Some(280.0 * 1024.0), Some(50.0 * 1024.0), Some(44.0 * 1024.0))
+        );
+
+        let text = table(&report);
+        let header = text.lines().nth(1).unwrap();
+        assert!(
+            header.contains("peak RSS MiB  live MiB  over live MiB  worst RSS-live MiB"),
+            "{text}"
+        );
+        let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert!(
+            text.lines()
+                .map(words)
+                .any(|w| w.starts_with(&["remote-90", "hz3_scale"].map(String::from))
+                    && w.ends_with(&["331.0", "280.0", "50.0", "44.0", "3", "0"].map(String::from))),
+            "{text}"
+        );
+        // hz3 against the lowest anchor on this preset: tcmalloc all three ways here.
+        let summary = text
+            .lines()
+            .find(|l| l.starts_with("remote-90  hz3_scale") && l.contains("x tcmalloc"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            words(summary)[2..],
+            ["331.0", "1.73x", "tcmalloc", "50.0", "1.25x", "tcmalloc", "44.0", "1.33x", "tcmalloc"]
+        );
+        assert!(
+            !text.lines().any(|l| l.contains("jemalloc") && l.contains("x tcmalloc")),
+            "anchors are not judged: {text}"
+        );
+        let md = markdown(&report);
+        assert!(md.contains("| live MiB | over live MiB | worst RSS-live MiB |"), "{md}");
+        assert!(
+            md.contains("| remote-90 | hz3_scale | 331.0 | 1.73x tcmalloc | 50.0 | 1.25x tcmalloc | 44.0 | 1.33x tcmalloc |"),
+            "{md}"
+        );
+
+        let text = csv(&report).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let hz3 = reader.records().nth(2).unwrap().unwrap();
+        let kib = |field: &str| hz3[at(field)].parse::<f64>().unwrap() / 1024.0;
+        assert_eq!(
+            ["live_peak_kib", "rss_at_live_peak_kib", "excess_kib", "overhead_peak_kib"].map(kib),
+            [280.0, 281.0, 50.0, 44.0]
+        );
+
+        let text = json(&report).unwrap();
+        let back: MatrixReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, report);
+
+        // A schema-2 file (before the memory figures) loads, upgraded, with none: dashes.
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        old["schema"] = "hz3-matrix/2".into();
+        for r in old["rows"].as_array_mut().unwrap() {
+            let fields = r.as_object_mut().unwrap();
+            fields.retain(|k, _| !["live_peak", "excess", "overhead_peak"].iter().any(|f| k.contains(f)));
+        }
+        let old: MatrixReport = serde_json::from_value(old).unwrap();
+        let old = super::super::upgrade(old).unwrap();
+        assert_eq!(old.schema, super::super::SCHEMA);
+        assert_eq!((old.rows[2].live_peak_kib, old.rows[2].excess_kib), (None, None));
+        assert!(old.rows[2].samples_live_peak_kib.is_empty());
+        let md = markdown(&old);
+        assert!(
+            md.contains("| remote-90 | hz3_scale | 331.0 | 1.73x tcmalloc | - | - | - | - |"),
             "{md}"
         );
     }
