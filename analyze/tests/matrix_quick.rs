@@ -133,7 +133,7 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     let md = std::fs::read_to_string(&md_path).unwrap();
     let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
     assert_eq!(table.len(), 2 + 4, "header, separator, 4 rows:\n{md}");
-    assert!(table.iter().all(|l| l.matches('|').count() == 13), "{md}");
+    assert!(table.iter().all(|l| l.matches('|').count() == 16), "{md}");
 
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -341,7 +341,11 @@ fn new_presets_and_untouched_rows_are_labelled_and_old_baselines_still_compare()
         "{table}"
     );
     assert!(
-        table.lines().nth(1).unwrap().contains("peak RSS MiB  live MiB  over live MiB  worst RSS-live MiB"),
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("peak RSS MiB  live MiB  over live MiB  worst RSS-live MiB"),
         "{table}"
     );
     let json = read_json(&json_path);
@@ -359,7 +363,10 @@ fn new_presets_and_untouched_rows_are_labelled_and_old_baselines_still_compare()
         .contains(&"--untouched".into()));
     for row in json["rows"].as_array().unwrap() {
         assert!(row["median_mops"].as_f64().unwrap() > 0.0, "{row}");
-        assert!(row["excess_kib"].is_number() && row["overhead_peak_kib"].is_number(), "{row}");
+        assert!(
+            row["excess_kib"].is_number() && row["overhead_peak_kib"].is_number(),
+            "{row}"
+        );
         // The bench counts its own heap as live, and samples once its threads have finished:
         // local-small's two rings (65 536 slots of 8 + 4 bytes each) are still held then.
         if row["preset"] == "local-small:untouched" {

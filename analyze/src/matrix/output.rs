@@ -143,7 +143,11 @@ fn over_lowest(value: Option<f64>, lowest: Option<(f64, &str)>) -> String {
 /// scheduler left in the rings), and the worst moment of RSS minus live bytes. None when the
 /// matrix has no anchor or nothing but anchors.
 pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
-    let is_anchor = |r: &Row| crate::allocators::ANCHORS.iter().any(|a| a.name == r.allocator);
+    let is_anchor = |r: &Row| {
+        crate::allocators::ANCHORS
+            .iter()
+            .any(|a| a.name == r.allocator)
+    };
     let mut t = Table::new([
         Column::left("preset"),
         Column::left("allocator"),
@@ -161,7 +165,11 @@ pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
         |r| r.overhead_peak_kib,
     ];
     for w in &report.workloads {
-        let rows: Vec<&Row> = report.rows.iter().filter(|r| r.preset == w.preset).collect();
+        let rows: Vec<&Row> = report
+            .rows
+            .iter()
+            .filter(|r| r.preset == w.preset)
+            .collect();
         let lowest: Vec<Option<(f64, &str)>> = figures
             .iter()
             .map(|figure| {
@@ -619,9 +627,33 @@ pub(crate) mod tests {
             r
         };
         let mut rows = vec![
-            row("tcmalloc", 191.0, &[(150.0, 40.0, 36.0), (140.0, 38.0, 30.0), (160.0, 42.0, 33.0)]),
-            row("jemalloc", 250.0, &[(200.0, 180.0, 40.0), (210.0, 175.0, 44.0), (190.0, 185.0, 41.0)]),
-            row("hz3_scale", 331.0, &[(280.0, 50.0, 44.0), (290.0, 51.0, 48.0), (240.0, 47.0, 31.0)]),
+            row(
+                "tcmalloc",
+                191.0,
+                &[
+                    (150.0, 40.0, 36.0),
+                    (140.0, 38.0, 30.0),
+                    (160.0, 42.0, 33.0),
+                ],
+            ),
+            row(
+                "jemalloc",
+                250.0,
+                &[
+                    (200.0, 180.0, 40.0),
+                    (210.0, 175.0, 44.0),
+                    (190.0, 185.0, 41.0),
+                ],
+            ),
+            row(
+                "hz3_scale",
+                331.0,
+                &[
+                    (280.0, 50.0, 44.0),
+                    (290.0, 51.0, 48.0),
+                    (240.0, 47.0, 31.0),
+                ],
+            ),
         ];
         finish_rows(&mut rows, "tcmalloc");
         let report = MatrixReport {
@@ -639,7 +671,11 @@ pub(crate) mod tests {
         let hz3 = &report.rows[2];
         assert_eq!(
             (hz3.live_peak_kib, hz3.excess_kib, hz3.overhead_peak_kib),
-            (Some(280.0 * 1024.0), Some(50.0 * 1024.0), Some(44.0 * 1024.0))
+            (
+                Some(280.0 * 1024.0),
+                Some(50.0 * 1024.0),
+                Some(44.0 * 1024.0)
+            )
         );
 
         let text = table(&report);
@@ -650,10 +686,9 @@ pub(crate) mod tests {
         );
         let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         assert!(
-            text.lines()
-                .map(words)
-                .any(|w| w.starts_with(&["remote-90", "hz3_scale"].map(String::from))
-                    && w.ends_with(&["331.0", "280.0", "50.0", "44.0", "3", "0"].map(String::from))),
+            text.lines().map(words).any(|w| w
+                .starts_with(&["remote-90", "hz3_scale"].map(String::from))
+                && w.ends_with(&["331.0", "280.0", "50.0", "44.0", "3", "0"].map(String::from))),
             "{text}"
         );
         // hz3 against the lowest anchor on this preset: tcmalloc all three ways here.
@@ -663,14 +698,22 @@ pub(crate) mod tests {
             .unwrap_or_else(|| panic!("{text}"));
         assert_eq!(
             words(summary)[2..],
-            ["331.0", "1.73x", "tcmalloc", "50.0", "1.25x", "tcmalloc", "44.0", "1.33x", "tcmalloc"]
+            [
+                "331.0", "1.73x", "tcmalloc", "50.0", "1.25x", "tcmalloc", "44.0", "1.33x",
+                "tcmalloc"
+            ]
         );
         assert!(
-            !text.lines().any(|l| l.contains("jemalloc") && l.contains("x tcmalloc")),
+            !text
+                .lines()
+                .any(|l| l.contains("jemalloc") && l.contains("x tcmalloc")),
             "anchors are not judged: {text}"
         );
         let md = markdown(&report);
-        assert!(md.contains("| live MiB | over live MiB | worst RSS-live MiB |"), "{md}");
+        assert!(
+            md.contains("| live MiB | over live MiB | worst RSS-live MiB |"),
+            "{md}"
+        );
         assert!(
             md.contains("| remote-90 | hz3_scale | 331.0 | 1.73x tcmalloc | 50.0 | 1.25x tcmalloc | 44.0 | 1.33x tcmalloc |"),
             "{md}"
@@ -683,7 +726,13 @@ pub(crate) mod tests {
         let hz3 = reader.records().nth(2).unwrap().unwrap();
         let kib = |field: &str| hz3[at(field)].parse::<f64>().unwrap() / 1024.0;
         assert_eq!(
-            ["live_peak_kib", "rss_at_live_peak_kib", "excess_kib", "overhead_peak_kib"].map(kib),
+            [
+                "live_peak_kib",
+                "rss_at_live_peak_kib",
+                "excess_kib",
+                "overhead_peak_kib"
+            ]
+            .map(kib),
             [280.0, 281.0, 50.0, 44.0]
         );
 
@@ -696,12 +745,19 @@ pub(crate) mod tests {
         old["schema"] = "hz3-matrix/2".into();
         for r in old["rows"].as_array_mut().unwrap() {
             let fields = r.as_object_mut().unwrap();
-            fields.retain(|k, _| !["live_peak", "excess", "overhead_peak"].iter().any(|f| k.contains(f)));
+            fields.retain(|k, _| {
+                !["live_peak", "excess", "overhead_peak"]
+                    .iter()
+                    .any(|f| k.contains(f))
+            });
         }
         let old: MatrixReport = serde_json::from_value(old).unwrap();
         let old = super::super::upgrade(old).unwrap();
         assert_eq!(old.schema, super::super::SCHEMA);
-        assert_eq!((old.rows[2].live_peak_kib, old.rows[2].excess_kib), (None, None));
+        assert_eq!(
+            (old.rows[2].live_peak_kib, old.rows[2].excess_kib),
+            (None, None)
+        );
         assert!(old.rows[2].samples_live_peak_kib.is_empty());
         let md = markdown(&old);
         assert!(
