@@ -77,7 +77,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         // SAFETY: listed runs belong to this class's pool, whose lock we hold; `out` has room
         // for `want` entries per the contract.
         unsafe {
-            (*run).tag.store(tag, Ordering::Release);
+            (*run).tag().store(tag, Ordering::Release);
             while got < want && (*run).nfree > 0 {
                 *out.add(got as usize) = crate::run_free::take(run) as *mut u8;
                 (*run).used += 1;
@@ -141,7 +141,7 @@ impl Filer {
         // belongs to this class's pool, whose lock we hold.
         unsafe {
             if run.is_null()
-                || page_map::tag_class((*run).tag.load(Ordering::Relaxed)) != self.class
+                || page_map::tag_class((*run).tag().load(Ordering::Relaxed)) != self.class
             {
                 crate::os::fail(
                     "central",

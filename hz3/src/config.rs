@@ -25,6 +25,9 @@ pub const COARSE_CLASSES: bool = cfg!(feature = "coarse-classes");
 /// The transfer cache is skipped (central pool instead) when its lock is held, rather than
 /// waited for (`transfer.rs`, A/B `lock-bypass`).
 pub const LOCK_BYPASS: bool = cfg!(feature = "lock-bypass");
+/// The page map's run tags side by side at the start of each leaf instead of one per 64-byte
+/// descriptor (`page_map.rs`, feature `dense-tags`).
+pub const DENSE_TAGS: bool = cfg!(feature = "dense-tags");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 

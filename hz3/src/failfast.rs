@@ -234,7 +234,7 @@ mod checks {
         // SAFETY: a non-null lookup result points into a mapped page-map leaf.
         let large_start = !run.is_null()
             && unsafe {
-                page_map::tag_kind((*run).tag.load(Ordering::Acquire)) == page_map::KIND_LARGE
+                page_map::tag_kind((*run).tag().load(Ordering::Acquire)) == page_map::KIND_LARGE
                     && (*run).base == p as usize
             };
         if !large_start {
@@ -251,7 +251,7 @@ mod checks {
             0
         } else {
             // SAFETY: as in check_large_free.
-            unsafe { (*run).tag.load(Ordering::Acquire) }
+            unsafe { (*run).tag().load(Ordering::Acquire) }
         };
         if page_map::tag_kind(tag) == page_map::KIND_LARGE {
             os::fail_at("large", "pointer inside a large object", addr);

@@ -202,8 +202,8 @@ unsafe fn link(s: &mut State, start: usize, len: usize, dirty: bool, stamp: u32)
             (**bin).prev = head;
         }
         (*tail).base = start;
-        (*tail).tag.store(KIND_FREE_EXTENT, Ordering::Relaxed);
-        (*head).tag.store(KIND_FREE_EXTENT, Ordering::Relaxed);
+        (*tail).tag().store(KIND_FREE_EXTENT, Ordering::Relaxed);
+        (*head).tag().store(KIND_FREE_EXTENT, Ordering::Relaxed);
     }
     *bin = head;
     s.count(state, len);
@@ -227,9 +227,9 @@ unsafe fn unlink(s: &mut State, head: *mut Run) {
         }
         s.count(state, len.wrapping_neg());
         (*desc((*head).base + len - RUN_SIZE))
-            .tag
+            .tag()
             .store(0, Ordering::Relaxed);
-        (*head).tag.store(0, Ordering::Relaxed);
+        (*head).tag().store(0, Ordering::Relaxed);
     }
 }
 
@@ -242,7 +242,7 @@ fn free_head_at(addr: usize, dirty: bool) -> *mut Run {
     // SAFETY: a non-null descriptor lies in a mapped leaf; a free-extent tag means the cache's
     // fields are valid (the box's invariant), and they are read under the cache's lock.
     unsafe {
-        if (*run).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT
+        if (*run).tag().load(Ordering::Relaxed) == KIND_FREE_EXTENT
             && (*run).base == addr
             && is_dirty(run) == dirty
         {
@@ -291,7 +291,7 @@ unsafe fn release(s: &mut State, mut start: usize, mut len: usize, dirty: bool, 
         let before = desc(start - RUN_SIZE);
         if !before.is_null()
             && !mapping_starts_at(start)
-            && (*before).tag.load(Ordering::Relaxed) == KIND_FREE_EXTENT
+            && (*before).tag().load(Ordering::Relaxed) == KIND_FREE_EXTENT
         {
             let prev = free_head_at((*before).base, dirty);
             if !prev.is_null() && (*prev).base + (*prev).large_len == start {
@@ -389,7 +389,7 @@ fn publish(start: usize, len: usize) -> *mut u8 {
     unsafe {
         (*head).large_len = len;
         (*head).base = start;
-        (*head).tag.store(KIND_LARGE, Ordering::Release);
+        (*head).tag().store(KIND_LARGE, Ordering::Release);
     }
     crate::stats::large(len, false);
     start as *mut u8
@@ -589,7 +589,7 @@ unsafe fn file_dead(s: &mut State, start: usize, len: usize, now: u32) {
 pub fn free(p: *mut u8) {
     let (run, len) = block_len(p);
     // SAFETY: clearing the tag first makes a second free of `p` fail fast as foreign.
-    unsafe { (*run).tag.store(0, Ordering::Release) };
+    unsafe { (*run).tag().store(0, Ordering::Release) };
     let now = decay::now_ms();
     let mut s = CACHE.lock();
     // SAFETY: the block is dead and its runs are this box's.
@@ -685,7 +685,7 @@ fn remap(p: *mut u8, head: *mut Run, old: usize, need: usize) -> *mut u8 {
     }
     // SAFETY: `p`'s range is unmapped now; its head descriptor must not claim a block there
     // (its other runs' descriptors are already clear: none is a free extent's head or tail).
-    unsafe { (*head).tag.store(0, Ordering::Release) };
+    unsafe { (*head).tag().store(0, Ordering::Release) };
     crate::stats::large(old, true);
     probes::here(|c| c.add(Event::LargeRemap, 1));
     publish(to as usize, len)

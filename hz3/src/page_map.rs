@@ -35,7 +35,8 @@ pub const OWNER_MASK: usize = !0xfff;
 /// run: the central pool's lock for the run's class, or the page source's lock while it is free.
 #[repr(C, align(64))]
 pub struct Run {
-    pub tag: AtomicUsize,
+    /// The tag, unless `config::DENSE_TAGS` keeps it in the leaf's tag array (`Run::tag`).
+    tag_here: AtomicUsize,
     /// The run's side memory from the page source (never the run itself): the set of objects
     /// returned to the central pool and not yet handed out again (see `run_free`).
     pub side: *mut u8,
@@ -62,6 +63,46 @@ pub struct Run {
     pub large_len: usize,
     /// A run's first byte; a large object's or free extent's start (also in a free extent's tail run).
     pub base: usize,
+}
+
+/// A leaf's descriptors in bytes.
+const RUNS_BYTES: usize = LEAF_ENTRIES * core::mem::size_of::<Run>();
+/// With `config::DENSE_TAGS`, a leaf starts with its runs' tags side by side (8 bytes a run, 8
+/// runs a cache line; its descriptors follow): `free` reads a tag per call, and one line per
+/// 64 KiB run spreads a heap's tags over as many lines as it has runs, which the program's own
+/// object traffic evicts from L1 between two frees into the same run (server-table:
+/// docs/decisions.md). The descriptors then start on a RUNS_BYTES boundary, so a descriptor finds
+/// its tag from its own address.
+const TAGS_BYTES: usize = if crate::config::DENSE_TAGS {
+    LEAF_ENTRIES * core::mem::size_of::<AtomicUsize>()
+} else {
+    0
+};
+const LEAF_BYTES: usize = TAGS_BYTES + RUNS_BYTES;
+const _: () = assert!(RUNS_BYTES.is_power_of_two());
+/// Address space mapped for a leaf: with the tag array, room to place the descriptors on a
+/// RUNS_BYTES boundary. The slack is never touched nor trimmed (MAP_NORESERVE address space only;
+/// a trim would be one more munmap per leaf).
+const LEAF_MAP_BYTES: usize = if crate::config::DENSE_TAGS {
+    LEAF_BYTES + RUNS_BYTES
+} else {
+    LEAF_BYTES
+};
+
+impl Run {
+    /// The run's tag (owner heap | class | kind), which any thread may read.
+    #[inline(always)]
+    pub fn tag(&self) -> &AtomicUsize {
+        if !crate::config::DENSE_TAGS {
+            return &self.tag_here;
+        }
+        let at = self as *const Run as usize;
+        let runs = at & !(RUNS_BYTES - 1);
+        let index = (at - runs) / core::mem::size_of::<Run>();
+        // SAFETY: descriptors live only in leaves (`ensure`): RUNS_BYTES-aligned, right after
+        // their tag array; `index < LEAF_ENTRIES`, and a leaf is never unmapped.
+        unsafe { &*((runs - TAGS_BYTES) as *const AtomicUsize).add(index) }
+    }
 }
 
 #[inline(always)]
@@ -91,31 +132,53 @@ pub fn tag_owner(tag: usize) -> usize {
 static TOP: [AtomicPtr<Run>; TOP_ENTRIES] =
     [const { AtomicPtr::new(ptr::null_mut()) }; TOP_ENTRIES];
 
-/// Descriptor of the run holding `addr`, or null if hz3 has never mapped memory there.
+/// The leaf covering `addr`, or null if hz3 has never mapped memory in its 4 GiB.
 #[inline(always)]
-pub fn lookup(addr: usize) -> *mut Run {
+fn leaf_of(addr: usize) -> *mut Run {
     let top = addr >> LEAF_SHIFT;
     if top >= TOP_ENTRIES {
         return ptr::null_mut();
     }
     // SAFETY: `top < TOP_ENTRIES` was checked above.
-    let leaf = unsafe { TOP.get_unchecked(top) }.load(Ordering::Acquire);
+    unsafe { TOP.get_unchecked(top) }.load(Ordering::Acquire)
+}
+
+#[inline(always)]
+fn index_in_leaf(addr: usize) -> usize {
+    (addr >> RUN_SHIFT) & (LEAF_ENTRIES - 1)
+}
+
+/// Descriptor of the run holding `addr`, or null if hz3 has never mapped memory there.
+#[inline(always)]
+pub fn lookup(addr: usize) -> *mut Run {
+    let leaf = leaf_of(addr);
     if leaf.is_null() {
         return leaf;
     }
-    // SAFETY: a leaf holds LEAF_ENTRIES descriptors and the index is masked to that range.
-    unsafe { leaf.add((addr >> RUN_SHIFT) & (LEAF_ENTRIES - 1)) }
+    // SAFETY: a leaf holds its tag array (TAGS_BYTES) then LEAF_ENTRIES descriptors, and the
+    // index is masked to that range.
+    unsafe { leaf.byte_add(TAGS_BYTES).add(index_in_leaf(addr)) }
 }
 
 /// The tag of the run holding `addr` (0 for foreign memory).
 #[inline(always)]
 pub fn tag_of(addr: usize) -> usize {
+    if crate::config::DENSE_TAGS {
+        let leaf = leaf_of(addr);
+        if leaf.is_null() {
+            return 0;
+        }
+        // SAFETY: a mapped leaf starts with LEAF_ENTRIES tags; the index is masked to that range.
+        return unsafe {
+            (*leaf.cast::<AtomicUsize>().add(index_in_leaf(addr))).load(Ordering::Relaxed)
+        };
+    }
     let run = lookup(addr);
     if run.is_null() {
         return 0;
     }
     // SAFETY: a non-null lookup result points into a mapped leaf, never unmapped.
-    unsafe { (*run).tag.load(Ordering::Relaxed) }
+    unsafe { (*run).tag().load(Ordering::Relaxed) }
 }
 
 /// Descriptor for `addr`, creating its leaf if needed (called when hz3 maps memory there).
@@ -127,17 +190,22 @@ pub fn ensure(addr: usize) -> *mut Run {
     }
     let slot = &TOP[top];
     if slot.load(Ordering::Acquire).is_null() {
-        let bytes = LEAF_ENTRIES * core::mem::size_of::<Run>();
-        let fresh = os::map(bytes, true).cast::<Run>();
-        if fresh.is_null() {
+        let raw = os::map(LEAF_MAP_BYTES, true);
+        if raw.is_null() {
             return ptr::null_mut();
         }
+        let fresh = if crate::config::DENSE_TAGS {
+            let runs = (raw as usize + TAGS_BYTES).next_multiple_of(RUNS_BYTES);
+            (runs - TAGS_BYTES) as *mut Run
+        } else {
+            raw.cast::<Run>()
+        };
         if slot
             .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             // Lost the race: a refused unmap leaves an untouched leaf mapped (address space only).
-            let _ = os::unmap(fresh.cast(), bytes);
+            let _ = os::unmap(raw, LEAF_MAP_BYTES);
         }
     }
     lookup(addr)
@@ -161,7 +229,7 @@ mod tests {
         assert!(!run.is_null());
         let owner = 0x7000_0000_0000usize;
         // SAFETY: test-owned descriptor in a mapped leaf.
-        unsafe { (*run).tag.store(tag_small(owner, 83), Ordering::Relaxed) };
+        unsafe { (*run).tag().store(tag_small(owner, 83), Ordering::Relaxed) };
         let t = tag_of(base + RUN_SIZE + 12345);
         assert_eq!(tag_kind(t), KIND_SMALL);
         assert_eq!(tag_class(t), 83);

@@ -131,7 +131,7 @@ pub fn runs_waiting() -> bool {
 /// Gives an empty run back. Its tag is cleared first so late frees into it fail fast.
 pub fn give_run(run: *mut Run) {
     // SAFETY: the caller owned the run and no object in it is live.
-    unsafe { (*run).tag.store(0, Ordering::Release) };
+    unsafe { (*run).tag().store(0, Ordering::Release) };
     let now = decay::now_ms();
     let mut s = SOURCE.lock();
     s.free_runs += 1;
