@@ -12,22 +12,6 @@ pub const SCALE: bool = cfg!(feature = "scale");
 pub const LANE: &str = if FAST { "fast" } else { "scale" };
 /// Fail fast on misuse and corruption (`failfast.rs`).
 pub const FAILFAST: bool = cfg!(feature = "failfast");
-/// Classes above `size_class::BIG_FROM` move bigger batches and cache up to four of them (A/B).
-pub const BIG_BATCHES: bool = cfg!(feature = "big-batches");
-/// With `BIG_BATCHES`: a thread's big-class bounds share one byte budget (`heap::BIG_BUDGET`).
-pub const BIG_BUDGET: bool = cfg!(feature = "big-budget");
-/// Thread-cache bin heads (count, bound) side by side instead of at the top of each 1 KiB bin
-/// (`heap.rs`, A/B `packed-heads`).
-pub const PACKED_HEADS: bool = cfg!(feature = "packed-heads");
-/// Four size classes per power of two from 128 bytes instead of from 1 KiB (`size_class.rs`,
-/// A/B `coarse-classes`).
-pub const COARSE_CLASSES: bool = cfg!(feature = "coarse-classes");
-/// The transfer cache is skipped (central pool instead) when its lock is held, rather than
-/// waited for (`transfer.rs`, A/B `lock-bypass`).
-pub const LOCK_BYPASS: bool = cfg!(feature = "lock-bypass");
-/// The page map's run tags side by side at the start of each leaf instead of one per 64-byte
-/// descriptor (`page_map.rs`, feature `dense-tags`).
-pub const DENSE_TAGS: bool = cfg!(feature = "dense-tags");
 /// Event counters (`probes.rs`); off, `Counters` is zero-sized and every count is a no-op.
 pub const PROBES: bool = cfg!(feature = "probes");
 

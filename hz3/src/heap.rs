@@ -21,14 +21,10 @@ use core::sync::atomic::AtomicU32;
 /// while any thread caches its objects: so a class starts at one batch
 /// and only a thread that swings between full and empty earns the rest (peak RSS, decisions.md).
 const CLASS_BYTES: usize = 64 * 1024;
-/// Largest cap of any bin: 4 batches of the smallest classes, less the one slot that makes a
-/// `Bin` exactly 1 KiB, so a class's bin sits at `class << 10` (a shift on the malloc and free
-/// hit paths instead of a multiply by 1032).
-pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX - 1;
-/// With `config::BIG_BUDGET`: the most a thread's big classes' bounds may sum to, in bytes. Their
-/// first batches alone take ~0.75 MiB (12 classes of 64 KiB), so this leaves ~0.75 MiB for the
-/// classes that swing to grow into, against 3 MiB if every big class took its four batches.
-const BIG_BUDGET: usize = 1536 * 1024;
+/// Largest cap of any bin: 4 batches of the smallest classes, which makes a `Bin` exactly 1 KiB,
+/// so a class's bin sits at `class << 10` (a shift on the malloc and free hit paths instead of a
+/// multiply); the bins' heads live apart, in `Heap::heads`.
+pub const BIN_MAX: usize = 4 * size_class::BATCH_MAX;
 const _: () = assert!(core::mem::size_of::<Bin>() == 1024);
 
 /// A bin's fill and bound.
@@ -40,8 +36,6 @@ pub struct BinHead {
 
 #[repr(C)]
 pub struct Bin {
-    /// The head in the default layout; unused with `packed-heads` (`Heap::heads` instead).
-    head: BinHead,
     pub slots: [*mut u8; BIN_MAX],
 }
 
@@ -57,16 +51,14 @@ pub enum SlowEvent {
 #[repr(C, align(4096))]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
-    /// Every bin's head side by side (feature `packed-heads`): 84 heads in 11 cache lines that
-    /// every malloc and free share, instead of one line per class that lands in the same four L1
-    /// sets as every other class's (bins are 1 KiB apart). Unused in the default layout.
+    /// Every bin's head side by side: the heads share a few cache lines that every malloc and free
+    /// touch, instead of one line per class at the top of its bin, where bins 1 KiB apart put
+    /// every head in the same four L1 sets (measured: docs/decisions.md, `packed-heads`).
     heads: [BinHead; NUM_CLASSES],
     pub counters: Counters,
     pub stats_seen: crate::stats::CacheSeen,
     /// Classes whose last slow-path event was a spill (bit per class).
     spilled_last: u128,
-    /// Bytes the big classes' bounds sum to (`config::BIG_BUDGET` only; slow paths only).
-    big_bound: usize,
     // Registry fields, changed under the registry lock.
     pub state: AtomicU32,
     pub tid: u64,
@@ -81,9 +73,6 @@ impl Heap {
     pub fn init_caps(&mut self) {
         for class in 0..NUM_CLASSES {
             self.head(class).cap = min_cap(class);
-            if size_class::is_big(class) {
-                self.big_bound += min_cap(class) as usize * size_class::size_of(class);
-            }
         }
     }
 
@@ -105,20 +94,11 @@ impl Heap {
         }
         let batch = size_class::batch_of(class);
         let most = max_cap(class);
-        let old = self.head(class).cap;
-        let new = match event {
-            SlowEvent::Spill => old.saturating_sub(batch).max(min_cap(class)),
-            SlowEvent::Refill => (old + batch).min(most),
+        let head = self.head(class);
+        head.cap = match event {
+            SlowEvent::Spill => head.cap.saturating_sub(batch).max(min_cap(class)),
+            SlowEvent::Refill => (head.cap + batch).min(most),
         };
-        if config::BIG_BUDGET && size_class::is_big(class) {
-            let size = size_class::size_of(class);
-            let bound = self.big_bound - old as usize * size + new as usize * size;
-            if new > old && bound > BIG_BUDGET {
-                return;
-            }
-            self.big_bound = bound;
-        }
-        self.head(class).cap = new;
     }
 
     #[inline(always)]
@@ -129,12 +109,8 @@ impl Heap {
 
     #[inline(always)]
     fn head(&mut self, class: usize) -> &mut BinHead {
-        if crate::config::PACKED_HEADS {
-            // SAFETY: as in `bin`.
-            unsafe { self.heads.get_unchecked_mut(class) }
-        } else {
-            &mut self.bin(class).head
-        }
+        // SAFETY: as in `bin`.
+        unsafe { self.heads.get_unchecked_mut(class) }
     }
 
     /// Objects cached for `class`.
@@ -229,7 +205,7 @@ impl Heap {
 }
 
 /// A class's largest cache bound: CLASS_BYTES, and between one batch and four; a big class
-/// (`config::BIG_BATCHES`) four batches whatever their bytes.
+/// (`size_class::is_big`) four batches whatever their bytes.
 fn max_cap(class: usize) -> u32 {
     let batch = size_class::batch_of(class) as usize;
     let by_bytes = if size_class::is_big(class) {
@@ -354,7 +330,6 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "big-batches")]
     fn fresh_heap() -> std::boxed::Box<Heap> {
         // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
         let mut heap: std::boxed::Box<Heap> =
@@ -364,7 +339,6 @@ mod tests {
     }
 
     /// Swings `class` (spill, refill) until its bound stops moving; returns the bound.
-    #[cfg(feature = "big-batches")]
     fn swing_to_the_top(heap: &mut Heap, class: usize) -> u32 {
         for _ in 0..8 {
             heap.adapt_cap(class, SlowEvent::Spill);
@@ -374,7 +348,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg(feature = "big-batches")]
     fn big_classes_move_bigger_batches_and_grow_past_the_class_bound() {
         let mut heap = fresh_heap();
         let big = size_class::class_of(16384);
@@ -392,49 +365,5 @@ mod tests {
             CLASS_BYTES,
             "classes up to 4 KiB keep the class bound"
         );
-    }
-
-    #[test]
-    #[cfg(feature = "big-budget")]
-    fn big_bounds_share_the_thread_budget() {
-        let mut heap = fresh_heap();
-        let bigs: std::vec::Vec<usize> = (0..NUM_CLASSES)
-            .filter(|&c| size_class::is_big(c))
-            .collect();
-        let sum = |heap: &mut Heap| -> usize {
-            bigs.iter()
-                .map(|&c| heap.cap(c) as usize * size_class::size_of(c))
-                .sum()
-        };
-        let now = sum(&mut heap);
-        assert_eq!(heap.big_bound, now, "the first batches are counted");
-        let mut stopped = 0;
-        for &class in bigs.iter().rev() {
-            if swing_to_the_top(&mut heap, class) < max_cap(class) {
-                stopped += 1;
-            }
-            let now = sum(&mut heap);
-            assert_eq!(heap.big_bound, now, "class {class}");
-            assert!(heap.big_bound <= BIG_BUDGET, "class {class}");
-        }
-        assert!(
-            stopped > 0,
-            "the budget stops some class short of four batches"
-        );
-        let first = *bigs.last().unwrap();
-        assert_eq!(
-            heap.cap(first),
-            max_cap(first),
-            "the first to swing grew to the top"
-        );
-        let freed = heap.big_bound;
-        heap.adapt_cap(first, SlowEvent::Spill);
-        heap.adapt_cap(first, SlowEvent::Spill);
-        assert!(
-            heap.big_bound < freed,
-            "a consumer's bound gives budget back"
-        );
-        let now = sum(&mut heap);
-        assert_eq!(heap.big_bound, now);
     }
 }

@@ -42,18 +42,6 @@ impl<T> Mutex<T> {
         Guard { lock: self }
     }
 
-    /// The lock if it is free now, without spinning or sleeping (`lock-bypass`: a caller with
-    /// somewhere else to go need not wait behind a holder the scheduler preempted).
-    #[inline]
-    pub fn try_lock(&self) -> Option<Guard<'_, T>> {
-        if self.raw.try_lock() {
-            self.note(LockStat::Uncontended, 1);
-            Some(Guard { lock: self })
-        } else {
-            None
-        }
-    }
-
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) {
@@ -144,19 +132,6 @@ mod tests {
     extern crate std;
     use super::*;
     use std::sync::Arc;
-
-    #[test]
-    fn try_lock_refuses_a_held_lock_and_takes_a_free_one() {
-        let m = Mutex::new(None, 5u32);
-        let held = m.lock();
-        assert!(m.try_lock().is_none(), "held: no second guard");
-        drop(held);
-        let mut g = m.try_lock().expect("free again");
-        *g += 1;
-        drop(g);
-        assert_eq!(*m.lock(), 6);
-        assert!(m.raw.is_free());
-    }
 
     #[test]
     fn counts_stay_exact_under_contention() {

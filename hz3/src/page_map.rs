@@ -35,8 +35,6 @@ pub const OWNER_MASK: usize = !0xfff;
 /// run: the central pool's lock for the run's class, or the page source's lock while it is free.
 #[repr(C, align(64))]
 pub struct Run {
-    /// The tag, unless `config::DENSE_TAGS` keeps it in the leaf's tag array (`Run::tag`).
-    tag_here: AtomicUsize,
     /// The run's side memory from the page source (never the run itself): the set of objects
     /// returned to the central pool and not yet handed out again (see `run_free`).
     pub side: *mut u8,
@@ -67,35 +65,24 @@ pub struct Run {
 
 /// A leaf's descriptors in bytes.
 const RUNS_BYTES: usize = LEAF_ENTRIES * core::mem::size_of::<Run>();
-/// With `config::DENSE_TAGS`, a leaf starts with its runs' tags side by side (8 bytes a run, 8
+/// A leaf starts with its runs' tags side by side (8 bytes a run, 8
 /// runs a cache line; its descriptors follow): `free` reads a tag per call, and one line per
 /// 64 KiB run spreads a heap's tags over as many lines as it has runs, which the program's own
 /// object traffic evicts from L1 between two frees into the same run (server-table:
 /// docs/decisions.md). The descriptors then start on a RUNS_BYTES boundary, so a descriptor finds
 /// its tag from its own address.
-const TAGS_BYTES: usize = if crate::config::DENSE_TAGS {
-    LEAF_ENTRIES * core::mem::size_of::<AtomicUsize>()
-} else {
-    0
-};
+const TAGS_BYTES: usize = LEAF_ENTRIES * core::mem::size_of::<AtomicUsize>();
 const LEAF_BYTES: usize = TAGS_BYTES + RUNS_BYTES;
 const _: () = assert!(RUNS_BYTES.is_power_of_two());
 /// Address space mapped for a leaf: with the tag array, room to place the descriptors on a
 /// RUNS_BYTES boundary. The slack is never touched nor trimmed (MAP_NORESERVE address space only;
 /// a trim would be one more munmap per leaf).
-const LEAF_MAP_BYTES: usize = if crate::config::DENSE_TAGS {
-    LEAF_BYTES + RUNS_BYTES
-} else {
-    LEAF_BYTES
-};
+const LEAF_MAP_BYTES: usize = LEAF_BYTES + RUNS_BYTES;
 
 impl Run {
     /// The run's tag (owner heap | class | kind), which any thread may read.
     #[inline(always)]
     pub fn tag(&self) -> &AtomicUsize {
-        if !crate::config::DENSE_TAGS {
-            return &self.tag_here;
-        }
         let at = self as *const Run as usize;
         let runs = at & !(RUNS_BYTES - 1);
         let index = (at - runs) / core::mem::size_of::<Run>();
@@ -163,22 +150,12 @@ pub fn lookup(addr: usize) -> *mut Run {
 /// The tag of the run holding `addr` (0 for foreign memory).
 #[inline(always)]
 pub fn tag_of(addr: usize) -> usize {
-    if crate::config::DENSE_TAGS {
-        let leaf = leaf_of(addr);
-        if leaf.is_null() {
-            return 0;
-        }
-        // SAFETY: a mapped leaf starts with LEAF_ENTRIES tags; the index is masked to that range.
-        return unsafe {
-            (*leaf.cast::<AtomicUsize>().add(index_in_leaf(addr))).load(Ordering::Relaxed)
-        };
-    }
-    let run = lookup(addr);
-    if run.is_null() {
+    let leaf = leaf_of(addr);
+    if leaf.is_null() {
         return 0;
     }
-    // SAFETY: a non-null lookup result points into a mapped leaf, never unmapped.
-    unsafe { (*run).tag().load(Ordering::Relaxed) }
+    // SAFETY: a mapped leaf starts with LEAF_ENTRIES tags; the index is masked to that range.
+    unsafe { (*leaf.cast::<AtomicUsize>().add(index_in_leaf(addr))).load(Ordering::Relaxed) }
 }
 
 /// Descriptor for `addr`, creating its leaf if needed (called when hz3 maps memory there).
@@ -194,12 +171,8 @@ pub fn ensure(addr: usize) -> *mut Run {
         if raw.is_null() {
             return ptr::null_mut();
         }
-        let fresh = if crate::config::DENSE_TAGS {
-            let runs = (raw as usize + TAGS_BYTES).next_multiple_of(RUNS_BYTES);
-            (runs - TAGS_BYTES) as *mut Run
-        } else {
-            raw.cast::<Run>()
-        };
+        let runs = (raw as usize + TAGS_BYTES).next_multiple_of(RUNS_BYTES);
+        let fresh = (runs - TAGS_BYTES) as *mut Run;
         if slot
             .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
             .is_err()

@@ -1,15 +1,16 @@
 //! Size classes: the one place that maps a request size to a class and back, both O(1).
 //!
-//! 16-byte steps up to 1 KiB (64 classes), then four classes per power of two up to 32 KiB
-//! (20 classes); with the A/B `coarse-classes`, 16-byte steps only up to 128 bytes (8 classes),
-//! then four per power of two (32 classes). Every class size is a multiple of 16, so every object is 16-byte aligned; the
+//! 16-byte steps up to 128 bytes (8 classes), then four classes per power of two up to 32 KiB
+//! (32 classes), as jemalloc's: fewer classes share their recently freed objects, so a program's
+//! hot objects span fewer cache lines (16-byte steps to 1 KiB, 84 classes, measured and retired:
+//! docs/decisions.md, `coarse-classes`). Every class size is a multiple of 16, so every object is 16-byte aligned; the
 //! largest power of two dividing a class size is also that class's natural object alignment
 //! (runs start on a 64 KiB boundary), which the aligned-allocation path relies on.
 
 /// Largest size served from size classes; above this the large box maps memory directly.
 pub const SMALL_MAX: usize = 32 * 1024;
 /// Where the 16-byte steps end and four classes per power of two begin.
-const FINE_LIMIT: usize = if crate::config::COARSE_CLASSES { 128 } else { 1024 };
+const FINE_LIMIT: usize = 128;
 const LG_FINE: usize = FINE_LIMIT.trailing_zeros() as usize;
 const FINE_CLASSES: usize = FINE_LIMIT / 16;
 /// Number of classes.
@@ -84,18 +85,18 @@ pub const BATCH_MAX: usize = 32;
 /// 16-32 of them per lock hold (8 KiB measured NO-GO, docs/decisions.md).
 const BATCH_BYTES: usize = 32768;
 
-/// Classes above this size are "big" for `config::BIG_BATCHES`: with random sizes most of their
-/// refills come from them (a 64 KiB bound holds 2-12 objects), docs/decisions.md "Big classes".
+/// Classes above this size are "big": with random sizes most refills come from them (a 64 KiB
+/// bound would hold 2-12 objects), so they move bigger batches and cache up to four of them
+/// (docs/decisions.md, `big-batches`).
 pub const BIG_FROM: usize = 4096;
 
-/// Bytes a batch of big classes spans with `config::BIG_BATCHES`: a 16 KiB class moves 4 objects
-/// per lock hold instead of 2.
+/// Bytes a batch of big classes spans: a 16 KiB class moves 4 objects per lock hold instead of 2.
 const BIG_BATCH_BYTES: usize = 65536;
 
-/// Whether `class` is big (`config::BIG_BATCHES` only; always false without it).
+/// Whether `class` is big (objects above BIG_FROM).
 #[inline]
 pub fn is_big(class: usize) -> bool {
-    crate::config::BIG_BATCHES && size_of(class) > BIG_FROM
+    size_of(class) > BIG_FROM
 }
 
 /// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough

@@ -44,17 +44,6 @@ static CACHES: [Mutex<Slots>; NUM_CLASSES] = [const {
     )
 }; NUM_CLASSES];
 
-/// The class's cache locked; with `lock-bypass`, None when another thread holds it (the caller
-/// goes to the central pool instead of waiting, perhaps behind a preempted holder).
-#[inline(always)]
-fn lock_or_bypass(class: usize) -> Option<crate::lock::Guard<'static, Slots>> {
-    if crate::config::LOCK_BYPASS {
-        cache(class).try_lock()
-    } else {
-        Some(cache(class).lock())
-    }
-}
-
 #[inline(always)]
 fn cache(class: usize) -> &'static Mutex<Slots> {
     // SAFETY: classes come from `class_of` or a run tag, both < NUM_CLASSES.
@@ -65,9 +54,7 @@ fn cache(class: usize) -> &'static Mutex<Slots> {
 /// the cache is full.
 pub fn push(class: usize, objs: &[*mut u8]) {
     let n = objs.len().min(BATCH_MAX);
-    let Some(mut slots) = lock_or_bypass(class) else {
-        return central::push(class, objs);
-    };
+    let mut slots = cache(class).lock();
     if slots.len < SLOTS {
         let i = slots.len;
         slots.batches[i].len = n as u32;
@@ -89,10 +76,7 @@ pub fn push(class: usize, objs: &[*mut u8]) {
 /// # Safety
 /// `out` must have room for BATCH_MAX and `want` pointers.
 pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
-    let Some(mut slots) = lock_or_bypass(class) else {
-        // SAFETY: the caller's contract is central::pop's.
-        return unsafe { central::pop(class, out, want, owner) };
-    };
+    let mut slots = cache(class).lock();
     if slots.len > 0 {
         slots.len -= 1;
         slots.low = slots.low.min(slots.len);
