@@ -2,6 +2,7 @@
 //! these. Null means "out of memory" (or an impossible request); callers set errno.
 
 use crate::decay;
+use crate::heap::Heap;
 use crate::large;
 use crate::lifecycle::{self, NO_HEAP_MAX};
 use crate::os;
@@ -95,6 +96,16 @@ pub fn free(p: *mut u8) {
 
 #[inline(always)]
 fn free_tagged(p: *mut u8, tag: usize) {
+    if crate::config::HOME {
+        return free_home(p, tag);
+    }
+    small_with_heap(p, tag, |heap, class| keep(heap, class, p, tag));
+}
+
+/// Runs `f` with the calling thread's heap and the class of `p` when `p` is a small object and
+/// the thread has a heap; otherwise frees `p` another way (large or foreign, or no heap).
+#[inline(always)]
+fn small_with_heap(p: *mut u8, tag: usize, f: impl FnOnce(&mut Heap, usize)) {
     if !page_map::tag_is_small(tag) {
         return free_other(p, tag);
     }
@@ -104,7 +115,12 @@ fn free_tagged(p: *mut u8, tag: usize) {
         return free_without_heap(class, p);
     }
     // SAFETY: a non-sentinel TLS value is this thread's attached heap.
-    let heap = unsafe { &mut *heap };
+    f(unsafe { &mut *heap }, class)
+}
+
+/// Caches `p` in the calling thread's `heap`, spilling a batch when its class is full.
+#[inline(always)]
+fn keep(heap: &mut Heap, class: usize, p: *mut u8, tag: usize) {
     if crate::config::FAILFAST {
         crate::failfast::on_free(p, class);
     }
@@ -114,11 +130,37 @@ fn free_tagged(p: *mut u8, tag: usize) {
     }
 }
 
+/// `home-runs`: only this heap's own small objects are cached here; the hit path tests owner and
+/// kind at once and finds the class in the same word.
+#[inline(always)]
+fn free_home(p: *mut u8, tag: usize) {
+    let heap = lifecycle::current_raw();
+    match page_map::own_small_class(page_map::tag_vs_owner(tag, heap as usize)) {
+        // SAFETY: a non-sentinel TLS value is this thread's attached heap.
+        Some(class) if heap as usize > NO_HEAP_MAX => keep(unsafe { &mut *heap }, class, p, tag),
+        _ => free_not_own(p, tag),
+    }
+}
+
+/// `home-runs`: a free that is not of the calling heap's own small objects: large or foreign,
+/// without a heap, or another heap's object, which goes back to it (`remote::free_away`).
+#[cold]
+#[inline(never)]
+fn free_not_own(p: *mut u8, tag: usize) {
+    small_with_heap(p, tag, |heap, class| {
+        if crate::config::FAILFAST {
+            crate::failfast::on_free(p, class);
+        }
+        crate::remote::count_kept(heap, page_map::tag_owner(tag));
+        crate::remote::free_away(heap, class, p, page_map::tag_owner(tag));
+    });
+}
+
 /// The thread cache's class is full: a batch goes back, and if empty runs wait for decay, the
 /// decay beat runs.
 #[cold]
 #[inline(never)]
-fn spill(heap: &mut crate::heap::Heap, class: usize, p: *mut u8) {
+fn spill(heap: &mut Heap, class: usize, p: *mut u8) {
     slow_alloc::spill_and_push(heap, class, p);
     if crate::page_source::runs_waiting() {
         decay::tick();

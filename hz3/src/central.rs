@@ -57,7 +57,11 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     let mut got = 0u32;
     let mut pool = pool(class).lock();
     while got < want {
-        let mut run = pool.partial;
+        let mut run = if crate::config::HOME {
+            own_run(pool.partial, owner)
+        } else {
+            pool.partial
+        };
         if run.is_null() {
             run = page_source::take_run();
             if run.is_null() {
@@ -104,6 +108,30 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         c.add(Event::CentralPopObjects, got as u64);
     });
     got
+}
+
+/// Runs a `home-runs` refill looks through for one of its own before it takes a fresh run.
+const OWN_SCAN: usize = 64;
+
+/// `home-runs`: the first of `owner`'s runs among the first OWN_SCAN listed, else null (a fresh
+/// run): a run never changes hands while it holds objects, so the objects that come back to it
+/// were last written by its owner. The partial runs of an exited thread wait for the next thread
+/// that adopts its heap (they are tagged with the heap, not the thread).
+fn own_run(first: *mut Run, owner: usize) -> *mut Run {
+    let mut run = first;
+    for _ in 0..OWN_SCAN {
+        if run.is_null() {
+            break;
+        }
+        // SAFETY: listed runs belong to this class's pool, whose lock the caller holds.
+        unsafe {
+            if page_map::tag_owner((*run).tag.load(Ordering::Relaxed)) == owner {
+                return run;
+            }
+            run = (*run).next;
+        }
+    }
+    ptr::null_mut()
 }
 
 /// Files objects (all of `class`) back under their runs; runs that become entirely free go back

@@ -10,6 +10,9 @@ pub const FAST: bool = cfg!(feature = "fast");
 pub const SCALE: bool = cfg!(feature = "scale");
 /// The lane's name, as `hz3::LANE` and the C `hz3_lane()` report it.
 pub const LANE: &str = if FAST { "fast" } else { "scale" };
+/// A free of an object another live heap allocated goes back to that heap in batches instead of
+/// into the freeing cache, and refills prefer the caller's own batches and runs (`remote.rs`).
+pub const HOME: bool = cfg!(feature = "home-runs");
 /// Fail fast on misuse and corruption (`failfast.rs`).
 pub const FAILFAST: bool = cfg!(feature = "failfast");
 /// Classes above `size_class::BIG_FROM` move bigger batches and cache up to four of them (A/B).

@@ -47,9 +47,21 @@ pub enum SlowEvent {
     Spill,
 }
 
+/// Objects of one other heap on their way back to it (feature `home-runs`, `remote.rs`).
+#[derive(Clone, Copy)]
+pub struct Away {
+    pub len: u32,
+    pub owner: usize,
+    pub objs: [*mut u8; size_class::BATCH_MAX],
+}
+
+/// Away batches only exist in `home-runs` builds (no bytes otherwise).
+pub const AWAY_CLASSES: usize = if crate::config::HOME { NUM_CLASSES } else { 0 };
+
 #[repr(C, align(4096))]
 pub struct Heap {
     pub bins: [Bin; NUM_CLASSES],
+    pub away: [Away; AWAY_CLASSES],
     pub counters: Counters,
     pub stats_seen: crate::stats::CacheSeen,
     /// Classes whose last slow-path event was a spill (bit per class).

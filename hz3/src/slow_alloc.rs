@@ -27,14 +27,14 @@ pub unsafe fn pool_pop(class: usize, out: *mut *mut u8, want: u32, owner: usize)
     }
 }
 
-/// Spills to the lane's shared pool.
+/// Spills to the lane's shared pool; `owner` is the spilling heap (`home-runs` keys batches by it).
 #[inline]
-pub fn pool_push(class: usize, objs: &[*mut u8]) {
+pub fn pool_push(class: usize, objs: &[*mut u8], owner: usize) {
     if objs.is_empty() {
         return;
     }
     if config::SCALE {
-        crate::transfer::push(class, objs);
+        crate::transfer::push(class, objs, owner);
     } else {
         central::push(class, objs);
     }
@@ -81,7 +81,7 @@ pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
         let taken = heap.take_top(class, size_class::batch_of(class) as usize);
         let n = taken.len();
         batch[..n].copy_from_slice(taken);
-        pool_push(class, &batch[..n]);
+        pool_push(class, &batch[..n], heap as *mut Heap as usize);
         if heap.push(class, obj) {
             heap.publish_stats(class);
             return;
@@ -91,6 +91,7 @@ pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
 
 /// Returns everything a heap's cache holds to the central pool: thread exit, trim.
 pub fn flush_heap(heap: &mut Heap) {
+    crate::remote::flush_away(heap);
     for class in 0..size_class::NUM_CLASSES {
         central::push(class, heap.take_all(class));
     }

@@ -15,6 +15,8 @@ const SLOTS: usize = 32;
 #[derive(Clone, Copy)]
 struct Batch {
     len: u32,
+    /// The heap that spilled it, or (`home-runs`) whose runs its objects are from.
+    owner: usize,
     objs: [*mut u8; BATCH_MAX],
 }
 
@@ -30,6 +32,7 @@ unsafe impl Send for Slots {}
 
 const EMPTY_BATCH: Batch = Batch {
     len: 0,
+    owner: 0,
     objs: [ptr::null_mut(); BATCH_MAX],
 };
 
@@ -50,14 +53,15 @@ fn cache(class: usize) -> &'static Mutex<Slots> {
     unsafe { CACHES.get_unchecked(class) }
 }
 
-/// Hands a batch (at most BATCH_MAX objects) to the transfer cache, or to the central pool when
-/// the cache is full.
-pub fn push(class: usize, objs: &[*mut u8]) {
+/// Hands a batch (at most BATCH_MAX objects) of `owner`'s to the transfer cache, or to the central
+/// pool when the cache is full.
+pub fn push(class: usize, objs: &[*mut u8], owner: usize) {
     let n = objs.len().min(BATCH_MAX);
     let mut slots = cache(class).lock();
     if slots.len < SLOTS {
         let i = slots.len;
         slots.batches[i].len = n as u32;
+        slots.batches[i].owner = owner;
         slots.batches[i].objs[..n].copy_from_slice(&objs[..n]);
         slots.len += 1;
         drop(slots);
@@ -77,7 +81,12 @@ pub fn push(class: usize, objs: &[*mut u8]) {
 /// `out` must have room for BATCH_MAX and `want` pointers.
 pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
     let mut slots = cache(class).lock();
-    if slots.len > 0 {
+    let pick = if crate::config::HOME {
+        own_batch(&mut slots, owner)
+    } else {
+        slots.len > 0
+    };
+    if pick {
         slots.len -= 1;
         slots.low = slots.low.min(slots.len);
         // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
@@ -94,6 +103,20 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     probes::here(|c| c.add(Event::TransferMiss, 1));
     // SAFETY: forwarded contract.
     unsafe { central::pop(class, out, want, owner) }
+}
+
+/// `home-runs`: moves the newest batch of `owner`'s to the top, if there is one (false if none:
+/// another heap's objects are never handed out here).
+fn own_batch(slots: &mut Slots, owner: usize) -> bool {
+    let Some(i) = slots.batches[..slots.len]
+        .iter()
+        .rposition(|b| b.owner == owner)
+    else {
+        return false;
+    };
+    let top = slots.len - 1;
+    slots.batches.swap(i, top);
+    true
 }
 
 /// Moves every waiting batch to the central pool (malloc_trim), so empty runs can be returned.
