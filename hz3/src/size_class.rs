@@ -75,16 +75,36 @@ pub fn is_big(class: usize) -> bool {
 }
 
 /// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough
-/// that a batch of large objects stays near BATCH_BYTES (BIG_BATCH_BYTES for big classes).
+/// that a batch of large objects stays near BATCH_BYTES (BIG_BATCH_BYTES for big classes). A table,
+/// not a divide: `home-runs` asks on every free of another thread's object.
 #[inline]
 pub fn batch_of(class: usize) -> u32 {
-    let bytes = if is_big(class) {
-        BIG_BATCH_BYTES
-    } else {
-        BATCH_BYTES
-    };
-    (bytes / size_of(class)).clamp(2, BATCH_MAX) as u32
+    // SAFETY: as for `size_of`.
+    unsafe { *BATCHES.get_unchecked(class) as u32 }
 }
+
+const BATCHES: [u8; NUM_CLASSES] = {
+    let mut t = [0u8; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let size = compute_size(c);
+        let bytes = if crate::config::BIG_BATCHES && size > BIG_FROM {
+            BIG_BATCH_BYTES
+        } else {
+            BATCH_BYTES
+        };
+        let n = bytes / size;
+        t[c] = if n < 2 {
+            2
+        } else if n > BATCH_MAX {
+            BATCH_MAX as u8
+        } else {
+            n as u8
+        };
+        c += 1;
+    }
+    t
+};
 
 /// Smallest class whose objects are naturally aligned to `align` (a power of two) and hold `size`
 /// bytes, if any: objects sit at multiples of the class size from a 64 KiB-aligned run start.
@@ -171,6 +191,16 @@ mod tests {
         for c in 0..NUM_CLASSES {
             let b = batch_of(c);
             assert!((2..=32).contains(&b));
+            let bytes = if is_big(c) {
+                BIG_BATCH_BYTES
+            } else {
+                BATCH_BYTES
+            };
+            let span = (bytes / size_of(c)).clamp(2, BATCH_MAX);
+            assert_eq!(
+                b as usize, span,
+                "class {c}: as many as fit in a batch's bytes"
+            );
         }
     }
 }
