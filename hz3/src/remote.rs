@@ -33,14 +33,31 @@ pub fn free_away(me: &mut Heap, class: usize, obj: *mut u8, owner: usize) {
     // SAFETY: classes come from a run tag, < NUM_CLASSES = AWAY_CLASSES in home-runs builds.
     let away = unsafe { me.away.get_unchecked_mut(class) };
     if away.len > 0 && away.owner != owner {
-        send_home(class, away);
+        return switch_owner(class, away, obj, owner);
     }
     away.owner = owner;
-    away.objs[away.len as usize] = obj;
+    file(class, away, obj);
+}
+
+/// Appends `obj` to `away` (the batch's owner set), sending the batch once it is whole.
+#[inline(always)]
+fn file(class: usize, away: &mut crate::heap::Away, obj: *mut u8) {
+    // SAFETY: len < batch_of(class) <= BATCH_MAX here: a batch that reaches batch_of is sent
+    // (and emptied) below.
+    unsafe { *away.objs.get_unchecked_mut(away.len as usize) = obj };
     away.len += 1;
     if away.len >= crate::size_class::batch_of(class) {
         send_home(class, away);
     }
+}
+
+/// The away batch holds another owner's objects: it goes first.
+#[cold]
+#[inline(never)]
+fn switch_owner(class: usize, away: &mut crate::heap::Away, obj: *mut u8, owner: usize) {
+    send_home(class, away);
+    away.owner = owner;
+    file(class, away, obj);
 }
 
 fn send_home(class: usize, away: &mut crate::heap::Away) {
