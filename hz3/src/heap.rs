@@ -8,7 +8,6 @@
 //! Heaps are mapped page-aligned and never unmapped: run tags name them as owners, so a tag never
 //! points at unmapped memory.
 
-use crate::config;
 use crate::probes::{Counters, Event};
 use crate::size_class::{self, NUM_CLASSES};
 use core::ptr;
