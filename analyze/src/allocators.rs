@@ -74,6 +74,12 @@ pub const ANCHORS: [Anchor; 7] = [
 /// The anchors a matrix measures by default (the `-debian` packages only when asked for).
 const DEFAULT_ANCHORS: [&str; 5] = ["glibc", "tcmalloc", "jemalloc", "mimalloc", "snmalloc"];
 
+/// The anchor an `--alloc` value or a matrix row names, if any (`tcmalloc`, or `tcmalloc=/path`).
+pub fn anchor_name(spec: &str) -> Option<&'static str> {
+    let name = spec.split_once('=').map_or(spec, |(n, _)| n);
+    ANCHORS.iter().map(|a| a.name).find(|a| *a == name)
+}
+
 /// Where `scripts/build-anchors` puts its libraries: `target/anchors/`, beside `target/preload/`.
 pub fn anchors_dir(preload_dir: &Path) -> PathBuf {
     preload_dir

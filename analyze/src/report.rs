@@ -5,7 +5,7 @@
 //! Every step calls its library function in-process (only perf and the workload it records are
 //! child processes); the heavy steps' (matrix, record, flame) notes and printed result go to
 //! `logs/`, and beside every piece the report prints the command that reruns that step alone.
-use crate::allocators::{self, ANCHORS};
+use crate::allocators::{self, anchor_name, ANCHORS};
 use crate::attribute::{self, build_report};
 use crate::flame::{self, FlameOptions, FlameRuns};
 use crate::gap::{self, build_gap, Gap};
@@ -457,12 +457,6 @@ impl Plan {
             record_program,
         })
     }
-}
-
-/// The anchor an `--alloc` value names, if any (`tcmalloc`, or `tcmalloc=/path`).
-fn anchor_name(spec: &str) -> Option<&'static str> {
-    let name = spec.split_once('=').map_or(spec, |(n, _)| n);
-    ANCHORS.iter().map(|a| a.name).find(|a| *a == name)
 }
 
 /// The matrix's ratio column divides by tcmalloc when it is measured, else by the first anchor.

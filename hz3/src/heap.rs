@@ -233,10 +233,7 @@ mod tests {
         ignore = "pops made-up pointers, which failfast rejects"
     )]
     fn caps_fit_and_allow_a_batch() {
-        // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
-        let mut heap: std::boxed::Box<Heap> =
-            unsafe { std::boxed::Box::new_zeroed().assume_init() };
-        heap.init_caps();
+        let mut heap = fresh_heap();
         for class in 0..NUM_CLASSES {
             let cap = heap.cap(class) as usize;
             assert!(cap <= BIN_MAX && cap >= size_class::batch_of(class) as usize);
@@ -270,10 +267,7 @@ mod tests {
 
     #[test]
     fn adaptive_bounds_start_at_a_batch_and_follow_the_swings() {
-        // SAFETY: zeroed memory is a valid empty heap (pointers null, counts zero).
-        let mut heap: std::boxed::Box<Heap> =
-            unsafe { std::boxed::Box::new_zeroed().assume_init() };
-        heap.init_caps();
+        let mut heap = fresh_heap();
         let class = size_class::class_of(512);
         let batch = size_class::batch_of(class);
         let most = max_cap(class);

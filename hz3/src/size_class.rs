@@ -3,9 +3,9 @@
 //! 16-byte steps up to 128 bytes (8 classes), then four classes per power of two up to 32 KiB
 //! (32 classes), as jemalloc's: fewer classes share their recently freed objects, so a program's
 //! hot objects span fewer cache lines (16-byte steps to 1 KiB, 84 classes, measured and retired:
-//! docs/decisions.md, `coarse-classes`). Every class size is a multiple of 16, so every object is 16-byte aligned; the
-//! largest power of two dividing a class size is also that class's natural object alignment
-//! (runs start on a 64 KiB boundary), which the aligned-allocation path relies on.
+//! docs/decisions.md, `coarse-classes`). Every class size is a multiple of 16, so every object is
+//! 16-byte aligned; the largest power of two dividing a class size is also that class's natural
+//! object alignment (runs start on a 64 KiB boundary), which the aligned-allocation path relies on.
 
 /// Largest size served from size classes; above this the large box maps memory directly.
 pub const SMALL_MAX: usize = 32 * 1024;
@@ -23,8 +23,8 @@ pub fn class_of(size: usize) -> usize {
 }
 
 /// `class_of` for `1 <= size <= SMALL_MAX` (malloc's hit path, which sends 0 elsewhere): a shift
-/// up to FINE_LIMIT, one load from a table above (a coarse class is fixed by `(size - 1) >> 8`
-/// with 1 KiB fine classes, a 128-byte table).
+/// up to FINE_LIMIT, one load from a table above (a class there is fixed by
+/// `(size - 1) >> COARSE_SHIFT`: a 1 KiB table).
 #[inline(always)]
 pub fn class_of_nonzero(size: usize) -> usize {
     let s = size - 1;

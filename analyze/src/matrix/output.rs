@@ -143,11 +143,7 @@ fn over_lowest(value: Option<f64>, lowest: Option<(f64, &str)>) -> String {
 /// scheduler left in the rings), and the worst moment of RSS minus live bytes. None when the
 /// matrix has no anchor or nothing but anchors.
 pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
-    let is_anchor = |r: &Row| {
-        crate::allocators::ANCHORS
-            .iter()
-            .any(|a| a.name == r.allocator)
-    };
+    let is_anchor = |r: &Row| crate::allocators::anchor_name(&r.allocator).is_some();
     let mut t = Table::new([
         Column::left("preset"),
         Column::left("allocator"),

@@ -407,13 +407,7 @@ impl Schema<'_, '_> {
         let pid = u32::try_from(pid)
             .map_err(|_| self.src.bad_count(pid_node.at, "pid", &pid.to_string()))?;
         let wall_ns = self.count(self.required(wall_ns, root, "wall_ns")?, "wall_ns")?;
-        let mut counters = Counters::new(schema);
-        self.events(
-            schema,
-            self.required(totals, root, "totals")?,
-            &mut counters,
-        )?;
-        self.locks(self.required(locks, root, "locks")?, &mut counters)?;
+        let counters = self.scope(schema, root, (totals, "totals"), locks)?;
         let threads_node = self.required(threads, root, "threads")?;
         let Value::Array(items) = &threads_node.value else {
             return Err(self.src.syntax(
@@ -443,13 +437,7 @@ impl Schema<'_, '_> {
         let members = self.object(node, "a thread row")?;
         let [tid, events, locks] = self.members(members, ["tid", "events", "locks"])?;
         let tid = self.count(self.required(tid, node, "tid")?, "tid")?;
-        let mut counters = Counters::new(schema);
-        self.events(
-            schema,
-            self.required(events, node, "events")?,
-            &mut counters,
-        )?;
-        self.locks(self.required(locks, node, "locks")?, &mut counters)?;
+        let counters = self.scope(schema, node, (events, "events"), locks)?;
         Ok(ThreadRow {
             tid,
             events: counters.events,
@@ -457,9 +445,24 @@ impl Schema<'_, '_> {
         })
     }
 
-    fn events(&self, schema: u32, node: &Node, into: &mut Counters) -> Result<(), ReadError> {
+    /// One scope's counters (the totals or a thread row) from `parent`'s event table, named by
+    /// `events.1`, and its `locks` table; both must be there.
+    fn scope(
+        &self,
+        schema: u32,
+        parent: &Node,
+        events: (Option<&Node>, &str),
+        locks: Option<&Node>,
+    ) -> Result<Counters, ReadError> {
+        let mut counters = Counters::new(schema);
+        self.events(self.required(events.0, parent, events.1)?, &mut counters)?;
+        self.locks(self.required(locks, parent, "locks")?, &mut counters)?;
+        Ok(counters)
+    }
+
+    fn events(&self, node: &Node, into: &mut Counters) -> Result<(), ReadError> {
         for (key, key_at, value) in self.object(node, "an event table")? {
-            let slot = event_slot(schema, key).ok_or_else(|| self.src.unknown(*key_at, key))?;
+            let slot = event_slot(into.schema, key).ok_or_else(|| self.src.unknown(*key_at, key))?;
             if !into.set(slot, self.count(value, key)?) {
                 return Err(self.src.duplicate(*key_at, key));
             }
