@@ -5,6 +5,7 @@
 pub mod allocators;
 pub mod attribute;
 pub mod boxes;
+pub mod core_round_trip;
 pub mod cli;
 pub mod export;
 pub mod flame;

@@ -2,6 +2,7 @@
 //! median/min/max Mops/s, ratio to a baseline, peak RSS and crashes (table, CSV, JSON, markdown, SVG),
 //! optionally compared against an earlier JSON as a regression guard.
 use crate::allocators::{self, Allocator};
+use crate::core_round_trip;
 use crate::runner::{self, Crash};
 use crate::stats::{self as interval_stats, Interval};
 use anyhow::{bail, Context, Result};
@@ -145,6 +146,12 @@ pub struct Args {
     /// tree. Without --preset, only the programs run
     #[arg(long = "program", value_name = "NAME='CMD ARGS…'")]
     pub programs: Vec<String>,
+    /// Skip the host probe: by default the round trip of one cache line between the first two
+    /// CPUs is measured (25 ms) before and after every run, and when it shows two regimes (a VM
+    /// whose virtual CPUs move between near and far physical cores) the medians are also given
+    /// per regime
+    #[arg(long)]
+    pub no_round_trip_probe: bool,
     /// hz3-bench arguments after `--` (applied after the preset, so they override it)
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -212,6 +219,13 @@ pub struct Row {
     pub excess_kib: Option<f64>,
     #[serde(default)]
     pub overhead_peak_kib: Option<f64>,
+    /// The host's core-to-core round trip (`core_round_trip`) probed just before and just after
+    /// each successful run, ns (null where a probe failed); empty with the probe off, in older
+    /// files, and on a one-CPU machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples_round_trip_before_ns: Vec<Option<f64>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples_round_trip_after_ns: Vec<Option<f64>>,
     pub runs_ok: usize,
     pub crashed: usize,
     /// How each crashed run ended ("SIGSEGV", "exit 1", "timeout 120s").
@@ -227,6 +241,9 @@ pub struct MatrixReport {
     pub quick: bool,
     pub workloads: Vec<Workload>,
     pub rows: Vec<Row>,
+    /// The two CPUs the core-to-core round trip was probed between (None: not probed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trip_cpus: Option<(usize, usize)>,
 }
 
 impl Row {
@@ -256,6 +273,8 @@ impl Row {
             rss_at_live_peak_kib: None,
             excess_kib: None,
             overhead_peak_kib: None,
+            samples_round_trip_before_ns: Vec::new(),
+            samples_round_trip_after_ns: Vec::new(),
             runs_ok: 0,
             crashed: 0,
             crashes: Vec::new(),
@@ -272,12 +291,19 @@ impl Row {
     /// A successful run's memory figures, as the bench sampled them.
     pub fn record_memory(&mut self, m: &bench::live::MemoryPeaks) {
         let kib = |bytes: f64| bytes / 1024.0;
-        self.samples_live_peak_kib.push(kib(m.live_peak_bytes as f64));
+        self.samples_live_peak_kib
+            .push(kib(m.live_peak_bytes as f64));
         self.samples_rss_at_live_peak_kib
             .push(kib(m.rss_at_live_peak_bytes as f64));
         self.samples_excess_kib.push(kib(m.excess_bytes() as f64));
         self.samples_overhead_peak_kib
             .push(kib(m.overhead_peak_bytes as f64));
+    }
+
+    /// The host probes around a successful run (after `record_run`).
+    pub fn record_round_trip(&mut self, before: Option<f64>, after: Option<f64>) {
+        self.samples_round_trip_before_ns.push(before);
+        self.samples_round_trip_after_ns.push(after);
     }
 
     pub fn record_crash(&mut self, how: String) {
@@ -788,6 +814,13 @@ fn measure(
     );
     let workload_ids: Vec<usize> = (0..workloads.len()).collect();
     let alloc_ids: Vec<usize> = (0..allocs.len()).collect();
+    let round_trip_cpus = opts
+        .round_trip_probe
+        .then(core_round_trip::first_pair)
+        .flatten();
+    let probe = || round_trip_cpus.and_then(core_round_trip::measure);
+    // Each probe serves as the "after" of one run and the "before" of the next.
+    let mut last_probe = probe();
     for round in 0..rounds as usize {
         for wi in stats::rotated(&workload_ids, round) {
             for ai in stats::rotated(&alloc_ids, round) {
@@ -805,6 +838,8 @@ fn measure(
                     timeout,
                 )
                 .with_context(|| format!("{} under {}", workload.preset, alloc.name))?;
+                let before = last_probe;
+                last_probe = probe();
                 let row = &mut rows[wi * allocs.len() + ai];
                 row.peak_rss_kib = row.peak_rss_kib.max(result.peak_rss_kib);
                 match result.outcome {
@@ -821,6 +856,9 @@ fn measure(
                             );
                         }
                         row.record_run(&report.allocator, report.mops, report.cpu_ns_per_op());
+                        if round_trip_cpus.is_some() {
+                            row.record_round_trip(before, last_probe);
+                        }
                         if let Some(m) = &report.memory {
                             row.record_memory(m);
                         }
@@ -844,6 +882,7 @@ fn measure(
         quick: opts.quick,
         workloads: workloads.to_vec(),
         rows,
+        round_trip_cpus,
     })
 }
 
@@ -1073,6 +1112,7 @@ mod tests {
                 .iter()
                 .map(|(p, _)| test_row(p, "glibc", &[1.0], &[]))
                 .collect(),
+            round_trip_cpus: None,
         }
     }
 

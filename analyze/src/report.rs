@@ -770,6 +770,7 @@ mod tests {
             quick: true,
             workloads: vec![],
             rows,
+            round_trip_cpus: None,
         };
         assert_eq!(fastest_anchor(&m).unwrap().allocator, "jemalloc");
         m.rows

@@ -86,6 +86,8 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     let out = matrix_small_ok(&args);
 
     let json: serde_json::Value = read_json(&json_path);
+    let two_cpus = analyze::core_round_trip::first_pair().is_some();
+    assert_eq!(json["round_trip_cpus"].is_array(), two_cpus, "{json}");
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "2 presets x 2 allocators");
     for row in rows {
@@ -97,6 +99,17 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
         );
         assert!(row["peak_rss_kib"].as_u64().unwrap() > 0);
         assert!(row["cpu_ns_per_op"].as_f64().unwrap() > 0.0, "{row}");
+        if two_cpus {
+            // The host probe: a round trip before and after each run, in ns.
+            for key in [
+                "samples_round_trip_before_ns",
+                "samples_round_trip_after_ns",
+            ] {
+                let probes = row[key].as_array().unwrap();
+                assert_eq!(probes.len(), 2, "{key}: {row}");
+                assert!(probes.iter().all(|p| p.as_f64().unwrap() > 0.0), "{row}");
+            }
+        }
         assert_eq!(
             row["identity"], row["allocator"],
             "the bench must report the allocator the row claims"
@@ -131,7 +144,12 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     }
 
     let md = std::fs::read_to_string(&md_path).unwrap();
-    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    // The matrix is the first table (the host regimes' table may follow).
+    let table: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
     assert_eq!(table.len(), 2 + 4, "header, separator, 4 rows:\n{md}");
     assert!(table.iter().all(|l| l.matches('|').count() == 16), "{md}");
 
@@ -141,6 +159,11 @@ fn quick_matrix_writes_csv_json_markdown_and_svg() {
     assert_eq!(svg.matches("<svg").count(), 1);
 
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.contains("Host core-to-core round trip (CPUs"),
+        two_cpus,
+        "{stdout}"
+    );
     assert!(
         stdout
             .lines()

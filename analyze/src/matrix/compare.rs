@@ -400,6 +400,7 @@ mod tests {
             quick: false,
             workloads,
             rows,
+            round_trip_cpus: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct MatrixOptions {
     pub guard: Option<GuardOptions>,
     /// Draw the progress bar on stderr (off when the caller draws its own).
     pub progress: bool,
+    /// Probe the host's core-to-core round trip around every run (`core_round_trip`).
+    pub round_trip_probe: bool,
 }
 
 /// The files a matrix writes (none by default).
@@ -71,6 +73,7 @@ impl MatrixOptions {
             files: MatrixFiles::default(),
             guard: None,
             progress: true,
+            round_trip_probe: true,
         }
     }
 
@@ -116,6 +119,9 @@ impl MatrixOptions {
         }
         if let Some(d) = &self.preload_dir {
             words.extend(["--preload-dir".into(), d.display().to_string()]);
+        }
+        if !self.round_trip_probe {
+            words.push("--no-round-trip-probe".into());
         }
         if !self.bench_args.is_empty() {
             words.push("--".into());
@@ -167,6 +173,7 @@ impl From<Args> for MatrixOptions {
             },
             guard,
             progress: true,
+            round_trip_probe: !args.no_round_trip_probe,
         }
     }
 }

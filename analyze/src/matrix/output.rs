@@ -5,6 +5,7 @@
 //! Every column is declared once in [`COLUMNS`]: adding one there adds it to table, CSV and markdown.
 use super::compare::Regression;
 use super::{MatrixReport, Row};
+use crate::core_round_trip::{self, Regime, Regimes};
 use crate::stats::Interval;
 use crate::table::{Column, Table};
 use anyhow::Result;
@@ -33,7 +34,7 @@ const fn col(
 /// Columns in CSV order; the shown ones keep their relative order in the table and markdown, the
 /// first two (text) left-aligned, the rest (numbers) right-aligned.
 #[rustfmt::skip] // one column a line reads as the table it describes
-const COLUMNS: [MatrixColumn; 21] = [
+const COLUMNS: [MatrixColumn; 23] = [
     col(Some(("preset", |r| r.preset.clone())), "preset", |r, _| r.preset.clone()),
     col(Some(("allocator", |r| r.allocator.clone())), "allocator", |r, _| r.allocator.clone()),
     col(Some(("median Mops/s", |r| mops(r.median_mops))), "median_mops", |r, _| full(r.median_mops)),
@@ -55,6 +56,8 @@ const COLUMNS: [MatrixColumn; 21] = [
     col(Some(("crashed", crashed)), "crashed", |r, _| r.crashed.to_string()),
     col(None, "crashes", |r, _| r.crashes.join(";")),
     col(None, "samples_mops", |r, _| join_full(&r.samples_mops)),
+    col(None, "samples_round_trip_before_ns", |r, _| join_probes(&r.samples_round_trip_before_ns)),
+    col(None, "samples_round_trip_after_ns", |r, _| join_probes(&r.samples_round_trip_after_ns)),
 ];
 
 /// How many columns have text (left-aligned) before the numbers start.
@@ -117,6 +120,12 @@ fn full(v: Option<f64>) -> String {
 
 fn join_full(values: &[f64]) -> String {
     let values: Vec<String> = values.iter().map(f64::to_string).collect();
+    values.join(";")
+}
+
+/// Probes in run order, an empty field where a probe failed.
+fn join_probes(values: &[Option<f64>]) -> String {
+    let values: Vec<String> = values.iter().map(|v| full(*v)).collect();
     values.join(";")
 }
 
@@ -190,6 +199,89 @@ pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
 /// The heading over [`rss_summary`] in the text and the markdown.
 const RSS_SUMMARY_HEADING: &str = "Peak RSS against the lowest anchor, raw and net of what the bench held (its objects, rings and tables; medians over runs): over live = the highest sampled RSS less the most held, worst RSS-live = the largest gap at one sample of the timed section";
 
+/// Every probe of the host's core-to-core round trip in the report (before and after each run).
+fn round_trip_probes(report: &MatrixReport) -> Vec<f64> {
+    report
+        .rows
+        .iter()
+        .flat_map(|r| {
+            r.samples_round_trip_before_ns
+                .iter()
+                .chain(&r.samples_round_trip_after_ns)
+        })
+        .filter_map(|p| *p)
+        .collect()
+}
+
+/// A row's runs in `regime`, as Mops/s.
+fn runs_in(row: &Row, regimes: &Regimes, regime: Regime) -> Vec<f64> {
+    row.samples_mops
+        .iter()
+        .zip(&row.samples_round_trip_before_ns)
+        .zip(&row.samples_round_trip_after_ns)
+        .filter_map(|((m, before), after)| {
+            let run_regime = regimes.of((*before)?, (*after)?);
+            (run_regime == regime).then_some(*m)
+        })
+        .collect()
+}
+
+/// What the host probes found: one line, and when they show two regimes a table of each row's
+/// median and ratio to the baseline within each regime (runs whose probes straddle the split
+/// count as mixed and are left out of both). None when the matrix did not probe.
+pub fn regime_summary(report: &MatrixReport) -> Option<(String, Option<Table>)> {
+    let (a, b) = report.round_trip_cpus?;
+    let probes = round_trip_probes(report);
+    if probes.is_empty() {
+        return Some((
+            format!("Host core-to-core round trip (CPUs {a} and {b}): every probe failed"),
+            None,
+        ));
+    }
+    let Some(regimes) = core_round_trip::split(&probes) else {
+        let least = probes.iter().copied().fold(f64::INFINITY, f64::min);
+        let most = probes.iter().copied().fold(0.0, f64::max);
+        return Some((
+            format!(
+                "Host core-to-core round trip (CPUs {a} and {b}, before and after each run): one regime, {least:.0}-{most:.0} ns over {} probes",
+                probes.len()
+            ),
+            None,
+        ));
+    };
+    let (near, far) = (regimes.near, regimes.far);
+    let heading = format!(
+        "Host core-to-core round trip (CPUs {a} and {b}, before and after each run): two regimes, near {:.0}-{:.0} ns ({} probes) and far {:.0}-{:.0} ns ({}), split at {:.0} ns; the host moved its CPUs during the matrix, so medians within one regime (runs whose two probes agree) compare like with like",
+        near.min_ns, near.max_ns, near.probes, far.min_ns, far.max_ns, far.probes, regimes.threshold_ns
+    );
+    let mut t = Table::new([
+        Column::left("preset"),
+        Column::left("allocator"),
+        Column::right("near Mops/s"),
+        Column::right("runs"),
+        Column::right("ratio"),
+        Column::right("far Mops/s"),
+        Column::right("runs"),
+        Column::right("ratio"),
+        Column::right("mixed runs"),
+    ]);
+    let median = |v: &[f64]| crate::stats::median(v);
+    for r in &report.rows {
+        let base = report.row(&r.preset, &report.baseline);
+        let mut cells = vec![r.preset.clone(), r.allocator.clone()];
+        for regime in [Regime::Near, Regime::Far] {
+            let runs = runs_in(r, &regimes, regime);
+            let base_median = base.and_then(|b| median(&runs_in(b, &regimes, regime)));
+            cells.push(mops(median(&runs)));
+            cells.push(runs.len().to_string());
+            cells.push(ratio(super::stats::ratio(median(&runs), base_median)));
+        }
+        cells.push(runs_in(r, &regimes, Regime::Mixed).len().to_string());
+        t.push(cells);
+    }
+    Some((heading, Some(t)))
+}
+
 fn crashed(row: &Row) -> String {
     if row.crashed == 0 {
         "0".into()
@@ -223,6 +315,10 @@ pub fn table(report: &MatrixReport) -> String {
     );
     if let Some(t) = rss_summary(report) {
         out += &format!("\n{RSS_SUMMARY_HEADING}:\n{}", t.to_text());
+    }
+    if let Some((heading, t)) = regime_summary(report) {
+        out += &format!("\n{heading}");
+        out += &t.map_or_else(|| "\n".into(), |t| format!(":\n{}", t.to_text()));
     }
     out
 }
@@ -263,6 +359,12 @@ pub fn markdown(report: &MatrixReport) -> String {
     }
     if let Some(t) = rss_summary(report) {
         out += &format!("\n{RSS_SUMMARY_HEADING}.\n\n{}", t.to_markdown());
+    }
+    if let Some((heading, t)) = regime_summary(report) {
+        out += &format!("\n{heading}.\n");
+        if let Some(t) = t {
+            out += &format!("\n{}", t.to_markdown());
+        }
     }
     out
 }
@@ -518,6 +620,7 @@ pub(crate) mod tests {
                 args: vec!["remote".into()],
             }],
             rows,
+            round_trip_cpus: None,
         }
     }
 
@@ -602,6 +705,102 @@ pub(crate) mod tests {
         );
     }
 
+    /// With probes in two regimes, each row's runs are split by the regime both their probes fell
+    /// in: medians and ratios within a regime, straddling runs counted apart; the probes reach
+    /// the CSV and survive the JSON.
+    #[test]
+    fn runs_are_compared_within_the_host_regime_their_probes_agree_on() {
+        // (Mops/s, probe before, probe after): near ~90 ns, far ~450 ns.
+        let row = |alloc: &str, runs: &[(f64, f64, f64)]| {
+            let samples: Vec<f64> = runs.iter().map(|r| r.0).collect();
+            let mut r = test_row("remote-heavy-small-t2", alloc, &samples, &[]);
+            for &(_, before, after) in runs {
+                r.record_round_trip(Some(before), Some(after));
+            }
+            r
+        };
+        let mut rows = vec![
+            row(
+                "tcmalloc",
+                &[
+                    (30.0, 90.0, 95.0),
+                    (32.0, 88.0, 92.0),
+                    (12.0, 450.0, 460.0),
+                    (20.0, 90.0, 455.0),
+                ],
+            ),
+            row(
+                "mine",
+                &[
+                    (36.0, 91.0, 93.0),
+                    (11.0, 440.0, 470.0),
+                    (13.0, 452.0, 448.0),
+                    (14.0, 462.0, 451.0),
+                ],
+            ),
+        ];
+        finish_rows(&mut rows, "tcmalloc");
+        let mut report = sample_report();
+        report.baseline = "tcmalloc".into();
+        report.workloads[0].preset = "remote-heavy-small-t2".into();
+        report.rows = rows;
+        report.round_trip_cpus = Some((0, 1));
+        let (heading, t) = regime_summary(&report).expect("probed");
+        assert!(
+            heading.contains("two regimes, near 88-95 ns (7 probes) and far 440-470 ns (9)"),
+            "{heading}"
+        );
+        let t = t.expect("two regimes give a table").to_text();
+        let line = |alloc: &str| {
+            t.lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(alloc))
+                .unwrap_or_else(|| panic!("{alloc} in {t}"))
+                .split_whitespace()
+                .skip(2)
+                .collect::<Vec<_>>()
+        };
+        // near: median, runs, ratio; far: the same; mixed runs.
+        assert_eq!(
+            line("tcmalloc"),
+            ["31.00", "2", "1.00x", "12.00", "1", "1.00x", "1"]
+        );
+        assert_eq!(
+            line("mine"),
+            ["36.00", "1", "1.16x", "13.00", "3", "1.08x", "0"]
+        );
+        assert!(table(&report).contains(&heading));
+        assert!(markdown(&report).contains("| near Mops/s |"));
+        let text = csv(&report).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let at = headers
+            .iter()
+            .position(|h| h == "samples_round_trip_before_ns")
+            .unwrap();
+        let first = reader.records().next().unwrap().unwrap();
+        assert_eq!(&first[at], "90;88;450;90");
+        let back: MatrixReport = serde_json::from_str(&json(&report).unwrap()).unwrap();
+        assert_eq!(back, report);
+
+        // One regime: a line with the range, no table; no probes: nothing.
+        for r in &mut report.rows {
+            r.samples_round_trip_after_ns = r
+                .samples_round_trip_before_ns
+                .iter()
+                .map(|_| Some(95.0))
+                .collect();
+            r.samples_round_trip_before_ns = r.samples_round_trip_after_ns.clone();
+        }
+        let (heading, t) = regime_summary(&report).unwrap();
+        assert!(
+            heading.contains("one regime, 95-95 ns over 16 probes") && t.is_none(),
+            "{heading}"
+        );
+        report.round_trip_cpus = None;
+        assert!(regime_summary(&report).is_none());
+        assert!(!table(&report).contains("round trip"));
+    }
+
     /// The bench's memory figures reach every output, and the summary judges peak RSS both ways:
     /// raw against the lowest anchor's, and net of the live bytes against the lowest anchor's net.
     #[test]
@@ -662,6 +861,7 @@ pub(crate) mod tests {
                 args: vec!["remote".into()],
             }],
             rows,
+            round_trip_cpus: None,
         };
         // Medians over the runs.
         let hz3 = &report.rows[2];

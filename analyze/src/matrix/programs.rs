@@ -3,9 +3,9 @@
 //! the same interleaved rounds as the presets.
 use super::stats;
 use crate::allocators::Allocator;
-use crate::table::{Column, Table};
 use crate::program;
 use crate::runner::{self, Crash};
+use crate::table::{Column, Table};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

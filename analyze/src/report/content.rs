@@ -475,6 +475,7 @@ mod tests {
             quick: false,
             workloads: vec![],
             rows,
+            round_trip_cpus: None,
         }
     }
 
