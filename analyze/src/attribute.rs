@@ -116,6 +116,9 @@ pub struct Report {
     /// Why off-CPU time was not recorded (tracefs missing, --no-offcpu...).
     pub offcpu_not_recorded: Option<String>,
     pub unnamed: Unnamed,
+    /// The host's core-to-core round trip probed before and after the recording, ns (those that
+    /// succeeded; empty for older runs): `gap` warns when two runs had different host regimes.
+    pub round_trip_ns: Vec<f64>,
 }
 
 /// The attribution of one loaded run.
@@ -176,6 +179,12 @@ pub fn build_report(run: &Run, rules: &Rules) -> Report {
         }),
         offcpu_not_recorded,
         unnamed,
+        round_trip_ns: run
+            .meta
+            .iter()
+            .flat_map(|m| [m.round_trip_before_ns, m.round_trip_after_ns])
+            .flatten()
+            .collect(),
     }
 }
 

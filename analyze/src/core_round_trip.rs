@@ -191,6 +191,35 @@ impl Regimes {
     }
 }
 
+/// Two recordings' probes (each run's before and after, ns), as `gap` reads them: a warning when
+/// one run's own probes were [`MIN_MEDIAN_RATIO`] or more apart (the host moved during it), or the
+/// two runs' were (different host regimes); None when they agree or either run has no probe.
+pub fn compare_runs(a: &[f64], b: &[f64]) -> Option<String> {
+    let median = |v: &[f64]| crate::stats::median(v);
+    let (ma, mb) = (median(a)?, median(b)?);
+    let shown = |v: &[f64]| {
+        let v: Vec<String> = v.iter().map(|x| format!("{x:.0}")).collect();
+        v.join("/")
+    };
+    let straddled = |v: &[f64]| {
+        let most = v.iter().copied().fold(0.0, f64::max);
+        let least = v.iter().copied().fold(f64::INFINITY, f64::min);
+        most / least >= MIN_MEDIAN_RATIO
+    };
+    let what = if straddled(a) || straddled(b) {
+        "the host moved its CPUs during a run"
+    } else if ma.max(mb) / ma.min(mb) >= MIN_MEDIAN_RATIO {
+        "the runs had different host regimes"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "host core-to-core round trip before/after: A {} ns, B {} ns: {what}, so part of B-A is the host's, not the allocators' (record both again, or compare within one regime with `hz3-analyze matrix`)",
+        shown(a),
+        shown(b)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +251,27 @@ mod tests {
         );
         assert_eq!(split(&[90.0, 460.0]), None, "too few probes to tell");
         assert_eq!(split(&[]), None);
+    }
+
+    #[test]
+    fn gap_warns_when_two_recordings_had_different_regimes_or_one_moved() {
+        let far_near = compare_runs(&[455.0, 470.0], &[92.0, 95.0]).expect("regimes differ");
+        assert!(
+            far_near.contains("A 455/470 ns, B 92/95 ns: the runs had different host regimes"),
+            "{far_near}"
+        );
+        let moved = compare_runs(&[90.0, 95.0], &[92.0, 460.0]).expect("B straddled");
+        assert!(moved.contains("moved its CPUs during a run"), "{moved}");
+        assert_eq!(
+            compare_runs(&[90.0, 95.0], &[99.0, 101.0]),
+            None,
+            "one regime"
+        );
+        assert_eq!(
+            compare_runs(&[], &[99.0]),
+            None,
+            "an older run without probes"
+        );
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct Gap {
     pub wall: GapRow,
     /// perf's lost-event warnings of either run, prefixed `A:` / `B:`.
     pub perf_warnings: Vec<String>,
+    /// When the two recordings had different host regimes (`core_round_trip::compare_runs`).
+    pub host_warning: Option<String>,
 }
 
 fn empty_as_null<S: serde::Serializer>(rows: &[GapRow], s: S) -> Result<S::Ok, S::Error> {
@@ -204,6 +206,7 @@ pub fn build_gap_at(a: &Report, b: &Report, level: Level) -> Result<Gap> {
             .map(|w| format!("A: {w}"))
             .chain(b.perf_warnings.iter().map(|w| format!("B: {w}")))
             .collect(),
+        host_warning: crate::core_round_trip::compare_runs(&a.round_trip_ns, &b.round_trip_ns),
         offcpu: match (&a.offcpu, &b.offcpu) {
             (Some(x), Some(y)) => vec![
                 row("off-cpu.lock_wait", x.wait, y.wait),
@@ -277,6 +280,9 @@ pub fn render_text(gap: &Gap) -> String {
     );
     for w in &gap.perf_warnings {
         out += &format!("warning: perf: {w}\n");
+    }
+    if let Some(w) = &gap.host_warning {
+        out += &format!("warning: {w}\n");
     }
     out += &gap_table(gap, false).to_text();
     if gap.measured_diff != 0.0 {

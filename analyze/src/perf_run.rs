@@ -57,6 +57,13 @@ pub struct Meta {
     /// CPUs online while recording, to put the bench's wall time in CPU terms.
     #[serde(default)]
     pub cpus: Option<usize>,
+    /// The host's core-to-core round trip (`core_round_trip`) just before and just after the
+    /// recording, ns: which regime of a VM whose CPUs move the run had. None: not probed, failed,
+    /// or an older run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trip_before_ns: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trip_after_ns: Option<f64>,
 }
 
 /// The counting group's figures, as record's helper writes them to `counters.json`.

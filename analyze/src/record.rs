@@ -407,6 +407,8 @@ pub fn record(opts: &RecordOptions, log: &mut dyn Write) -> Result<Recorded> {
     } else {
         std::fs::File::create(dir.join(perf_run::BENCH_JSON))?
     };
+    let round_trip_cpus = crate::core_round_trip::first_pair();
+    let round_trip_before = round_trip_cpus.and_then(crate::core_round_trip::measure);
     let status = Command::new(&perf[0])
         .args(&perf[1..])
         .env_remove("LD_PRELOAD")
@@ -415,6 +417,7 @@ pub fn record(opts: &RecordOptions, log: &mut dyn Write) -> Result<Recorded> {
         .stderr(std::fs::File::create(&log_path)?)
         .status()
         .context("starting perf record")?;
+    let round_trip_after = round_trip_cpus.and_then(crate::core_round_trip::measure);
     let counted: Option<perf_run::Counters> =
         std::fs::read_to_string(dir.join(perf_run::COUNTERS_JSON))
             .ok()
@@ -489,6 +492,8 @@ pub fn record(opts: &RecordOptions, log: &mut dyn Write) -> Result<Recorded> {
         program: opts.program.as_ref().map(|p| p.command.clone()),
         probes: dir.join(perf_run::PROBES_JSON).exists(),
         cpus: std::thread::available_parallelism().ok().map(|n| n.get()),
+        round_trip_before_ns: round_trip_before,
+        round_trip_after_ns: round_trip_after,
     };
     std::fs::write(
         dir.join(perf_run::META_JSON),

@@ -76,6 +76,11 @@ fn records_a_short_run_and_attributes_it() {
         .unwrap()
         .starts_with("perf version"));
     assert!(!meta["kernel"].as_str().unwrap().is_empty());
+    if analyze::core_round_trip::first_pair().is_some() {
+        for key in ["round_trip_before_ns", "round_trip_after_ns"] {
+            assert!(meta[key].as_f64().unwrap() > 0.0, "{key}: {meta:#}");
+        }
+    }
     let counters: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("counters.json")).unwrap()).unwrap();
     assert!(
@@ -89,6 +94,15 @@ fn records_a_short_run_and_attributes_it() {
     assert_eq!(report["ops"].as_u64().unwrap(), 4 * 20000);
     assert!(report["samples"].as_u64().unwrap() > 0);
     assert_eq!(report["measured_from"], "task-clock");
+    assert_eq!(
+        report["round_trip_ns"].as_array().unwrap().len(),
+        if analyze::core_round_trip::first_pair().is_some() {
+            2
+        } else {
+            0
+        },
+        "the host probes reach attribute"
+    );
     let boxes = report["boxes"].as_array().unwrap();
     let glibc: f64 = boxes
         .iter()

@@ -82,6 +82,7 @@ pub(super) mod tests {
             offcpu_not_recorded: None,
             wall: row("bench wall ns/op", 1.0),
             perf_warnings: Vec::new(),
+            host_warning: None,
         }
     }
 
