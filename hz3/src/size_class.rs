@@ -93,6 +93,15 @@ pub const BIG_FROM: usize = 4096;
 /// Bytes a batch of big classes spans: a 16 KiB class moves 4 objects per lock hold instead of 2.
 const BIG_BATCH_BYTES: usize = 65536;
 
+/// The first big class (`is_big`).
+pub const FIRST_BIG: usize = {
+    let mut c = 0;
+    while compute_size(c) <= BIG_FROM {
+        c += 1;
+    }
+    c
+};
+
 /// Whether `class` is big (objects above BIG_FROM).
 #[inline]
 pub fn is_big(class: usize) -> bool {
