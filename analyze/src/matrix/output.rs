@@ -197,7 +197,7 @@ pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
 }
 
 /// The heading over [`rss_summary`] in the text and the markdown.
-const RSS_SUMMARY_HEADING: &str = "Peak RSS against the lowest anchor, raw and net of what the bench held (its objects, rings and tables; medians over runs): over live = the highest sampled RSS less the most held, worst RSS-live = the largest gap at one sample of the timed section";
+pub const RSS_SUMMARY_HEADING: &str = "Peak RSS against the lowest anchor, raw and net of what the bench held (its objects, rings and tables; medians over runs): over live = the highest sampled RSS less the most held, worst RSS-live = the largest gap at one sample of the timed section";
 
 /// Every probe of the host's core-to-core round trip in the report (before and after each run).
 fn round_trip_probes(report: &MatrixReport) -> Vec<f64> {

@@ -232,6 +232,7 @@ fn matrix(m: &MatrixReport, report: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Matrix".into()));
     b.push(Block::Para(output::markdown_intro(m)));
     b.push(Block::Table(output::shown_table(m)));
+    b.extend(matrix_summaries(m));
     b.push(Block::Para("Bench arguments per preset:".into()));
     b.push(Block::List(output::bench_arguments(m)));
     b.push(Block::Svg {
@@ -247,6 +248,21 @@ fn matrix(m: &MatrixReport, report: &Report, b: &mut Vec<Block>) {
     if let Some(step) = report.steps.iter().find(|s| s.name == "matrix") {
         b.push(Block::Code(step.command.clone()));
     }
+}
+
+/// What the matrix's text says below its table: peak RSS against the lowest anchor both ways, and
+/// the host's core-to-core regimes with each row's medians within them (when it probed).
+fn matrix_summaries(m: &MatrixReport) -> Vec<Block> {
+    let mut b = Vec::new();
+    if let Some(t) = output::rss_summary(m) {
+        b.push(Block::Para(format!("{}.", output::RSS_SUMMARY_HEADING)));
+        b.push(Block::Table(t));
+    }
+    if let Some((heading, t)) = output::regime_summary(m) {
+        b.push(Block::Para(format!("{heading}.")));
+        b.extend(t.map(Block::Table));
+    }
+    b
 }
 
 /// The commands of an in-process step, one per line in the order of its results.
@@ -492,6 +508,31 @@ mod tests {
         assert!(form(&args(&["--touch"])).contains("reference form"));
         assert!(form(&args(&["--untouched"])).contains("never written"));
         assert!(form(&args(&["--threads", "zero"])).contains("unknown"));
+    }
+
+    #[test]
+    fn the_matrix_section_carries_the_rss_and_host_regime_summaries() {
+        let mut m = matrix(&[7.0, 7.5]);
+        m.workloads = vec![crate::matrix::Workload {
+            preset: FOCUS_PRESET.into(),
+            args: vec![],
+        }];
+        assert!(
+            matrix_summaries(&m).len() == 2,
+            "hz3_scale against the anchors' RSS, no probe: one paragraph and its table"
+        );
+        // Two runs of each row near (~90 ns) and two far (~450 ns).
+        for r in &mut m.rows {
+            let n = r.samples_mops.len();
+            r.samples_round_trip_before_ns = (0..n)
+                .map(|i| Some(if i % 2 == 0 { 90.0 } else { 450.0 }))
+                .collect();
+            r.samples_round_trip_after_ns = r.samples_round_trip_before_ns.clone();
+        }
+        m.round_trip_cpus = Some((0, 1));
+        let text = crate::report::doc::markdown(&matrix_summaries(&m));
+        assert!(text.contains("two regimes, near 90-90 ns"), "{text}");
+        assert!(text.contains("| near Mops/s |"), "{text}");
     }
 
     #[test]
