@@ -152,6 +152,11 @@ pub struct Args {
     /// per regime
     #[arg(long)]
     pub no_round_trip_probe: bool,
+    /// When the host probe finds two regimes, keep running whole rounds after --runs until every
+    /// row has at least N runs within each regime (runs whose two probes agree), up to 4x --runs
+    /// rounds in all
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100), conflicts_with = "no_round_trip_probe")]
+    pub runs_per_regime: Option<u32>,
     /// hz3-bench arguments after `--` (applied after the preset, so they override it)
     #[arg(last = true, value_name = "BENCH ARGS")]
     pub bench_args: Vec<String>,
@@ -298,6 +303,22 @@ impl Row {
         self.samples_excess_kib.push(kib(m.excess_bytes() as f64));
         self.samples_overhead_peak_kib
             .push(kib(m.overhead_peak_bytes as f64));
+    }
+
+    /// This row's runs (Mops/s) whose two host probes put them in `regime`.
+    pub fn runs_in(
+        &self,
+        regimes: &core_round_trip::Regimes,
+        regime: core_round_trip::Regime,
+    ) -> Vec<f64> {
+        self.samples_mops
+            .iter()
+            .zip(&self.samples_round_trip_before_ns)
+            .zip(&self.samples_round_trip_after_ns)
+            .filter_map(|((m, before), after)| {
+                (regimes.of((*before)?, (*after)?) == regime).then_some(*m)
+            })
+            .collect()
     }
 
     /// The host probes around a successful run (after `record_run`).
@@ -786,6 +807,34 @@ fn check_unique_names(allocs: &[Allocator]) -> Result<()> {
     Ok(())
 }
 
+/// Every host probe of these rows (before and after each run).
+pub fn round_trip_probes(rows: &[Row]) -> Vec<f64> {
+    rows.iter()
+        .flat_map(|r| {
+            r.samples_round_trip_before_ns
+                .iter()
+                .chain(&r.samples_round_trip_after_ns)
+        })
+        .filter_map(|p| *p)
+        .collect()
+}
+
+/// `--runs-per-regime`: whether some row still has fewer than `n` runs in one of two host regimes
+/// (false when the probes show one regime: there is nothing to fill).
+fn short_of_regime_runs(rows: &[Row], n: usize) -> bool {
+    let Some(regimes) = core_round_trip::split(&round_trip_probes(rows)) else {
+        return false;
+    };
+    rows.iter().any(|r| {
+        [core_round_trip::Regime::Near, core_round_trip::Regime::Far]
+            .into_iter()
+            .any(|regime| r.runs_in(&regimes, regime).len() < n)
+    })
+}
+
+/// Most rounds `--runs-per-regime` adds up to, as a multiple of `--runs`.
+const REGIME_ROUNDS_CAP: u32 = 4;
+
 /// Runs every (workload, allocator) `rounds` times from the snapshot's copies, interleaved: round r visits the workloads and,
 /// within each, the allocators in an order rotated by r, so slow drift of a shared machine lands on
 /// every row alike.
@@ -821,16 +870,28 @@ fn measure(
     let probe = || round_trip_cpus.and_then(core_round_trip::measure);
     // Each probe serves as the "after" of one run and the "before" of the next.
     let mut last_probe = probe();
-    for round in 0..rounds as usize {
+    let per_regime = opts.runs_per_regime.filter(|_| round_trip_cpus.is_some());
+    let mut round = 0usize;
+    loop {
+        let planned = round < rounds as usize;
+        let more = per_regime.is_some_and(|n| {
+            round < (REGIME_ROUNDS_CAP * rounds) as usize && short_of_regime_runs(&rows, n as usize)
+        });
+        if !planned && !more {
+            break;
+        }
+        if !planned {
+            progress.inc_length(rows.len() as u64);
+        }
         for wi in stats::rotated(&workload_ids, round) {
             for ai in stats::rotated(&alloc_ids, round) {
                 let (workload, alloc) = (&workloads[wi], &allocs[ai]);
-                progress.set_message(format!(
-                    "{} / {} (round {}/{rounds})",
-                    workload.preset,
-                    alloc.name,
-                    round + 1
-                ));
+                let which = if planned {
+                    format!("round {}/{rounds}", round + 1)
+                } else {
+                    format!("round {}, past {rounds} for --runs-per-regime", round + 1)
+                };
+                progress.set_message(format!("{} / {} ({which})", workload.preset, alloc.name));
                 let result = runner::run_bench(
                     &snapshot.bench,
                     &snapshot.allocators[ai],
@@ -872,13 +933,14 @@ fn measure(
                 progress.inc(1);
             }
         }
+        round += 1;
     }
     progress.finish_and_clear();
     finish_rows(&mut rows, &opts.baseline);
     Ok(MatrixReport {
         schema: SCHEMA.into(),
         baseline: opts.baseline.clone(),
-        runs: rounds,
+        runs: round as u32,
         quick: opts.quick,
         workloads: workloads.to_vec(),
         rows,
@@ -1114,6 +1176,38 @@ mod tests {
                 .collect(),
             round_trip_cpus: None,
         }
+    }
+
+    /// `--runs-per-regime` asks for more rounds only while two regimes exist and some row lacks runs
+    /// in one of them; runs that straddle a switch count for neither.
+    #[test]
+    fn rounds_continue_until_every_row_has_n_runs_in_each_regime() {
+        let row = |probes: &[(f64, f64)]| {
+            let mut r = test_row("t2", "a", &vec![10.0; probes.len()], &[]);
+            for &(before, after) in probes {
+                r.record_round_trip(Some(before), Some(after));
+            }
+            r
+        };
+        let near = (90.0, 95.0);
+        let far = (450.0, 460.0);
+        let straddled = (90.0, 450.0);
+        let rows = [
+            row(&[near, near, far, far]),
+            row(&[near, far, near, far, straddled]),
+        ];
+        assert!(!short_of_regime_runs(&rows, 2));
+        assert!(short_of_regime_runs(&rows, 3));
+        let lopsided = [row(&[near, near, near, far]), row(&[near, far, far, far])];
+        assert!(
+            short_of_regime_runs(&lopsided, 2),
+            "the first row has one far run"
+        );
+        let steady = [row(&[near, near]), row(&[near, near])];
+        assert!(
+            !short_of_regime_runs(&steady, 5),
+            "one regime: nothing to fill"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct MatrixOptions {
     pub progress: bool,
     /// Probe the host's core-to-core round trip around every run (`core_round_trip`).
     pub round_trip_probe: bool,
+    /// Rounds past `runs` until every row has this many runs in each of two host regimes.
+    pub runs_per_regime: Option<u32>,
 }
 
 /// The files a matrix writes (none by default).
@@ -74,6 +76,7 @@ impl MatrixOptions {
             guard: None,
             progress: true,
             round_trip_probe: true,
+            runs_per_regime: None,
         }
     }
 
@@ -122,6 +125,9 @@ impl MatrixOptions {
         }
         if !self.round_trip_probe {
             words.push("--no-round-trip-probe".into());
+        }
+        if let Some(n) = self.runs_per_regime {
+            words.extend(["--runs-per-regime".into(), n.to_string()]);
         }
         if !self.bench_args.is_empty() {
             words.push("--".into());
@@ -174,6 +180,7 @@ impl From<Args> for MatrixOptions {
             guard,
             progress: true,
             round_trip_probe: !args.no_round_trip_probe,
+            runs_per_regime: args.runs_per_regime,
         }
     }
 }

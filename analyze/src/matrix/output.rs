@@ -5,7 +5,7 @@
 //! Every column is declared once in [`COLUMNS`]: adding one there adds it to table, CSV and markdown.
 use super::compare::Regression;
 use super::{MatrixReport, Row};
-use crate::core_round_trip::{self, Regime, Regimes};
+use crate::core_round_trip::{self, Regime};
 use crate::stats::Interval;
 use crate::table::{Column, Table};
 use anyhow::Result;
@@ -199,39 +199,12 @@ pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
 /// The heading over [`rss_summary`] in the text and the markdown.
 pub const RSS_SUMMARY_HEADING: &str = "Peak RSS against the lowest anchor, raw and net of what the bench held (its objects, rings and tables; medians over runs): over live = the highest sampled RSS less the most held, worst RSS-live = the largest gap at one sample of the timed section";
 
-/// Every probe of the host's core-to-core round trip in the report (before and after each run).
-fn round_trip_probes(report: &MatrixReport) -> Vec<f64> {
-    report
-        .rows
-        .iter()
-        .flat_map(|r| {
-            r.samples_round_trip_before_ns
-                .iter()
-                .chain(&r.samples_round_trip_after_ns)
-        })
-        .filter_map(|p| *p)
-        .collect()
-}
-
-/// A row's runs in `regime`, as Mops/s.
-fn runs_in(row: &Row, regimes: &Regimes, regime: Regime) -> Vec<f64> {
-    row.samples_mops
-        .iter()
-        .zip(&row.samples_round_trip_before_ns)
-        .zip(&row.samples_round_trip_after_ns)
-        .filter_map(|((m, before), after)| {
-            let run_regime = regimes.of((*before)?, (*after)?);
-            (run_regime == regime).then_some(*m)
-        })
-        .collect()
-}
-
 /// What the host probes found: one line, and when they show two regimes a table of each row's
 /// median and ratio to the baseline within each regime (runs whose probes straddle the split
 /// count as mixed and are left out of both). None when the matrix did not probe.
 pub fn regime_summary(report: &MatrixReport) -> Option<(String, Option<Table>)> {
     let (a, b) = report.round_trip_cpus?;
-    let probes = round_trip_probes(report);
+    let probes = super::round_trip_probes(&report.rows);
     if probes.is_empty() {
         return Some((
             format!("Host core-to-core round trip (CPUs {a} and {b}): every probe failed"),
@@ -270,13 +243,13 @@ pub fn regime_summary(report: &MatrixReport) -> Option<(String, Option<Table>)> 
         let base = report.row(&r.preset, &report.baseline);
         let mut cells = vec![r.preset.clone(), r.allocator.clone()];
         for regime in [Regime::Near, Regime::Far] {
-            let runs = runs_in(r, &regimes, regime);
-            let base_median = base.and_then(|b| median(&runs_in(b, &regimes, regime)));
+            let runs = r.runs_in(&regimes, regime);
+            let base_median = base.and_then(|b| median(&b.runs_in(&regimes, regime)));
             cells.push(mops(median(&runs)));
             cells.push(runs.len().to_string());
             cells.push(ratio(super::stats::ratio(median(&runs), base_median)));
         }
-        cells.push(runs_in(r, &regimes, Regime::Mixed).len().to_string());
+        cells.push(r.runs_in(&regimes, Regime::Mixed).len().to_string());
         t.push(cells);
     }
     Some((heading, Some(t)))
