@@ -46,8 +46,8 @@ fn pin(cpu: usize) -> bool {
 }
 
 /// Nanoseconds per round trip of one cache line between `cpus`: the median over batches of
-/// [`BATCH`] exchanges during [`WINDOW`], after [`WARM_UP`]; None if a thread could not be pinned. The calling thread is not pinned (two
-/// helper threads do the exchange), so the caller's own affinity is left as it was.
+/// [`BATCH`] exchanges during [`WINDOW`], after [`WARM_UP`]; None if a thread could not be pinned.
+/// Two helper threads do the exchange, so the caller's own affinity is left as it was.
 pub fn measure(cpus: (usize, usize)) -> Option<f64> {
     // Odd values are the ping, even the pong; `stop` ends the answering thread.
     let line = Arc::new((AtomicU64::new(0), AtomicBool::new(false)));

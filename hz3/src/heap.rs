@@ -219,8 +219,8 @@ impl Heap {
 #[inline(always)]
 fn prefetch_for_write(p: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: prefetchw only hints the cache; it reads no memory architecturally and never faults
-    // (CPUs without it execute it as a NOP).
+    // SAFETY: prefetchw only hints the cache: it reads no memory architecturally and never faults
+    // (Intel x86-64 parts from before PRFCHW, Broadwell, execute the opcode as a NOP).
     unsafe {
         core::arch::asm!("prefetchw [{}]", in(reg) p, options(nostack, preserves_flags, readonly));
     }

@@ -105,7 +105,7 @@ pub const FIRST_BIG: usize = {
 /// Whether `class` is big (objects above BIG_FROM).
 #[inline]
 pub fn is_big(class: usize) -> bool {
-    size_of(class) > BIG_FROM
+    class >= FIRST_BIG
 }
 
 /// Objects moved per refill, spill and remote batch: enough to amortise a lock hold, few enough
