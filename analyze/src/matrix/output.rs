@@ -197,7 +197,7 @@ pub fn rss_summary(report: &MatrixReport) -> Option<Table> {
 }
 
 /// The heading over [`rss_summary`] in the text and the markdown.
-pub const RSS_SUMMARY_HEADING: &str = "Peak RSS against the lowest anchor, raw and net of what the bench held (its objects, rings and tables; medians over runs): over live = the highest sampled RSS less the most held, worst RSS-live = the largest gap at one sample of the timed section";
+const RSS_SUMMARY_HEADING: &str = "Peak RSS against the lowest anchor, raw and net of what the bench held (its objects, rings and tables; medians over runs): over live = the highest sampled RSS less the most held, worst RSS-live = the largest gap at one sample of the timed section";
 
 /// What the host probes found: one line, and when they show two regimes a table of each row's
 /// median and ratio to the baseline within each regime (runs whose probes straddle the split
@@ -255,6 +255,13 @@ pub fn regime_summary(report: &MatrixReport) -> Option<(String, Option<Table>)> 
     Some((heading, Some(t)))
 }
 
+/// What every rendering of the matrix says below its table, in order, each a heading with its
+/// table if it has one: [`rss_summary`], then [`regime_summary`].
+pub fn summaries(report: &MatrixReport) -> Vec<(String, Option<Table>)> {
+    let rss = rss_summary(report).map(|t| (RSS_SUMMARY_HEADING.to_owned(), Some(t)));
+    rss.into_iter().chain(regime_summary(report)).collect()
+}
+
 fn crashed(row: &Row) -> String {
     if row.crashed == 0 {
         "0".into()
@@ -286,10 +293,7 @@ pub fn table(report: &MatrixReport) -> String {
         "hz3-analyze matrix: {rounds}, {ratio}; {form}\n{}",
         shown_table(report).to_text()
     );
-    if let Some(t) = rss_summary(report) {
-        out += &format!("\n{RSS_SUMMARY_HEADING}:\n{}", t.to_text());
-    }
-    if let Some((heading, t)) = regime_summary(report) {
+    for (heading, t) in summaries(report) {
         out += &format!("\n{heading}");
         out += &t.map_or_else(|| "\n".into(), |t| format!(":\n{}", t.to_text()));
     }
@@ -330,10 +334,7 @@ pub fn markdown(report: &MatrixReport) -> String {
     for item in bench_arguments(report) {
         out += &format!("- {item}\n");
     }
-    if let Some(t) = rss_summary(report) {
-        out += &format!("\n{RSS_SUMMARY_HEADING}.\n\n{}", t.to_markdown());
-    }
-    if let Some((heading, t)) = regime_summary(report) {
+    for (heading, t) in summaries(report) {
         out += &format!("\n{heading}.\n");
         if let Some(t) = t {
             out += &format!("\n{}", t.to_markdown());

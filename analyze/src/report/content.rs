@@ -254,11 +254,7 @@ fn matrix(m: &MatrixReport, report: &Report, b: &mut Vec<Block>) {
 /// the host's core-to-core regimes with each row's medians within them (when it probed).
 fn matrix_summaries(m: &MatrixReport) -> Vec<Block> {
     let mut b = Vec::new();
-    if let Some(t) = output::rss_summary(m) {
-        b.push(Block::Para(format!("{}.", output::RSS_SUMMARY_HEADING)));
-        b.push(Block::Table(t));
-    }
-    if let Some((heading, t)) = output::regime_summary(m) {
+    for (heading, t) in output::summaries(m) {
         b.push(Block::Para(format!("{heading}.")));
         b.extend(t.map(Block::Table));
     }
