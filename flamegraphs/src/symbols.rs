@@ -26,6 +26,15 @@ const C_ENTRY_POINTS: &[&str] = &[
     "valloc",
     "pvalloc",
     "malloc_usable_size",
+    // glibc's direct entry points: every malloc replacement exports them too, and a linker that
+    // folds identical functions leaves perf to pick one name of two for hz3's `malloc`.
+    "__libc_malloc",
+    "__libc_free",
+    "__libc_calloc",
+    "__libc_realloc",
+    "__libc_memalign",
+    "__libc_valloc",
+    "__libc_pvalloc",
 ];
 
 /// Demangles `sym` if it is a mangled Rust or C++ name; otherwise returns it unchanged.
@@ -101,6 +110,10 @@ mod tests {
         assert_eq!(
             frame_name("_ZdlPvm", "/usr/lib/libstdc++.so.6"),
             "operator delete [libstdc++.so.6]"
+        );
+        assert_eq!(
+            frame_name("__libc_malloc", "/x/target/preload/libhz3_scale.so"),
+            "__libc_malloc [libhz3_scale.so]"
         );
     }
 }
