@@ -10,6 +10,8 @@ pub mod cli;
 pub mod export;
 pub mod flame;
 pub mod gap;
+pub mod host;
+pub mod host_costs;
 pub mod inject_check;
 pub mod matrix;
 pub mod perf_run;

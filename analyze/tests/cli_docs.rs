@@ -2,12 +2,13 @@
 mod perf_common;
 use perf_common::*;
 
-const COMMANDS: [&str; 11] = [
+const COMMANDS: [&str; 12] = [
     "matrix",
     "probes",
     "record",
     "attribute",
     "gap",
+    "host",
     "inject-check",
     "flame",
     "report",

@@ -183,6 +183,17 @@ fn a_tiny_quick_report_writes_every_file_and_the_gap() {
         assert!(md.contains(name), "index.md never names {name}");
         assert!(html.contains(name), "index.html never names {name}");
     }
+    // The machine's prices, measured at the start, in the JSON and the machine table.
+    let host = &report["machine"]["host"];
+    assert!(
+        host["first_touch_us_per_page"].as_f64().unwrap() > 0.0,
+        "{host}"
+    );
+    assert!(
+        host["read_small_pages_ns"].as_f64().unwrap() > 0.0,
+        "{host}"
+    );
+    assert!(md.contains("| page walk (TLB miss) |"), "{md}");
     let gap_header = format!("| box | A ns/op ({fastest}) | B ns/op ({hz3}) | B-A |");
     assert!(md.contains(&gap_header), "no gap table in index.md:\n{md}");
     assert!(md.contains("| residual (measured - sum) |"), "{md}");

@@ -13,6 +13,7 @@ Examples:
   hz3-analyze probes run/probes.json --per-op 1000000
   hz3-analyze record --alloc hz3_scale -- --preset remote-heavy-small
   hz3-analyze gap runs/tcmalloc runs/hz3_scale
+  hz3-analyze host                                # this machine's price of a line, a page walk, a fault
   hz3-analyze report --quick                      # the whole gap report into report/
   hz3-analyze completions bash > /etc/bash_completion.d/hz3-analyze
   hz3-analyze export runs/hz3_scale --format pprof -o hz3_scale.pb.gz
@@ -49,6 +50,8 @@ pub enum Command {
     Attribute(crate::attribute::Args),
     /// Per-box ns/op difference between two recorded runs, with the residual
     Gap(crate::gap::Args),
+    /// The machine's prices: a cache line between cores, a page walk, a page fault
+    Host(crate::host::Args),
     /// Check gap against a delay injected into one hz3 box (inject-* builds)
     InjectCheck(crate::inject_check::Args),
     /// Flamegraph of a run, or a differential flamegraph of two runs
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(a) => crate::record::run(a),
         Command::Attribute(a) => crate::attribute::run(a),
         Command::Gap(a) => crate::gap::run(a),
+        Command::Host(a) => crate::host::run(a),
         Command::InjectCheck(a) => crate::inject_check::run(a),
         Command::Flame(a) => crate::flame::run(a),
         Command::Report(a) => crate::report::run(a),

@@ -1,4 +1,5 @@
-//! The machine facts a reader needs to judge the numbers: cores, kernel, perf, load, date.
+//! The machine facts a reader needs to judge the numbers: cores, kernel, perf, load, date, and
+//! what the machine charges for a line between cores, a page walk and a page fault.
 use serde::Serialize;
 use std::process::Command;
 
@@ -14,6 +15,8 @@ pub struct Facts {
     pub date_utc: String,
     /// `git describe --always --dirty` of the working tree, when it is a git checkout.
     pub commit: Option<String>,
+    /// Measured when the report started (`hz3-analyze host`).
+    pub host: crate::host_costs::HostCosts,
 }
 
 impl Facts {
@@ -47,6 +50,7 @@ impl Facts {
             load_average,
             date_utc: utc_timestamp(secs),
             commit,
+            host: crate::host_costs::HostCosts::measure(),
         }
     }
 }
