@@ -30,8 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// One row a price: what, the figure (or "-" when it could not be measured here), and how.
 pub fn table(c: &HostCosts) -> Table {
-    let ns = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ns"));
-    let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} µs"));
+    let (ns, us) = (nanoseconds, microseconds);
     let cpus = c
         .round_trip_cpus
         .map_or("one CPU: no pair".to_string(), |(a, b)| {
@@ -60,7 +59,10 @@ pub fn table(c: &HostCosts) -> Table {
         (
             "read, 4 KiB pages",
             ns(c.read_small_pages_ns),
-            "dependent reads of random lines of 128 MiB: nearly all miss the TLB".to_string(),
+            format!(
+                "dependent reads of random lines of {} MiB: nearly all miss the TLB",
+                crate::host_costs::WALK_REGION >> 20
+            ),
         ),
         (
             "read, 2 MiB pages",
@@ -92,6 +94,16 @@ pub fn table(c: &HostCosts) -> Table {
         t.push(vec![what.to_string(), value, how]);
     }
     t
+}
+
+/// A price in whole nanoseconds, "-" when it was not measured (the table says why).
+pub fn nanoseconds(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.0} ns"))
+}
+
+/// A price in microseconds, two decimals, "-" when it was not measured.
+pub fn microseconds(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2} µs"))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::time::Instant;
 /// every read misses it, and 64 huge pages, which a second-level TLB holds. (A larger region's
 /// page tables fit the caches less well, and its walks cost more: the figure is a price at this
 /// footprint, about that of the 32-thread presets' objects.)
-const WALK_REGION: usize = 128 << 20;
+pub const WALK_REGION: usize = 128 << 20;
 /// Reads timed per pass, each depending on the one before.
 const WALK_READS: usize = 1 << 17;
 /// Passes per page size, alternating, so a host that changes its mind mid-probe hits both alike;

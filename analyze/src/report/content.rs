@@ -3,6 +3,7 @@ use super::doc::Block;
 use super::{files, GapEntry, Recording, Report, FOCUS_PRESET};
 use crate::attribute;
 use crate::gap;
+use crate::host;
 use crate::matrix::{output, MatrixReport};
 use crate::table::{num, signed, Column, Table};
 use std::path::Path;
@@ -215,14 +216,15 @@ fn machine(report: &Report, b: &mut Vec<Block>) {
         ("commit", m.commit.clone().unwrap_or_else(|| "-".into())),
         (
             "core-to-core round trip at start",
-            nanoseconds(m.host.round_trip_ns),
+            host::nanoseconds(m.host.round_trip_ns),
         ),
-        ("page walk (TLB miss)", nanoseconds(m.host.page_walk_ns)),
+        (
+            "page walk (TLB miss)",
+            host::nanoseconds(m.host.page_walk_ns),
+        ),
         (
             "page fault, first touch of 4 KiB",
-            m.host
-                .first_touch_us_per_page
-                .map_or("-".into(), |v| format!("{v:.2} µs")),
+            host::microseconds(m.host.first_touch_us_per_page),
         ),
         (
             "mode",
@@ -236,11 +238,6 @@ fn machine(report: &Report, b: &mut Vec<Block>) {
         t.push(vec![k.to_string(), v]);
     }
     b.push(Block::Table(t));
-}
-
-/// A host price in whole nanoseconds, "-" when it was not measured (`hz3-analyze host` says why).
-fn nanoseconds(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.0} ns"))
 }
 
 /// The matrix's own table and list of bench arguments, the cells its output module formats.
