@@ -5,8 +5,8 @@
 pub mod allocators;
 pub mod attribute;
 pub mod boxes;
-pub mod core_round_trip;
 pub mod cli;
+pub mod core_round_trip;
 pub mod export;
 pub mod flame;
 pub mod gap;

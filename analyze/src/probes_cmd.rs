@@ -1,10 +1,10 @@
 //! `hz3-analyze probes`: an hz3 probes dump as a table of every counter with its meaning, per op,
 //! or as the difference of two runs; plus the per-lock-site mutex-versus-spin split.
+use crate::table::{Column, Table};
 use anyhow::Context;
 use probes::reader::Dump;
 use probes::{Event, LockSite, LockStat};
 use serde::Serialize;
-use crate::table::{Column, Table};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -322,8 +322,18 @@ fn a_version_1_dump_reads_without_its_retired_events_which_a_current_one_may_not
     let retired = probes::RETIRED_EVENT_KEYS[0];
     let quoted = format!("\"{retired}\"");
     for (name, from, to, key_at) in [
-        ("retired_v1.json", "\"schema\": 1,", "\"schema\": 2,", quoted.as_str()),
-        ("retired_v1.csv", "meta,,schema,1\n", "meta,,schema,2\n", retired),
+        (
+            "retired_v1.json",
+            "\"schema\": 1,",
+            "\"schema\": 2,",
+            quoted.as_str(),
+        ),
+        (
+            "retired_v1.csv",
+            "meta,,schema,1\n",
+            "meta,,schema,2\n",
+            retired,
+        ),
     ] {
         let text = std::fs::read_to_string(fixture_dir().join(name)).unwrap();
         let current = replace_once(&text, from, to);

@@ -134,19 +134,47 @@ mod tests {
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
         let mut expected = [
-            "bench", "preset", "allocator", "threads", "iters", "ws", "min", "max", "remote_pct",
-            "ring", "matched", "touch", "seed", "ops", "mallocs", "local_frees", "remote", "sent",
-            "fallback", "reallocs", "secs", "mops", "cpu_secs", "memory",
+            "bench",
+            "preset",
+            "allocator",
+            "threads",
+            "iters",
+            "ws",
+            "min",
+            "max",
+            "remote_pct",
+            "ring",
+            "matched",
+            "touch",
+            "seed",
+            "ops",
+            "mallocs",
+            "local_frees",
+            "remote",
+            "sent",
+            "fallback",
+            "reallocs",
+            "secs",
+            "mops",
+            "cpu_secs",
+            "memory",
         ];
         expected.sort_unstable();
         assert_eq!(keys, expected);
         assert_eq!(v["bench"], "server-table");
-        assert_eq!((v["remote"].as_u64(), v["fallback"].as_u64()), (Some(3), Some(1)));
+        assert_eq!(
+            (v["remote"].as_u64(), v["fallback"].as_u64()),
+            (Some(3), Some(1))
+        );
         assert_eq!(v["ops"], 16);
         assert_eq!(v["memory"]["live_peak_bytes"], 100);
         let back: BenchReport = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, report);
-        assert!(report.human_line().contains(" samples=9 "), "{}", report.human_line());
+        assert!(
+            report.human_line().contains(" samples=9 "),
+            "{}",
+            report.human_line()
+        );
         // A report from before `reallocs`, `cpu_secs` and `memory` existed still reads, with zeros.
         let mut old = v;
         let fields = old.as_object_mut().unwrap();
@@ -154,6 +182,9 @@ mod tests {
         fields.remove("cpu_secs");
         fields.remove("memory");
         let back: BenchReport = serde_json::from_value(old).unwrap();
-        assert_eq!((back.counts.reallocs, back.cpu_secs, back.memory), (0, 0.0, None));
+        assert_eq!(
+            (back.counts.reallocs, back.cpu_secs, back.memory),
+            (0, 0.0, None)
+        );
     }
 }

@@ -302,7 +302,9 @@ fn alloc_aligned(align: usize, size: usize) -> *mut c_void {
     let want = size.max(align);
     if want <= MAX_SMALL {
         // A class whose size is a multiple of `align` places every block on an `align` boundary.
-        if let Some(class) = (class_of(want)..CLASSES).find(|&c| class_size(c).is_multiple_of(align)) {
+        if let Some(class) =
+            (class_of(want)..CLASSES).find(|&c| class_size(c).is_multiple_of(align))
+        {
             return alloc_class(class);
         }
     }

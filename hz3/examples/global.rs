@@ -59,7 +59,11 @@ fn main() {
         threads * per_thread,
         map.len()
     );
-    assert_eq!(checked as usize, threads * per_thread, "every block sent must be received");
+    assert_eq!(
+        checked as usize,
+        threads * per_thread,
+        "every block sent must be received"
+    );
 }
 
 /// Each block holds `v ^ sender` for v = 0..len: recover the sender from the first word and check the rest.

@@ -184,7 +184,6 @@ pub fn ensure(addr: usize) -> *mut Run {
     lookup(addr)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,11 @@ pub unsafe fn put(run: *mut Run, obj: usize) {
         let word = (*run).side.cast::<u64>().add(granule >> 6);
         let bit = 1u64 << (granule & 63);
         if *word & bit != 0 {
-            crate::os::fail_at("central", "object returned twice to its run (double free)", obj);
+            crate::os::fail_at(
+                "central",
+                "object returned twice to its run (double free)",
+                obj,
+            );
         }
         *word |= bit;
         if ((granule >> 6) as u16) < (*run).scan_from {

@@ -19,8 +19,17 @@ fn stats_follow_known_allocations() {
     }
     let after = hz3::stats();
     let class = hz3::usable_size(blocks[0].as_ptr() as *mut u8);
-    let smallest_fit = after.classes.iter().map(|c| c.size).filter(|&z| z >= S).min();
-    assert_eq!(Some(class), smallest_fit, "usable_size({S}) is the smallest class that fits");
+    let smallest_fit = after
+        .classes
+        .iter()
+        .map(|c| c.size)
+        .filter(|&z| z >= S)
+        .min();
+    assert_eq!(
+        Some(class),
+        smallest_fit,
+        "usable_size({S}) is the smallest class that fits"
+    );
     let grown = after.small_allocated - before.small_allocated;
     assert_eq!(grown, N * class, "the calling thread's own cache is exact");
     let c = after

@@ -143,7 +143,11 @@ fn an_exited_owners_objects_freed_here_are_reused_not_lost() {
     // frees, and this thread's next miss is served from them.
     for build in LANES {
         let d = check(build, &["orphan", &SIZE.to_string(), "3"]);
-        assert_eq!(d.event(Event::RemoteFree), 3, "{build}: the owner had exited");
+        assert_eq!(
+            d.event(Event::RemoteFree),
+            3,
+            "{build}: the owner had exited"
+        );
     }
 }
 

@@ -150,7 +150,8 @@ mod tests {
         let mut t = Table::named_rows(&["box", "B-A"]);
         t.push(vec!["a|b".into(), "+1.00".into()]);
         let blocks = [Block::Table(t), Block::Code("x < y".into())];
-        assert!(markdown(&blocks).starts_with("| box | B-A |\n| --- | ---: |\n| a\\|b | +1.00 |\n\n```sh\nx < y\n```"));
+        assert!(markdown(&blocks)
+            .starts_with("| box | B-A |\n| --- | ---: |\n| a\\|b | +1.00 |\n\n```sh\nx < y\n```"));
         let h = html("t", &blocks);
         assert!(
             h.contains("<tr><td class=\"t\">a|b</td><td>+1.00</td></tr>"),

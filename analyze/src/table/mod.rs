@@ -155,7 +155,9 @@ mod tests {
         );
         let html = t.to_html();
         assert!(
-            html.contains("<tr><td class=\"t\">a|b</td><td>+1.00</td><td class=\"t\">2 (exit 2)</td></tr>"),
+            html.contains(
+                "<tr><td class=\"t\">a|b</td><td>+1.00</td><td class=\"t\">2 (exit 2)</td></tr>"
+            ),
             "{html}"
         );
         let mut numbers = Table::named_rows(&["box", "B-A"]);

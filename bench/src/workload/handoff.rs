@@ -6,7 +6,9 @@
 //! The consumer replays its producer's random stream, so it knows the size and tag of every object
 //! it receives and checks both the contents and the order: a lost, duplicated or corrupted object
 //! fails the run.
-use super::{StartLine, inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc};
+use super::{
+    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, StartLine,
+};
 use super::{Counts, Timed};
 use crate::live::{Live, LiveCell};
 use crate::object;
@@ -34,7 +36,10 @@ pub fn run<A: RawAlloc>(cfg: &Config, alloc: &A, live: &Live) -> Outcome {
     drop(rings);
     live.main().sub(ring_bytes);
     let expected = pairs as u64 * cfg.iters;
-    if outcome.counts.mallocs != expected || outcome.counts.remote_frees != expected || outcome.counts.sent != expected {
+    if outcome.counts.mallocs != expected
+        || outcome.counts.remote_frees != expected
+        || outcome.counts.sent != expected
+    {
         inconsistent(
             NAME,
             format_args!(
@@ -144,7 +149,12 @@ mod tests {
             alloc.check_balanced();
             let objects = (threads / 2) as u64 * cfg.iters;
             assert_eq!(
-                (out.counts.mallocs, out.counts.sent, out.counts.remote_frees, out.counts.local_frees),
+                (
+                    out.counts.mallocs,
+                    out.counts.sent,
+                    out.counts.remote_frees,
+                    out.counts.local_frees
+                ),
                 (objects, objects, objects, 0)
             );
             assert_eq!(out.ops(), 2 * objects);

@@ -5,9 +5,7 @@
 //!
 //! The deaths are kept in a timing wheel of W buckets whose lists run through a node pool built
 //! before the clock starts, so the bench itself allocates nothing while timed.
-use super::{
-    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
-};
+use super::{inconsistent, malloc_or_exit, run_threads, Clock, Config, Counts, Outcome, RawAlloc};
 use crate::live::Live;
 use crate::object;
 use crate::rng::SplitMix64;

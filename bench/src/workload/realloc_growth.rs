@@ -5,9 +5,7 @@
 //! Under `--touch` each step's bytes are written with their own tag; after every realloc the last
 //! byte of the old contents must have moved with them, and before the free the whole buffer is read
 //! back and must hold what was written (a program reads the string it built).
-use super::{
-    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
-};
+use super::{inconsistent, malloc_or_exit, run_threads, Clock, Config, Counts, Outcome, RawAlloc};
 use crate::live::Live;
 use crate::object;
 use crate::rng::SplitMix64;
@@ -100,7 +98,10 @@ mod tests {
             let out = crate::workload::run(&cfg, &alloc);
             alloc.check_balanced();
             let buffers = threads as u64 * cfg.iters;
-            assert_eq!((out.counts.mallocs, out.counts.local_frees), (buffers, buffers));
+            assert_eq!(
+                (out.counts.mallocs, out.counts.local_frees),
+                (buffers, buffers)
+            );
             assert_eq!(out.counts.reallocs, alloc.reallocs.load(Ordering::Relaxed));
             // Each buffer ends between max/2 and max (+ one step of rounding), one step per realloc.
             let lo = buffers * ((max / 2).div_ceil(min).max(1) as u64 - 1);

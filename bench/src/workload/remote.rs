@@ -1,7 +1,9 @@
 //! The "random mixed, multi-thread, remote free" workload: T threads, W slots each; each step
 //! fills an empty slot or empties a full one, and a freed object goes to the next thread's ring
 //! with probability P% (that thread frees it).
-use super::{StartLine, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts, Timed};
+use super::{
+    malloc_or_exit, run_threads, Clock, Config, Counts, Outcome, RawAlloc, StartLine, Timed,
+};
 use crate::live::{Live, LiveCell};
 use crate::object;
 use crate::ring::Ring;
@@ -207,7 +209,14 @@ mod tests {
         let alloc = CheckingAlloc::default();
         let out = crate::workload::run(&config(2, false, 0, 1024), &alloc);
         alloc.check_balanced();
-        assert_eq!((out.counts.sent, out.counts.remote_frees, out.counts.fallbacks), (0, 0, 0));
+        assert_eq!(
+            (
+                out.counts.sent,
+                out.counts.remote_frees,
+                out.counts.fallbacks
+            ),
+            (0, 0, 0)
+        );
         assert_eq!(out.ops(), 2 * 20_000);
     }
 

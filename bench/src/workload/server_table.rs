@@ -4,9 +4,7 @@
 //! often one another thread allocated in an earlier round) is freed, a new one of a random size
 //! takes its place. So blocks change hands between threads every round, as connections do between
 //! workers: about 63% of the frees (1 - 1/e, the share of slots a round hits) are remote.
-use super::{
-    inconsistent, malloc_or_exit, run_threads, Clock, Config, Outcome, RawAlloc, Counts,
-};
+use super::{inconsistent, malloc_or_exit, run_threads, Clock, Config, Counts, Outcome, RawAlloc};
 use crate::live::{Live, LiveCell};
 use crate::object;
 use crate::rng::SplitMix64;
@@ -180,7 +178,9 @@ mod tests {
             );
             // Written blocks are resident: the RSS at that sample holds at least the table.
             assert!(m.rss_at_live_peak_bytes >= m.live_peak_bytes, "{m:?}");
-            assert!(m.overhead_peak_bytes >= m.rss_at_live_peak_bytes as i64 - m.live_peak_bytes as i64);
+            assert!(
+                m.overhead_peak_bytes >= m.rss_at_live_peak_bytes as i64 - m.live_peak_bytes as i64
+            );
             // Start, first clock stopped (in the window), threads finished, end.
             assert_eq!((m.samples, m.window_samples, m.period_ms), (4, 1, 0));
         }

@@ -462,7 +462,8 @@ impl Schema<'_, '_> {
 
     fn events(&self, node: &Node, into: &mut Counters) -> Result<(), ReadError> {
         for (key, key_at, value) in self.object(node, "an event table")? {
-            let slot = event_slot(into.schema, key).ok_or_else(|| self.src.unknown(*key_at, key))?;
+            let slot =
+                event_slot(into.schema, key).ok_or_else(|| self.src.unknown(*key_at, key))?;
             if !into.set(slot, self.count(value, key)?) {
                 return Err(self.src.duplicate(*key_at, key));
             }
