@@ -47,9 +47,11 @@ ensure_tracefs() {
 
 ensure_rust() {
     command -v cargo >/dev/null || { log "cargo not found: install Rust (https://rustup.rs) first"; exit 1; }
-    # scripts/test runs clippy; a minimal rustup profile lacks it.
+    # scripts/test runs clippy and rustfmt; a minimal rustup profile lacks them.
     cargo clippy -V >/dev/null 2>&1 || rustup component add clippy >/dev/null 2>&1 ||
         { log "cargo clippy not found: rustup component add clippy"; exit 1; }
+    cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt >/dev/null 2>&1 ||
+        { log "cargo fmt not found: rustup component add rustfmt"; exit 1; }
 }
 
 build_tools() {
