@@ -6,7 +6,7 @@ pub struct Format {
     /// Print JSON instead of the table
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
-    /// Print CSV (one row per box) instead of the table
+    /// Print CSV (one line per row of the table) instead of the table
     #[arg(long)]
     pub csv: bool,
 }
