@@ -30,7 +30,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// One row a price: what, the figure (or "-" when it could not be measured here), and how.
 pub fn table(c: &HostCosts) -> Table {
-    let (ns, us) = (nanoseconds, microseconds);
     let cpus = c
         .round_trip_cpus
         .map_or("one CPU: no pair".to_string(), |(a, b)| {
@@ -55,10 +54,14 @@ pub fn table(c: &HostCosts) -> Table {
         Column::left("how"),
     ]);
     for (what, value, how) in [
-        ("core-to-core round trip", ns(c.round_trip_ns), cpus),
+        (
+            "core-to-core round trip",
+            nanoseconds(c.round_trip_ns),
+            cpus,
+        ),
         (
             "read, 4 KiB pages",
-            ns(c.read_small_pages_ns),
+            nanoseconds(c.read_small_pages_ns),
             format!(
                 "dependent reads of random lines of {} MiB: nearly all miss the TLB",
                 crate::host_costs::WALK_REGION >> 20
@@ -66,18 +69,18 @@ pub fn table(c: &HostCosts) -> Table {
         ),
         (
             "read, 2 MiB pages",
-            ns(c.read_huge_pages_ns),
+            nanoseconds(c.read_huge_pages_ns),
             "the same lines on transparent huge pages".to_string(),
         ),
-        ("page walk", ns(c.page_walk_ns), walk_how),
+        ("page walk", nanoseconds(c.page_walk_ns), walk_how),
         (
             "page fault, first touch",
-            us(c.first_touch_us_per_page),
+            microseconds(c.first_touch_us_per_page),
             "a 4 KiB page of fresh anonymous memory, written once".to_string(),
         ),
         (
             "page fault, after DONTNEED",
-            us(c.refault_us_per_page),
+            microseconds(c.refault_us_per_page),
             "the same pages after madvise(MADV_DONTNEED): a purged run reused".to_string(),
         ),
         (
