@@ -6,11 +6,16 @@ use crate::central;
 use crate::lock::Mutex;
 use crate::probes::{self, Event, LockSite};
 use crate::size_class::{BATCH_MAX, NUM_CLASSES};
+use core::cell::UnsafeCell;
 use core::ptr;
 
-/// Batches held per class. Bounded so that idle batches do not pin much memory; overflow goes on
-/// to the central pool, where empty runs can be returned.
-const SLOTS: usize = 32;
+/// Batches held per class. Deep enough for the bursts of many threads on few cores: a thread that
+/// gets its core back frees everything its ring collected and spills in bulk, and what does not
+/// fit goes to the central pool, which files every object into its run under the class lock. On
+/// remote-90, 32 slots sent 36% of spills there, 128 slots 14%, 512 slots 3% (docs/decisions.md,
+/// `wide-transfer`). Idle batches still go back to the central pool at each decay pass, so depth
+/// does not pin memory a steady program stops using.
+const SLOTS: usize = 512;
 
 #[derive(Clone, Copy)]
 struct Batch {
@@ -18,31 +23,65 @@ struct Batch {
     objs: [*mut u8; BATCH_MAX],
 }
 
+/// A class's fill, behind its lock; the batches themselves live in `BATCHES[class]`.
 struct Slots {
+    class: usize,
     len: usize,
     /// The fewest batches waiting since the last decay pass: that many sat unused all along.
     low: usize,
-    batches: [Batch; SLOTS],
 }
 
-// SAFETY: the pointers are free hz3 objects nobody else references; the mutex serialises access.
-unsafe impl Send for Slots {}
+impl Slots {
+    /// This class's batch storage.
+    #[inline(always)]
+    fn batches(&mut self) -> &mut [Batch; SLOTS] {
+        // SAFETY: the `Slots` of class c is reached only through `CACHES[c]`'s guard, so `&mut self`
+        // means this thread holds that lock, the only way to `BATCHES[c]`.
+        unsafe { &mut *BATCHES.get_unchecked(self.class).0.get() }
+    }
+}
+
+/// One class's batches. Kept out of the mutex so the 5 MiB of them start all zero (`.bss`): the
+/// mutex's site tag is not zero, and would pull the whole static into the library's `.data`.
+struct Storage(UnsafeCell<[Batch; SLOTS]>);
+
+// SAFETY: `Storage` is reached only through `Slots::batches`, under its class's lock; the pointers
+// are free hz3 objects nobody else references.
+unsafe impl Sync for Storage {}
 
 const EMPTY_BATCH: Batch = Batch {
     len: 0,
     objs: [ptr::null_mut(); BATCH_MAX],
 };
 
-static CACHES: [Mutex<Slots>; NUM_CLASSES] = [const {
-    Mutex::new(
-        Some(LockSite::Transfer),
-        Slots {
-            len: 0,
-            low: 0,
-            batches: [EMPTY_BATCH; SLOTS],
-        },
-    )
-}; NUM_CLASSES];
+static BATCHES: [Storage; NUM_CLASSES] =
+    [const { Storage(UnsafeCell::new([EMPTY_BATCH; SLOTS])) }; NUM_CLASSES];
+
+static CACHES: [Mutex<Slots>; NUM_CLASSES] = {
+    let mut caches = [const {
+        Mutex::new(
+            Some(LockSite::Transfer),
+            Slots {
+                class: 0,
+                len: 0,
+                low: 0,
+            },
+        )
+    }; NUM_CLASSES];
+    let mut class = 0;
+    while class < NUM_CLASSES {
+        caches[class] = Mutex::new(
+            Some(LockSite::Transfer),
+            Slots {
+                class,
+                len: 0,
+                low: 0,
+            },
+        );
+        class += 1;
+    }
+    caches
+};
 
 #[inline(always)]
 fn cache(class: usize) -> &'static Mutex<Slots> {
@@ -57,8 +96,10 @@ pub fn push(class: usize, objs: &[*mut u8]) {
     let mut slots = cache(class).lock();
     if slots.len < SLOTS {
         let i = slots.len;
-        slots.batches[i].len = n as u32;
-        slots.batches[i].objs[..n].copy_from_slice(&objs[..n]);
+        // SAFETY: i < SLOTS, tested above.
+        let batch = unsafe { slots.batches().get_unchecked_mut(i) };
+        batch.len = n as u32;
+        batch.objs[..n].copy_from_slice(&objs[..n]);
         slots.len += 1;
         drop(slots);
         crate::stats::transfer(class, n as isize);
@@ -80,8 +121,9 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     if slots.len > 0 {
         slots.len -= 1;
         slots.low = slots.low.min(slots.len);
-        // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
-        let b = unsafe { slots.batches.get_unchecked(slots.len) };
+        let at = slots.len;
+        // SAFETY: at < SLOTS (push fills only below SLOTS).
+        let b = unsafe { slots.batches().get_unchecked(at) };
         // SAFETY: `out` has room for BATCH_MAX entries per the contract.
         unsafe { ptr::copy_nonoverlapping(b.objs.as_ptr(), out, b.len as usize) };
         let n = b.len;
@@ -120,8 +162,9 @@ fn drain(count: impl Fn(&Slots) -> usize) {
             }
             slots.len -= 1;
             left -= 1;
-            // SAFETY: len < SLOTS after the decrement (push fills only below SLOTS).
-            let b = unsafe { *slots.batches.get_unchecked(slots.len) };
+            let at = slots.len;
+            // SAFETY: at < SLOTS (push fills only below SLOTS).
+            let b = unsafe { *slots.batches().get_unchecked(at) };
             drop(slots);
             crate::stats::transfer(class, -(b.len as isize));
             // SAFETY: a batch's len <= BATCH_MAX (push clamps it).

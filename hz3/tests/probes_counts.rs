@@ -137,6 +137,39 @@ fn cross_thread_frees_are_counted_once_each() {
     }
 }
 
+/// A thread that gets its core back frees everything its peers sent it at once: in the scale lane
+/// that burst of spills must wait whole in the transfer cache for the threads that allocate next,
+/// not overflow into the central pool (which files every object into its run under the class lock).
+#[test]
+fn a_burst_of_remote_frees_waits_in_the_transfer_cache() {
+    let lane = "scale";
+    let batch = learn_batch(lane);
+    let n = 400 * batch;
+    let d = check(lane, &["remote", &SIZE.to_string(), &n.to_string()]);
+    let pushed = d.event(Event::TransferPush);
+    assert!(
+        pushed * batch >= n / 2,
+        "{lane}: the freer kept most of {n} objects instead of spilling them ({pushed} batches)"
+    );
+    assert_eq!(
+        d.event(Event::TransferPushFull),
+        0,
+        "{lane}: {pushed} spilled batches overflowed the transfer cache"
+    );
+    // The freer's exit hands what its cache still holds to the central pool: one push.
+    assert!(
+        d.event(Event::CentralPushCalls) <= d.event(Event::ThreadExit),
+        "{lane}: the burst reached the central pool ({} pushes, {} thread exits)",
+        d.event(Event::CentralPushCalls),
+        d.event(Event::ThreadExit)
+    );
+    assert_eq!(
+        d.event(Event::TransferHit),
+        pushed,
+        "{lane}: the owner's refills took back every batch the freer spilled"
+    );
+}
+
 #[test]
 fn an_exited_owners_objects_freed_here_are_reused_not_lost() {
     // A few objects (fewer than a batch) of an owner that has exited, freed here: counted as remote
