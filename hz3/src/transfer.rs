@@ -12,7 +12,7 @@ use core::ptr;
 /// Batches held per class. Deep enough for the bursts of many threads on few cores: a thread that
 /// gets its core back frees everything its ring collected and spills in bulk, and what does not
 /// fit goes to the central pool, which files every object into its run under the class lock. On
-/// remote-90, 32 slots sent 36% of spills there, 128 slots 14%, 512 slots 3% (docs/decisions.md,
+/// remote-90, 32 slots sent 38-41% of spills there, 128 slots 13%, 512 slots 3% (docs/decisions.md,
 /// `wide-transfer`). Idle batches still go back to the central pool at each decay pass, so depth
 /// does not pin memory a steady program stops using.
 const SLOTS: usize = 512;
