@@ -154,6 +154,22 @@ fn freed_memory_returns_after_decay() {
 }
 
 #[test]
+fn remotely_freed_bursts_return_after_decay_without_large_blocks() {
+    // What the transfer cache holds after a burst must reach decay through small-object traffic
+    // alone (spills), not only through large blocks or thread exits.
+    let builds: Vec<_> = shipped_builds()
+        .into_iter()
+        .filter(|(lib, _)| !lib.contains("failfast"))
+        .collect();
+    on_builds(
+        "decay-remote",
+        "large.decay_returns_remote_bursts",
+        false,
+        &builds,
+    );
+}
+
+#[test]
 fn freed_64k_blocks_are_reused_from_the_cache() {
     for lane in LANES {
         let d = probes_run(lane, "loop64k");
