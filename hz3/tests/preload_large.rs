@@ -142,30 +142,35 @@ fn near_the_mapping_count_limit() {
     on_builds("maplimit", "large.map_limit", true, &shipped_builds());
 }
 
-#[test]
-fn freed_memory_returns_after_decay() {
-    // The failfast builds keep a live-object bitmap (1 bit per 16 B of small runs) they never
-    // return: outside the allowance, and not what a production build holds.
-    let builds: Vec<_> = shipped_builds()
+/// The builds whose memory return is judged: the failfast builds keep a live-object bitmap (1 bit
+/// per 16 B of small runs) they never return, outside the allowance and not what a production
+/// build holds.
+fn returning_builds() -> Vec<(String, &'static str)> {
+    shipped_builds()
         .into_iter()
         .filter(|(lib, _)| !lib.contains("failfast"))
-        .collect();
-    on_builds("decay", "large.decay_returns_memory", false, &builds);
+        .collect()
+}
+
+#[test]
+fn freed_memory_returns_after_decay() {
+    on_builds(
+        "decay",
+        "large.decay_returns_memory",
+        false,
+        &returning_builds(),
+    );
 }
 
 #[test]
 fn remotely_freed_bursts_return_after_decay_without_large_blocks() {
     // What the transfer cache holds after a burst must reach decay through small-object traffic
     // alone (spills), not only through large blocks or thread exits.
-    let builds: Vec<_> = shipped_builds()
-        .into_iter()
-        .filter(|(lib, _)| !lib.contains("failfast"))
-        .collect();
     on_builds(
         "decay-remote",
         "large.decay_returns_remote_bursts",
         false,
-        &builds,
+        &returning_builds(),
     );
 }
 
