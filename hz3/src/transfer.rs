@@ -57,27 +57,23 @@ const EMPTY_BATCH: Batch = Batch {
 static BATCHES: [Storage; NUM_CLASSES] =
     [const { Storage(UnsafeCell::new([EMPTY_BATCH; SLOTS])) }; NUM_CLASSES];
 
+/// Class `class`'s empty cache.
+const fn empty_cache(class: usize) -> Mutex<Slots> {
+    Mutex::new(
+        Some(LockSite::Transfer),
+        Slots {
+            class,
+            len: 0,
+            low: 0,
+        },
+    )
+}
+
 static CACHES: [Mutex<Slots>; NUM_CLASSES] = {
-    let mut caches = [const {
-        Mutex::new(
-            Some(LockSite::Transfer),
-            Slots {
-                class: 0,
-                len: 0,
-                low: 0,
-            },
-        )
-    }; NUM_CLASSES];
-    let mut class = 0;
+    let mut caches = [const { empty_cache(0) }; NUM_CLASSES];
+    let mut class = 1;
     while class < NUM_CLASSES {
-        caches[class] = Mutex::new(
-            Some(LockSite::Transfer),
-            Slots {
-                class,
-                len: 0,
-                low: 0,
-            },
-        );
+        caches[class] = empty_cache(class);
         class += 1;
     }
     caches
