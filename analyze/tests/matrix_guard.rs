@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const ANALYZE: &str = env!("CARGO_BIN_EXE_hz3-analyze");
-/// Per refill: far above the tolerance (the slowdown is tens of percent) and above the few ns/op a
-/// box moves between two runs of one build. With every object written (the presets' touched
-/// form), 2000 ns made a -9% change that 5 runs on a busy machine could not resolve.
-const INJECT_NS: &str = "10000";
+/// Per refill: far above the tolerance and above the few ns/op a box moves between two runs of
+/// one build. With every object written (the presets' touched form), 2000 ns made a -9% change
+/// that 5 runs on a busy machine could not resolve; 10000 ns made -34% to -39%, which the CI
+/// machine once could not resolve either (interval [-58%, +22%]: its runs spread more than this
+/// one's). 40000 ns adds about four times the bench's own CPU per op, a change of about -75%
+/// whose interval stays below -5% even at that spread.
+const INJECT_NS: &str = "40000";
 /// A tenth of remote-heavy-small at 8 threads in the matrix (--quick), the full length (2M ops)
 /// in the recordings. Five rounds: the guard flags a row only when its runs resolve the change
 /// (the interval, or a Mann-Whitney test whose smallest p-value at 3 runs a side is 0.05), and
