@@ -13,7 +13,7 @@ use crate::page_source;
 use crate::probes::{self, Event, LockSite};
 use crate::size_class::{self, NUM_CLASSES};
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 struct Pool {
     partial: *mut Run,
@@ -26,51 +26,22 @@ unsafe impl Send for Pool {}
 /// line, nor an adjacent-line prefetch pair (Intel fetches lines in 128-byte pairs). Packed 24
 /// bytes apart (2-3 locks to a line) was measured slower and retired (docs/decisions.md).
 #[repr(align(128))]
-struct ClassPool {
-    pool: Mutex<Pool>,
-    /// Objects handed out minus objects filed back, for the statistics: written only under the
-    /// lock (a load and a store, on the line the lock already owns), read without it.
-    objects_out: AtomicUsize,
-}
+struct ClassPool(Mutex<Pool>);
 
 static POOLS: [ClassPool; NUM_CLASSES] = [const {
-    ClassPool {
-        pool: Mutex::new(
-            Some(LockSite::Central),
-            Pool {
-                partial: ptr::null_mut(),
-            },
-        ),
-        objects_out: AtomicUsize::new(0),
-    }
+    ClassPool(Mutex::new(
+        Some(LockSite::Central),
+        Pool {
+            partial: ptr::null_mut(),
+        },
+    ))
 }; NUM_CLASSES];
 
 #[inline(always)]
-fn class_pool(class: usize) -> &'static ClassPool {
+fn pool(class: usize) -> &'static Mutex<Pool> {
     debug_assert!(class < NUM_CLASSES);
     // SAFETY: classes come from `class_of` or a run tag, both < NUM_CLASSES.
-    unsafe { POOLS.get_unchecked(class) }
-}
-
-#[inline(always)]
-fn pool(class: usize) -> &'static Mutex<Pool> {
-    &class_pool(class).pool
-}
-
-/// Adds `n` (negative: removes) to `class`'s objects out; the caller holds its lock.
-#[inline(always)]
-fn count_out(class: usize, n: isize) {
-    let out = &class_pool(class).objects_out;
-    out.store(
-        out.load(Ordering::Relaxed).wrapping_add(n as usize),
-        Ordering::Relaxed,
-    );
-}
-
-/// Objects of `class` handed out by the pool and not filed back (in thread caches, the transfer
-/// cache or the program).
-pub fn objects_out(class: usize) -> usize {
-    class_pool(class).objects_out.load(Ordering::Relaxed)
+    unsafe { &POOLS.get_unchecked(class).0 }
 }
 
 /// Writes up to `want` objects of `class` to `out`, taking a fresh run from the page source if
@@ -126,8 +97,8 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
             }
         }
     }
-    count_out(class, got as isize);
     drop(pool);
+    crate::stats::central_out(class, got);
     probes::here(|c| {
         c.add(Event::CentralPopCalls, 1);
         c.add(Event::CentralPopObjects, got as u64);
@@ -198,7 +169,7 @@ impl Filer {
     }
 
     fn finish(self, pushed: u64) {
-        count_out(self.class, -(pushed as isize));
+        crate::stats::central_in(self.class, pushed);
         let Filer {
             pool, mut empty, ..
         } = self;
@@ -249,11 +220,11 @@ unsafe fn unlink(pool: &mut Pool, run: *mut Run) {
 }
 
 pub fn fork_acquire() {
-    POOLS.iter().for_each(|p| p.pool.fork_acquire());
+    POOLS.iter().for_each(|p| p.0.fork_acquire());
 }
 pub fn fork_release() {
-    POOLS.iter().for_each(|p| p.pool.fork_release());
+    POOLS.iter().for_each(|p| p.0.fork_release());
 }
 pub fn fork_reset() {
-    POOLS.iter().for_each(|p| p.pool.fork_reset());
+    POOLS.iter().for_each(|p| p.0.fork_reset());
 }

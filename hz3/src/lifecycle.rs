@@ -11,7 +11,6 @@ use crate::heap::Heap;
 use crate::lock::Mutex;
 use crate::os;
 use crate::probes::{self, Event};
-use crate::size_class::NUM_CLASSES;
 use crate::slow_alloc;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -284,29 +283,20 @@ extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     crate::decay::tick();
 }
 
-/// Calls `f` on every registered heap, whatever its state, under the registry lock.
-fn for_each_heap(mut f: impl FnMut(*mut Heap)) {
-    let reg = REGISTRY.lock();
-    let mut h = reg.all;
-    while !h.is_null() {
-        f(h);
-        // SAFETY: registered heaps are never unmapped, and `all_next` changes only under the
-        // registry lock, which we hold.
-        h = unsafe { (*h).all_next };
-    }
-}
-
 /// Calls `f` on every heap that belongs to a running thread (probes dump).
 #[allow(dead_code)]
 pub fn for_each_live_heap(mut f: impl FnMut(&Heap)) {
-    for_each_heap(|h| {
+    let reg = REGISTRY.lock();
+    let mut h = reg.all;
+    while !h.is_null() {
         // SAFETY: registered heaps are never unmapped.
         unsafe {
             if (*h).state.load(Ordering::Acquire) == STATE_ACTIVE {
                 f(&*h);
             }
+            h = (*h).all_next;
         }
-    });
+    }
 }
 
 /// Returns the calling thread's cache to the shared pools (malloc_trim).
@@ -323,21 +313,7 @@ pub fn current_stats() -> crate::stats::Stats {
         // SAFETY: our own attached heap.
         unsafe { (*h).publish_all_stats() };
     }
-    let mut counts = [crate::stats::ClassCounts::default(); NUM_CLASSES];
-    for (class, c) in counts.iter_mut().enumerate() {
-        c.out = crate::central::objects_out(class);
-        c.transfer = crate::transfer::objects(class);
-    }
-    // Every registered heap: one that is abandoned or being set up published zeros.
-    for_each_heap(|h| {
-        // SAFETY: registered heaps are never unmapped; `stats_seen` is atomics, which its owner
-        // may store to meanwhile.
-        let seen = unsafe { &(*h).stats_seen };
-        for (class, c) in counts.iter_mut().enumerate() {
-            c.cached += seen.seen(class) as usize;
-        }
-    });
-    crate::stats::snapshot(&counts)
+    crate::stats::snapshot()
 }
 
 /// `HZ3_STATS=1`: the summary on stderr at exit.

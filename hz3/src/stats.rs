@@ -3,14 +3,8 @@
 //! diagnosis, compiled out unless asked for).
 //!
 //! Counted only where hz3 already touches shared state (the central pool, the transfer cache, a
-//! thread cache's refill and spill, the page source, the large box, the OS boundary); never on the
-//! thread-cache hit path, which would cost every malloc. The per-class figures live beside the
-//! state they count, on lines their writer already owns: the central pool's and the transfer
-//! cache's objects next to their class lock, written under it; a thread cache's published counts
-//! in its own heap. So a refill or a spill adds no shared write: a class-wide counter line written
-//! by every refilling thread cost 2-5 ns/op on the 32-thread remote presets (docs/decisions.md,
-//! "Statistics beside their state"). A snapshot gathers them (`lifecycle::current_stats`); the
-//! page-level counters below are relaxed atomics, changed around a lock or a system call.
+//! thread cache's refill and spill, the page source, the large box, the OS boundary), with relaxed
+//! atomics in static arrays; never on the thread-cache hit path, which would cost every malloc.
 //!
 //! What is exact and what is an estimate:
 //! * exact: objects out of the central pool per class (`central_out - central_in`, counted under
@@ -24,18 +18,26 @@
 
 use crate::page_map::RUN_SIZE;
 use crate::size_class::{self, NUM_CLASSES};
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-/// One class's objects as a snapshot gathers them from the boxes that hold them.
-#[derive(Clone, Copy, Default)]
-pub struct ClassCounts {
-    /// Handed out by the central pool minus filed back (exact).
-    pub out: usize,
-    /// Waiting in the transfer cache (exact).
-    pub transfer: usize,
-    /// The thread caches' published counts, summed (an estimate: see above).
-    pub cached: usize,
+/// One class's counters, alone on a cache line: classes are refilled by different threads.
+#[repr(align(64))]
+struct ClassCounters {
+    /// Objects handed out by the central pool minus objects filed back (exact).
+    out: AtomicUsize,
+    /// Objects waiting in the transfer cache (exact).
+    transfer: AtomicUsize,
+    /// Sum of the thread caches' published counts (wrapping: a thread adds its count's change).
+    cached: AtomicUsize,
 }
+
+static CLASSES: [ClassCounters; NUM_CLASSES] = [const {
+    ClassCounters {
+        out: AtomicUsize::new(0),
+        transfer: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+    }
+}; NUM_CLASSES];
 
 /// Page-level counters: changed under the page source's lock or around a system call.
 #[repr(align(64))]
@@ -64,24 +66,50 @@ static PAGES: PageCounters = PageCounters {
     resident_peak: AtomicUsize::new(0),
 };
 
+/// `class`'s counters without a bounds check (the preload `.so` has no panicking call on an
+/// allocation path).
+#[inline(always)]
+fn counters_of(class: usize) -> &'static ClassCounters {
+    // SAFETY: callers pass classes from `class_of` or a run tag, both < NUM_CLASSES.
+    unsafe { CLASSES.get_unchecked(class) }
+}
+
 // ---- The touch points: one call each from the box that already holds the shared state. ----
 
+/// The central pool handed `n` objects of `class` out.
+#[inline]
+pub fn central_out(class: usize, n: u32) {
+    counters_of(class).out.fetch_add(n as usize, Relaxed);
+}
+
+/// `n` objects of `class` were filed back into the central pool.
+#[inline]
+pub fn central_in(class: usize, n: u64) {
+    counters_of(class).out.fetch_sub(n as usize, Relaxed);
+}
+
+/// The transfer cache took a batch of `n` objects (`n` < 0: gave one out).
+#[inline]
+pub fn transfer(class: usize, n: isize) {
+    counters_of(class).transfer.fetch_add(n as usize, Relaxed);
+}
+
 /// One thread cache's counts as last published, per class (a field of its heap, all zero when
-/// mapped). Written only by the owning thread, read by snapshots from any thread.
+/// mapped).
 #[repr(C)]
-pub struct CacheSeen([AtomicU32; NUM_CLASSES]);
+pub struct CacheSeen([u32; NUM_CLASSES]);
 
 impl CacheSeen {
     /// Publishes a cache's count for `class`, `now` (after a refill, a spill, a flush).
     #[inline]
-    pub fn publish(&self, class: usize, now: u32) {
-        // SAFETY: callers pass classes from `class_of` or a run tag, both < NUM_CLASSES.
-        unsafe { self.0.get_unchecked(class) }.store(now, Relaxed);
-    }
-
-    /// The count last published for `class`.
-    pub fn seen(&self, class: usize) -> u32 {
-        self.0.get(class).map_or(0, |c| c.load(Relaxed))
+    pub fn publish(&mut self, class: usize, now: u32) {
+        // SAFETY: as in `counters_of`.
+        let seen = unsafe { self.0.get_unchecked_mut(class) };
+        if now != *seen {
+            let change = (now as usize).wrapping_sub(*seen as usize);
+            counters_of(class).cached.fetch_add(change, Relaxed);
+            *seen = now;
+        }
     }
 }
 
@@ -240,16 +268,16 @@ fn serialize_classes<S: serde::Serializer>(
     s.collect_seq(classes.iter())
 }
 
-/// The figures, from the per-class counts `lifecycle::current_stats` gathered (after publishing
-/// its own thread's cache, which makes that part exact) and the page-level counters.
-pub fn snapshot(counts: &[ClassCounts; NUM_CLASSES]) -> Stats {
+/// Reads every counter. Callers publish their own thread's cache first
+/// (`lifecycle::current_stats`), which makes that part exact.
+pub fn snapshot() -> Stats {
     let mut classes = [ClassStats::default(); NUM_CLASSES];
     let (mut small, mut thread_cached, mut transfer_cached) = (0, 0, 0);
-    for (class, (figures, counts)) in classes.iter_mut().zip(counts.iter()).enumerate() {
+    for (class, (figures, counters)) in classes.iter_mut().zip(CLASSES.iter()).enumerate() {
         let size = size_class::size_of(class);
-        let out = counts.out as isize;
-        let transfer = (counts.transfer as isize).max(0) as usize;
-        let cached = (counts.cached as isize).max(0) as usize;
+        let out = counters.out.load(Relaxed) as isize;
+        let transfer = (counters.transfer.load(Relaxed) as isize).max(0) as usize;
+        let cached = (counters.cached.load(Relaxed) as isize).max(0) as usize;
         // Relaxed counters read one after another may disagree for a moment: clamp at zero.
         let live = (out - transfer as isize - cached as isize).max(0) as usize;
         *figures = ClassStats {
@@ -620,16 +648,9 @@ mod tests {
 
     #[test]
     fn summary_lists_each_figure_and_the_used_classes() {
-        let mut counts = [ClassCounts::default(); NUM_CLASSES];
-        // Live is what the central pool handed out less what waits in the caches.
-        counts[6] = ClassCounts {
-            out: 10,
-            transfer: 2,
-            cached: 1,
-        };
-        let mut s = snapshot(&counts);
-        assert_eq!((s.classes[6].live, s.classes[6].transfer_cached), (7, 2));
+        let mut s = snapshot();
         s.allocated = 3 << 20;
+        s.classes[6].live = 7;
         let mut pipe = [0 as libc::c_int; 2];
         // SAFETY: pipe writes two descriptors into the array.
         assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);

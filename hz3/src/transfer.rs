@@ -8,7 +8,6 @@ use crate::probes::{self, Event, LockSite};
 use crate::size_class::{BATCH_MAX, NUM_CLASSES};
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Batches held per class. Deep enough for the bursts of many threads on few cores: a thread that
 /// gets its core back frees everything its ring collected and spills in bulk, and what does not
@@ -58,40 +57,19 @@ const EMPTY_BATCH: Batch = Batch {
 static BATCHES: [Storage; NUM_CLASSES] =
     [const { Storage(UnsafeCell::new([EMPTY_BATCH; SLOTS])) }; NUM_CLASSES];
 
-/// One class's cache: its lock, and the objects its batches hold for the statistics, written only
-/// under the lock (a load and a store, no locked instruction) on the line the lock already owns,
-/// and read without it by a snapshot.
-#[cfg_attr(feature = "padded-transfer", repr(align(128)))]
-struct ClassCache {
-    slots: Mutex<Slots>,
-    objects: AtomicUsize,
-}
-
-impl ClassCache {
-    /// Adds `n` (negative: removes) to the objects held; the caller holds this class's lock.
-    #[inline(always)]
-    fn count(&self, n: isize) {
-        let now = self.objects.load(Relaxed).wrapping_add(n as usize);
-        self.objects.store(now, Relaxed);
-    }
-}
-
 /// Class `class`'s empty cache.
-const fn empty_cache(class: usize) -> ClassCache {
-    ClassCache {
-        slots: Mutex::new(
-            Some(LockSite::Transfer),
-            Slots {
-                class,
-                len: 0,
-                low: 0,
-            },
-        ),
-        objects: AtomicUsize::new(0),
-    }
+const fn empty_cache(class: usize) -> Mutex<Slots> {
+    Mutex::new(
+        Some(LockSite::Transfer),
+        Slots {
+            class,
+            len: 0,
+            low: 0,
+        },
+    )
 }
 
-static CACHES: [ClassCache; NUM_CLASSES] = {
+static CACHES: [Mutex<Slots>; NUM_CLASSES] = {
     let mut caches = [const { empty_cache(0) }; NUM_CLASSES];
     let mut class = 1;
     while class < NUM_CLASSES {
@@ -102,7 +80,7 @@ static CACHES: [ClassCache; NUM_CLASSES] = {
 };
 
 #[inline(always)]
-fn cache(class: usize) -> &'static ClassCache {
+fn cache(class: usize) -> &'static Mutex<Slots> {
     // SAFETY: classes come from `class_of` or a run tag, both < NUM_CLASSES.
     unsafe { CACHES.get_unchecked(class) }
 }
@@ -111,8 +89,7 @@ fn cache(class: usize) -> &'static ClassCache {
 /// the cache is full.
 pub fn push(class: usize, objs: &[*mut u8]) {
     let n = objs.len().min(BATCH_MAX);
-    let cache = cache(class);
-    let mut slots = cache.slots.lock();
+    let mut slots = cache(class).lock();
     if slots.len < SLOTS {
         let i = slots.len;
         // SAFETY: i < SLOTS, tested above.
@@ -120,8 +97,8 @@ pub fn push(class: usize, objs: &[*mut u8]) {
         batch.len = n as u32;
         batch.objs[..n].copy_from_slice(&objs[..n]);
         slots.len += 1;
-        cache.count(n as isize);
         drop(slots);
+        crate::stats::transfer(class, n as isize);
         probes::here(|c| c.add(Event::TransferPush, 1));
         central::push(class, &objs[n..]);
         return;
@@ -136,8 +113,7 @@ pub fn push(class: usize, objs: &[*mut u8]) {
 /// # Safety
 /// `out` must have room for BATCH_MAX and `want` pointers.
 pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u32 {
-    let cache = cache(class);
-    let mut slots = cache.slots.lock();
+    let mut slots = cache(class).lock();
     if slots.len > 0 {
         slots.len -= 1;
         slots.low = slots.low.min(slots.len);
@@ -147,8 +123,8 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         // SAFETY: `out` has room for BATCH_MAX entries per the contract.
         unsafe { ptr::copy_nonoverlapping(b.objs.as_ptr(), out, b.len as usize) };
         let n = b.len;
-        cache.count(-(n as isize));
         drop(slots);
+        crate::stats::transfer(class, -(n as isize));
         probes::here(|c| c.add(Event::TransferHit, 1));
         return n;
     }
@@ -173,9 +149,9 @@ pub fn decay() {
 /// and restarts each class's low-water mark.
 fn drain(count: impl Fn(&Slots) -> usize) {
     for (class, cache) in CACHES.iter().enumerate() {
-        let mut left = count(&cache.slots.lock());
+        let mut left = count(&cache.lock());
         loop {
-            let mut slots = cache.slots.lock();
+            let mut slots = cache.lock();
             if slots.len == 0 || left == 0 {
                 slots.low = slots.len;
                 break;
@@ -185,25 +161,20 @@ fn drain(count: impl Fn(&Slots) -> usize) {
             let at = slots.len;
             // SAFETY: at < SLOTS (push fills only below SLOTS).
             let b = unsafe { *slots.batches().get_unchecked(at) };
-            cache.count(-(b.len as isize));
             drop(slots);
+            crate::stats::transfer(class, -(b.len as isize));
             // SAFETY: a batch's len <= BATCH_MAX (push clamps it).
             central::push(class, unsafe { b.objs.get_unchecked(..b.len as usize) });
         }
     }
 }
 
-/// Objects of `class` waiting in the transfer cache (exact while nobody moves a batch).
-pub fn objects(class: usize) -> usize {
-    cache(class).objects.load(Relaxed)
-}
-
 pub fn fork_acquire() {
-    CACHES.iter().for_each(|c| c.slots.fork_acquire());
+    CACHES.iter().for_each(|c| c.fork_acquire());
 }
 pub fn fork_release() {
-    CACHES.iter().for_each(|c| c.slots.fork_release());
+    CACHES.iter().for_each(|c| c.fork_release());
 }
 pub fn fork_reset() {
-    CACHES.iter().for_each(|c| c.slots.fork_reset());
+    CACHES.iter().for_each(|c| c.fork_reset());
 }
