@@ -165,16 +165,14 @@ fn small_class_of(p: *mut u8) -> usize {
     page_map::tag_class(page_map::tag_of(p as usize))
 }
 
-/// The thread cache's class is full: a batch goes back, and if memory waits for decay (empty
-/// runs, or, in the scale lane, batches in the transfer cache, which a burst of frees can fill
-/// without emptying a single run) the decay beat runs.
+/// The thread cache's class is full: a batch goes back, and the decay beat runs (a coarse-clock
+/// read; a pass at most every quarter period). Every spill, not only while empty runs wait: a
+/// burst of frees the transfer cache holds empties no run, and must still go back.
 #[cold]
 #[inline(never)]
 fn spill(heap: &mut crate::heap::Heap, p: *mut u8) {
     slow_alloc::spill_and_push(heap, small_class_of(p), p);
-    if crate::config::SCALE || crate::page_source::runs_waiting() {
-        decay::tick();
-    }
+    decay::tick();
 }
 
 #[cold]

@@ -3,8 +3,7 @@
 //! Emptied memory stays committed for `DECAY_MS` after it was emptied, so a workload that frees
 //! and reallocates within that time reuses warm pages instead of cycling madvise -> page fault.
 //! Purging is driven by the allocator's slow paths (a large block allocated or freed, a thread
-//! cache spilling while empty runs wait, or any spill in the scale lane, whose transfer cache can
-//! hold a burst that empties no run; a thread's exit): each calls `tick`, which reads a coarse
+//! cache spilling, a thread's exit): each calls `tick`, which reads a coarse
 //! clock and runs a pass at most `PASSES` times per period, so memory goes back in batches. A
 //! process that stops calling the allocator keeps its emptied memory until its next such call (or
 //! `malloc_trim`, which returns everything at once).

@@ -14,7 +14,7 @@ use crate::page_map::{self, Run, RUN_SIZE};
 use crate::probes::{self, Event, LockSite};
 use crate::stats::{self, RunFrom};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 
 /// Address space reserved per mmap; modest so the allocator runs under a small `ulimit -v`.
 const RESERVATION: usize = 16 << 20;
@@ -119,15 +119,6 @@ pub fn take_run() -> *mut Run {
     run
 }
 
-/// Committed empty runs wait for decay: the api layer's spill path then lets `decay::tick` run.
-static RUNS_WAITING: AtomicBool = AtomicBool::new(false);
-
-/// True while committed empty runs wait for a decay pass (one relaxed load).
-#[inline]
-pub fn runs_waiting() -> bool {
-    RUNS_WAITING.load(Ordering::Relaxed)
-}
-
 /// Gives an empty run back. Its tag is cleared first so late frees into it fail fast.
 pub fn give_run(run: *mut Run) {
     // SAFETY: the caller owned the run and no object in it is live.
@@ -153,7 +144,6 @@ pub fn give_run(run: *mut Run) {
         s.decommitted = run;
         stats::run_given(true);
     }
-    RUNS_WAITING.store(true, Ordering::Relaxed);
     drop(s);
     probes::here(|c| c.add(Event::RunRelease, 1));
 }
@@ -183,7 +173,6 @@ pub fn decay(now: u32) {
         }
     }
     s.committed_len = kept;
-    RUNS_WAITING.store(kept > 0, Ordering::Relaxed);
 }
 
 /// Decommits the runs of the list starting at `first` (taken off the committed list) and moves
@@ -213,7 +202,6 @@ pub fn trim() -> usize {
     let first = s.committed;
     s.committed = ptr::null_mut();
     s.committed_len = 0;
-    RUNS_WAITING.store(false, Ordering::Relaxed);
     // SAFETY: the whole committed list, just taken off.
     unsafe { decommit_list(&mut s, first) * RUN_SIZE }
 }
