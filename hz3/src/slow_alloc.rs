@@ -29,12 +29,12 @@ pub unsafe fn pool_pop(class: usize, out: *mut *mut u8, want: u32, owner: usize)
 
 /// Spills to the lane's shared pool.
 #[inline]
-pub fn pool_push(class: usize, objs: &[*mut u8]) {
+pub fn pool_push(class: usize, objs: &[*mut u8], owner: usize) {
     if objs.is_empty() {
         return;
     }
     if config::SCALE {
-        crate::transfer::push(class, objs);
+        crate::transfer::push(class, objs, owner);
     } else {
         central::push(class, objs);
     }
@@ -77,11 +77,17 @@ pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     heap.counters.add(Event::FreeCacheOverflow, 1);
     heap.adapt_cap(class, SlowEvent::Spill);
     let mut batch = [ptr::null_mut::<u8>(); BATCH_MAX];
+    let owner = heap as *mut Heap as usize;
     loop {
-        let taken = heap.take_top(class, size_class::batch_of(class) as usize);
-        let n = taken.len();
-        batch[..n].copy_from_slice(taken);
-        pool_push(class, &batch[..n]);
+        let want = size_class::batch_of(class) as usize;
+        let n = if cfg!(feature = "spill-oldest") {
+            heap.take_bottom(class, want, &mut batch)
+        } else {
+            let taken = heap.take_top(class, want);
+            batch[..taken.len()].copy_from_slice(taken);
+            taken.len()
+        };
+        pool_push(class, &batch[..n], owner);
         if heap.push(class, obj) {
             heap.publish_stats(class);
             return;

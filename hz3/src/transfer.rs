@@ -23,6 +23,10 @@ struct Batch {
     objs: [*mut u8; BATCH_MAX],
 }
 
+/// A/B `own-batches`: how many batches from the top a refill looks through for one its own heap
+/// spilled (whose objects' lines that core wrote last) before it takes the top one.
+const OWN_SCAN: usize = 4;
+
 /// A class's fill, behind its lock; the batches themselves live in `BATCHES[class]`.
 struct Slots {
     class: usize,
@@ -39,7 +43,21 @@ impl Slots {
         // means this thread holds that lock, the only way to `BATCHES[c]`.
         unsafe { &mut *BATCHES.get_unchecked(self.class).0.get() }
     }
+
+    /// Which heap spilled each batch (A/B `own-batches`), beside the batches so a scan of the top
+    /// few reads one line.
+    #[inline(always)]
+    fn owners(&mut self) -> &mut [usize; SLOTS] {
+        // SAFETY: as in `batches`.
+        unsafe { &mut *OWNERS.get_unchecked(self.class).0.get() }
+    }
 }
+
+struct OwnerStorage(UnsafeCell<[usize; SLOTS]>);
+// SAFETY: reached only through `Slots::owners`, under its class's lock.
+unsafe impl Sync for OwnerStorage {}
+static OWNERS: [OwnerStorage; NUM_CLASSES] =
+    [const { OwnerStorage(UnsafeCell::new([0; SLOTS])) }; NUM_CLASSES];
 
 /// One class's batches. Kept out of the mutex so the 5 MiB of them start all zero (`.bss`): the
 /// mutex's site tag is not zero, and would pull the whole static into the library's `.data`.
@@ -87,7 +105,7 @@ fn cache(class: usize) -> &'static Mutex<Slots> {
 
 /// Hands a batch (at most BATCH_MAX objects) to the transfer cache, or to the central pool when
 /// the cache is full.
-pub fn push(class: usize, objs: &[*mut u8]) {
+pub fn push(class: usize, objs: &[*mut u8], owner: usize) {
     let n = objs.len().min(BATCH_MAX);
     let mut slots = cache(class).lock();
     if slots.len < SLOTS {
@@ -96,6 +114,10 @@ pub fn push(class: usize, objs: &[*mut u8]) {
         let batch = unsafe { slots.batches().get_unchecked_mut(i) };
         batch.len = n as u32;
         batch.objs[..n].copy_from_slice(&objs[..n]);
+        if cfg!(any(feature = "own-batches", feature = "probes")) {
+            // SAFETY: i < SLOTS, as above.
+            unsafe { *slots.owners().get_unchecked_mut(i) = owner };
+        }
         slots.len += 1;
         drop(slots);
         crate::stats::transfer(class, n as isize);
@@ -116,8 +138,26 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     let mut slots = cache(class).lock();
     if slots.len > 0 {
         slots.len -= 1;
-        slots.low = slots.low.min(slots.len);
         let at = slots.len;
+        let mut lowest_moved = at;
+        if cfg!(feature = "own-batches") {
+            let owners = slots.owners();
+            let first = at.saturating_sub(OWN_SCAN - 1);
+            // SAFETY: first..=at < SLOTS, filled slots.
+            let mine = (first..=at)
+                .rev()
+                .find(|&i| unsafe { *owners.get_unchecked(i) } == owner);
+            if let Some(mine) = mine.filter(|&i| i != at) {
+                // The batch found moves to the top, the top batch into its slot.
+                owners.swap(mine, at);
+                slots.batches().swap(mine, at);
+                lowest_moved = mine;
+            }
+        }
+        slots.low = slots.low.min(lowest_moved);
+        if cfg!(feature = "probes") && slots.owners()[at] != owner {
+            probes::here(|c| c.add(Event::TransferForeign, 1));
+        }
         // SAFETY: at < SLOTS (push fills only below SLOTS).
         let b = unsafe { slots.batches().get_unchecked(at) };
         // SAFETY: `out` has room for BATCH_MAX entries per the contract.
