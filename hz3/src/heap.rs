@@ -185,18 +185,6 @@ impl Heap {
         unsafe { self.bin(class).slots.get_unchecked(at..at + n) }
     }
 
-    /// Removes the bottom `n` objects (at most `count`: the longest cached, least likely still in
-    /// this core's cache) into `out`, moves the rest down, and returns how many.
-    pub fn take_bottom(&mut self, class: usize, n: usize, out: &mut [*mut u8]) -> usize {
-        let count = self.count(class) as usize;
-        let n = n.min(count).min(out.len());
-        let slots = &mut self.bin(class).slots;
-        out[..n].copy_from_slice(&slots[..n]);
-        slots.copy_within(n..count, 0);
-        self.head(class).count = (count - n) as u32;
-        n
-    }
-
     /// Removes every cached object of `class`.
     pub fn take_all(&mut self, class: usize) -> &[*mut u8] {
         let n = self.count(class) as usize;

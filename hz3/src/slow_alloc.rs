@@ -79,14 +79,9 @@ pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     let mut batch = [ptr::null_mut::<u8>(); BATCH_MAX];
     let owner = heap as *mut Heap as usize;
     loop {
-        let want = size_class::batch_of(class) as usize;
-        let n = if cfg!(feature = "spill-oldest") {
-            heap.take_bottom(class, want, &mut batch)
-        } else {
-            let taken = heap.take_top(class, want);
-            batch[..taken.len()].copy_from_slice(taken);
-            taken.len()
-        };
+        let taken = heap.take_top(class, size_class::batch_of(class) as usize);
+        let n = taken.len();
+        batch[..n].copy_from_slice(taken);
         pool_push(class, &batch[..n], owner);
         if heap.push(class, obj) {
             heap.publish_stats(class);

@@ -1,6 +1,14 @@
 //! Transfer cache (scale lane): per-class slots of whole batches (arrays of object pointers) in
 //! front of the central pool, so a spill or a refill moves a batch with one short lock hold, no
 //! per-object run bookkeeping and no write into the objects themselves.
+//!
+//! Per class, a stack of batches; a refill takes the top one unless a batch its own thread spilled
+//! lies within the top `OWN_SCAN`, which it takes instead (the top batch moves into its slot):
+//!
+//! ```text
+//!   OWNERS[c]  [ A ][ B ][ A ][ B ][ B ]   <- top (len - 1)
+//!   refill by A:          ^ taken; the top B batch fills its slot
+//! ```
 
 use crate::central;
 use crate::lock::Mutex;
@@ -23,11 +31,16 @@ struct Batch {
     objs: [*mut u8; BATCH_MAX],
 }
 
-/// A/B `own-batches`: how many batches from the top a refill looks through for one its own heap
-/// spilled (whose objects' lines that core wrote last) before it takes the top one.
+/// How many batches from the top a refill looks through for one its own heap spilled before it
+/// takes the top one. A batch spilled by another thread holds objects that thread last wrote: the
+/// program's first write to each is a line fetched from another core. Two threads trading batches
+/// of a class through the stack took the other's batch about a third of the time on a local 2-thread
+/// workload of 1-2 KiB objects (`transfer.foreign`), none with the scan (docs/decisions.md,
+/// `own-batches`). Four owners are one line.
 const OWN_SCAN: usize = 4;
 
-/// A class's fill, behind its lock; the batches themselves live in `BATCHES[class]`.
+/// A class's fill, behind its lock; the batches themselves live in `BATCHES[class]`, who spilled
+/// them in `OWNERS[class]`.
 struct Slots {
     class: usize,
     len: usize,
@@ -40,12 +53,12 @@ impl Slots {
     #[inline(always)]
     fn batches(&mut self) -> &mut [Batch; SLOTS] {
         // SAFETY: the `Slots` of class c is reached only through `CACHES[c]`'s guard, so `&mut self`
-        // means this thread holds that lock, the only way to `BATCHES[c]`.
+        // means this thread holds that lock, the only way to `BATCHES[c]` and `OWNERS[c]`.
         unsafe { &mut *BATCHES.get_unchecked(self.class).0.get() }
     }
 
-    /// Which heap spilled each batch (A/B `own-batches`), beside the batches so a scan of the top
-    /// few reads one line.
+    /// Which heap spilled each batch, apart from the batches so a scan of the top few reads one
+    /// line.
     #[inline(always)]
     fn owners(&mut self) -> &mut [usize; SLOTS] {
         // SAFETY: as in `batches`.
@@ -53,27 +66,26 @@ impl Slots {
     }
 }
 
-struct OwnerStorage(UnsafeCell<[usize; SLOTS]>);
-// SAFETY: reached only through `Slots::owners`, under its class's lock.
-unsafe impl Sync for OwnerStorage {}
-static OWNERS: [OwnerStorage; NUM_CLASSES] =
-    [const { OwnerStorage(UnsafeCell::new([0; SLOTS])) }; NUM_CLASSES];
+/// A class's batches, or their owners. Kept out of the mutex so they start all zero (`.bss`): the
+/// mutex's site tag is not zero, and would pull the whole static (5 MiB of batches) into the
+/// library's `.data`.
+struct Storage<T>(UnsafeCell<T>);
 
-/// One class's batches. Kept out of the mutex so the 5 MiB of them start all zero (`.bss`): the
-/// mutex's site tag is not zero, and would pull the whole static into the library's `.data`.
-struct Storage(UnsafeCell<[Batch; SLOTS]>);
-
-// SAFETY: `Storage` is reached only through `Slots::batches`, under its class's lock; the pointers
-// are free hz3 objects nobody else references.
-unsafe impl Sync for Storage {}
+// SAFETY: `Storage` is reached only through `Slots::batches` and `Slots::owners`, under its class's
+// lock; the pointers are free hz3 objects nobody else references, the owners plain numbers.
+unsafe impl<T> Sync for Storage<T> {}
 
 const EMPTY_BATCH: Batch = Batch {
     len: 0,
     objs: [ptr::null_mut(); BATCH_MAX],
 };
 
-static BATCHES: [Storage; NUM_CLASSES] =
+static BATCHES: [Storage<[Batch; SLOTS]>; NUM_CLASSES] =
     [const { Storage(UnsafeCell::new([EMPTY_BATCH; SLOTS])) }; NUM_CLASSES];
+
+/// The heap (its address) that spilled each batch: a refill looks for its own near the top.
+static OWNERS: [Storage<[usize; SLOTS]>; NUM_CLASSES] =
+    [const { Storage(UnsafeCell::new([0; SLOTS])) }; NUM_CLASSES];
 
 /// Class `class`'s empty cache.
 const fn empty_cache(class: usize) -> Mutex<Slots> {
@@ -114,10 +126,8 @@ pub fn push(class: usize, objs: &[*mut u8], owner: usize) {
         let batch = unsafe { slots.batches().get_unchecked_mut(i) };
         batch.len = n as u32;
         batch.objs[..n].copy_from_slice(&objs[..n]);
-        if cfg!(any(feature = "own-batches", feature = "probes")) {
-            // SAFETY: i < SLOTS, as above.
-            unsafe { *slots.owners().get_unchecked_mut(i) = owner };
-        }
+        // SAFETY: i < SLOTS, as above.
+        unsafe { *slots.owners().get_unchecked_mut(i) = owner };
         slots.len += 1;
         drop(slots);
         crate::stats::transfer(class, n as isize);
@@ -138,31 +148,28 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     let mut slots = cache(class).lock();
     if slots.len > 0 {
         slots.len -= 1;
-        let at = slots.len;
-        let mut lowest_moved = at;
-        if cfg!(feature = "own-batches") {
-            let owners = slots.owners();
-            let first = at.saturating_sub(OWN_SCAN - 1);
-            // SAFETY: first..=at < SLOTS, filled slots.
-            let mine = (first..=at)
-                .rev()
-                .find(|&i| unsafe { *owners.get_unchecked(i) } == owner);
-            if let Some(mine) = mine.filter(|&i| i != at) {
-                // The batch found moves to the top, the top batch into its slot.
-                owners.swap(mine, at);
-                slots.batches().swap(mine, at);
-                lowest_moved = mine;
-            }
-        }
-        slots.low = slots.low.min(lowest_moved);
-        if cfg!(feature = "probes") && slots.owners()[at] != owner {
+        let top = slots.len;
+        let take = own_batch_near_top(&mut slots, top, owner).unwrap_or(top);
+        slots.low = slots.low.min(take);
+        // SAFETY: take <= top < SLOTS.
+        if cfg!(feature = "probes") && unsafe { *slots.owners().get_unchecked(take) } != owner {
             probes::here(|c| c.add(Event::TransferForeign, 1));
         }
-        // SAFETY: at < SLOTS (push fills only below SLOTS).
-        let b = unsafe { slots.batches().get_unchecked(at) };
-        // SAFETY: `out` has room for BATCH_MAX entries per the contract.
-        unsafe { ptr::copy_nonoverlapping(b.objs.as_ptr(), out, b.len as usize) };
+        let batches = slots.batches();
+        // SAFETY: take <= top < SLOTS (push fills only below SLOTS).
+        let b = unsafe { batches.get_unchecked(take) };
         let n = b.len;
+        // SAFETY: `out` has room for BATCH_MAX entries per the contract.
+        unsafe { ptr::copy_nonoverlapping(b.objs.as_ptr(), out, n as usize) };
+        if take != top {
+            // The top batch fills the slot taken from.
+            // SAFETY: take < top < SLOTS.
+            unsafe {
+                *batches.get_unchecked_mut(take) = *batches.get_unchecked(top);
+                let owners = slots.owners();
+                *owners.get_unchecked_mut(take) = *owners.get_unchecked(top);
+            }
+        }
         drop(slots);
         crate::stats::transfer(class, -(n as isize));
         probes::here(|c| c.add(Event::TransferHit, 1));
@@ -172,6 +179,15 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     probes::here(|c| c.add(Event::TransferMiss, 1));
     // SAFETY: forwarded contract.
     unsafe { central::pop(class, out, want, owner) }
+}
+
+/// The highest of the top `OWN_SCAN` batches (`top` the highest filled slot) that `owner` spilled.
+fn own_batch_near_top(slots: &mut Slots, top: usize, owner: usize) -> Option<usize> {
+    let owners = slots.owners();
+    (top.saturating_sub(OWN_SCAN - 1)..=top)
+        .rev()
+        // SAFETY: every index is <= top < SLOTS.
+        .find(|&i| unsafe { *owners.get_unchecked(i) } == owner)
 }
 
 /// Moves every waiting batch to the central pool (malloc_trim), so empty runs can be returned.

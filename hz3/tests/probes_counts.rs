@@ -171,6 +171,41 @@ fn a_burst_of_remote_frees_waits_in_the_transfer_cache() {
 }
 
 #[test]
+fn a_refill_takes_back_the_batch_its_own_thread_spilled() {
+    // Main spills batches of its objects, then another thread spills its own on top of them: main's
+    // next refill must take one of its own batches (lines its core wrote last), not the top one.
+    let lane = "scale";
+    let batch = learn_batch(lane);
+    let (n, m) = (3 * batch, 2 * batch);
+    let dir = TempDir::new("probes");
+    let dump = dir.path().join("dump.csv");
+    let mut cmd = checker(lane, dir.path());
+    cmd.args([
+        "handback",
+        &SIZE.to_string(),
+        &n.to_string(),
+        &m.to_string(),
+    ])
+    .arg(&dump);
+    let (out, _) = run_checked(lane, cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("handback own {m} of {m}")),
+        "{lane}: main got objects the other thread spilled\n{stdout}"
+    );
+    let d = read(&dump).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        d.event(Event::TransferHit) >= 1,
+        "{lane}: no refill from the transfer cache"
+    );
+    assert_eq!(
+        d.event(Event::TransferForeign),
+        0,
+        "{lane}: a refill took another thread's batch"
+    );
+}
+
+#[test]
 fn an_exited_owners_objects_freed_here_are_reused_not_lost() {
     // A few objects (fewer than a batch) of an owner that has exited, freed here: counted as remote
     // frees, and this thread's next miss is served from them.

@@ -5,6 +5,11 @@
  *        probes_check <lane> orphan  SIZE N OUT       a thread mallocs N objects and exits; main frees
  *                                                     them (their owner is gone), then mallocs one: it
  *                                                     must get one of them back (none was lost)
+ *        probes_check <lane> handback SIZE N M OUT   main and a second thread each malloc N objects of
+ *                                                     SIZE and free them, main first (so the other's
+ *                                                     spilled batches lie on top of main's); then main
+ *                                                     mallocs M and prints how many came from its own N
+ *                                                     ("handback own K of M")
  *        probes_check <lane> contend SIZE THREADS ROUNDS OUT
  *                                                     THREADS threads (1 = main alone) each do ROUNDS of
  *                                                     "malloc 4 caches' worth of SIZE, free them all"
@@ -76,6 +81,58 @@ static void mode_remote(size_t size, size_t n, const char *out) {
     for (size_t i = 0; i < n; i++) free(objects[i]);
 }
 
+static void *other_objects[MAX_OBJECTS];
+static size_t handback_size, handback_count;
+static pthread_barrier_t handback_steps;
+
+static void *allocate_then_free_second(void *arg) {
+    (void)arg;
+    for (size_t i = 0; i < handback_count; i++) {
+        other_objects[i] = malloc(handback_size);
+        CHECK(other_objects[i] != NULL, "malloc(%zu) returned NULL", handback_size);
+    }
+    pthread_barrier_wait(&handback_steps); /* both sets allocated */
+    pthread_barrier_wait(&handback_steps); /* main has freed its set */
+    for (size_t i = 0; i < handback_count; i++) free(other_objects[i]);
+    pthread_barrier_wait(&handback_steps); /* this set freed: its batches lie on top */
+    pthread_barrier_wait(&handback_steps); /* main has measured: stay alive until then */
+    return NULL;
+}
+
+static int is_own(void *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (objects[i] == p) return 1;
+    return 0;
+}
+
+static void mode_handback(size_t size, size_t n, size_t m, const char *out) {
+    CHECK(m <= MAX_OBJECTS - n, "M too large");
+    handback_size = size;
+    handback_count = n;
+    if (pthread_barrier_init(&handback_steps, NULL, 2) != 0) fail("pthread_barrier_init failed");
+    pthread_t other;
+    if (pthread_create(&other, NULL, allocate_then_free_second, NULL) != 0) fail("pthread_create failed");
+    allocate_objects(size, n);
+    pthread_barrier_wait(&handback_steps);
+    for (size_t i = 0; i < n; i++) free(objects[i]);
+    pthread_barrier_wait(&handback_steps);
+    pthread_barrier_wait(&handback_steps);
+    probes_reset();
+    void **again = objects + n;
+    size_t own = 0;
+    for (size_t i = 0; i < m; i++) {
+        again[i] = malloc(size);
+        CHECK(again[i] != NULL, "malloc(%zu) returned NULL", size);
+        own += is_own(again[i], n);
+    }
+    probes_dump(out);
+    printf("handback own %zu of %zu\n", own, m);
+    pthread_barrier_wait(&handback_steps);
+    if (pthread_join(other, NULL) != 0) fail("pthread_join failed");
+    for (size_t i = 0; i < m; i++) free(again[i]);
+    pthread_barrier_destroy(&handback_steps);
+}
+
 static size_t orphan_size, orphan_count;
 
 static void *allocate_orphans(void *arg) {
@@ -138,7 +195,7 @@ static void mode_contend(size_t size, size_t threads, size_t rounds, const char 
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|orphan|contend> ...");
+    if (argc < 3) fail("usage: probes_check <lane> <refill|remote|orphan|handback|contend> ...");
     prove_hz3(argv[1]);
     const char *mode = argv[2];
     begin(mode);
@@ -148,6 +205,9 @@ int main(int argc, char **argv) {
         mode_remote(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
     } else if (strcmp(mode, "orphan") == 0 && argc == 6) {
         mode_orphan(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS), argv[5]);
+    } else if (strcmp(mode, "handback") == 0 && argc == 7) {
+        mode_handback(parse_count(argv[3], 1 << 20), parse_count(argv[4], MAX_OBJECTS / 2),
+                      parse_count(argv[5], MAX_OBJECTS / 2), argv[6]);
     } else if (strcmp(mode, "contend") == 0 && argc == 7) {
         mode_contend(parse_count(argv[3], 1 << 20), parse_count(argv[4], 64), parse_count(argv[5], 1 << 30),
                      argv[6]);
