@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   OWNERS[c]  [ A ][ B ][ A ][ B ][ B ]   <- top (len - 1)
-//!   refill by A:          ^ taken; the top B batch fills its slot
+//!   refill by A:           ^ taken; the top B batch fills its slot
 //! ```
 
 use crate::central;
