@@ -3,11 +3,13 @@
 //! per-object run bookkeeping and no write into the objects themselves.
 //!
 //! Per class, a stack of batches; a refill takes the top one unless a batch its own thread spilled
-//! lies within the top `OWN_SCAN`, which it takes instead (the top batch moves into its slot):
+//! lies within the top `OWN_SCAN`, which it takes instead (the top batch moves into its slot).
+//! Who spilled is known only for the batches in that window, kept beside the lock:
 //!
 //! ```text
-//!   OWNERS[c]  [ A ][ B ][ A ][ B ][ B ]   <- top (len - 1)
-//!   refill by A:           ^ taken; the top B batch fills its slot
+//!   BATCHES[c]  [ . ][ . ][ . ][ . ][ . ][ . ]   <- top (len - 1)
+//!   recent                [ 0 ][ A ][ B ][ B ]       (recent[0] is the top's; 0: not known)
+//!   refill by A:                 ^ taken; the top B batch fills its slot, the window moves down
 //! ```
 
 use crate::central;
@@ -36,16 +38,20 @@ struct Batch {
 /// program's first write to each is a line fetched from another core. Two threads trading batches
 /// of a class through the stack took the other's batch about a third of the time on a local 2-thread
 /// workload of 1-2 KiB objects (`transfer.foreign`), none with the scan (docs/decisions.md,
-/// `own-batches`). Four owners are one line.
+/// `own-batches`).
 const OWN_SCAN: usize = 4;
 
-/// A class's fill, behind its lock; the batches themselves live in `BATCHES[class]`, who spilled
-/// them in `OWNERS[class]`.
+/// A class's fill, behind its lock; the batches themselves live in `BATCHES[class]`.
 struct Slots {
     class: usize,
     len: usize,
     /// The fewest batches waiting since the last decay pass: that many sat unused all along.
     low: usize,
+    /// Who spilled the top batches (`owner_id`): `recent[0]` the top one, `recent[1]` the one under
+    /// it, and so on; 0 where not known (a batch that sank below the window). Beside the lock, so
+    /// knowing costs no memory per batch (an array of owners per class touched pages that never
+    /// went back: 92 KiB more RSS after the decay check).
+    recent: [u32; OWN_SCAN],
 }
 
 impl Slots {
@@ -53,39 +59,59 @@ impl Slots {
     #[inline(always)]
     fn batches(&mut self) -> &mut [Batch; SLOTS] {
         // SAFETY: the `Slots` of class c is reached only through `CACHES[c]`'s guard, so `&mut self`
-        // means this thread holds that lock, the only way to `BATCHES[c]` and `OWNERS[c]`.
+        // means this thread holds that lock, the only way to `BATCHES[c]`.
         unsafe { &mut *BATCHES.get_unchecked(self.class).0.get() }
     }
 
-    /// Which heap spilled each batch, apart from the batches so a scan of the top few reads one
-    /// line.
+    /// A batch spilled by `id` went on top.
     #[inline(always)]
-    fn owners(&mut self) -> &mut [usize; SLOTS] {
-        // SAFETY: as in `batches`.
-        unsafe { &mut *OWNERS.get_unchecked(self.class).0.get() }
+    fn note_pushed(&mut self, id: u32) {
+        self.recent.copy_within(0..OWN_SCAN - 1, 1);
+        self.recent[0] = id;
+    }
+
+    /// The batch `depth` below the top left (0: the top one; else the top batch moved into its
+    /// slot).
+    #[inline(always)]
+    fn note_taken(&mut self, depth: usize) {
+        let top = self.recent[0];
+        self.recent.copy_within(1..OWN_SCAN, 0);
+        self.recent[OWN_SCAN - 1] = 0;
+        if let Some(moved) = depth.checked_sub(1).and_then(|d| self.recent.get_mut(d)) {
+            *moved = top;
+        }
+    }
+
+    /// How far below the top lies the highest batch `id` spilled, within the window (`top` the
+    /// highest filled slot).
+    #[inline(always)]
+    fn own_depth(&self, top: usize, id: u32) -> Option<usize> {
+        self.recent.iter().take(top + 1).position(|&o| o == id)
     }
 }
 
-/// A class's batches, or their owners. Kept out of the mutex so they start all zero (`.bss`): the
-/// mutex's site tag is not zero, and would pull the whole static (5 MiB of batches) into the
-/// library's `.data`.
-struct Storage<T>(UnsafeCell<T>);
+/// A heap's id in `Slots::recent`: its page number, never 0. Truncation may let two heaps share an
+/// id; the cost is only a batch taken that was not this thread's.
+#[inline(always)]
+fn owner_id(owner: usize) -> u32 {
+    ((owner >> 12) as u32) | 1
+}
 
-// SAFETY: `Storage` is reached only through `Slots::batches` and `Slots::owners`, under its class's
-// lock; the pointers are free hz3 objects nobody else references, the owners plain numbers.
-unsafe impl<T> Sync for Storage<T> {}
+/// One class's batches. Kept out of the mutex so the 5 MiB of them start all zero (`.bss`): the
+/// mutex's site tag is not zero, and would pull the whole static into the library's `.data`.
+struct Storage(UnsafeCell<[Batch; SLOTS]>);
+
+// SAFETY: `Storage` is reached only through `Slots::batches`, under its class's lock; the pointers
+// are free hz3 objects nobody else references.
+unsafe impl Sync for Storage {}
 
 const EMPTY_BATCH: Batch = Batch {
     len: 0,
     objs: [ptr::null_mut(); BATCH_MAX],
 };
 
-static BATCHES: [Storage<[Batch; SLOTS]>; NUM_CLASSES] =
+static BATCHES: [Storage; NUM_CLASSES] =
     [const { Storage(UnsafeCell::new([EMPTY_BATCH; SLOTS])) }; NUM_CLASSES];
-
-/// The heap (its address) that spilled each batch: a refill looks for its own near the top.
-static OWNERS: [Storage<[usize; SLOTS]>; NUM_CLASSES] =
-    [const { Storage(UnsafeCell::new([0; SLOTS])) }; NUM_CLASSES];
 
 /// Class `class`'s empty cache.
 const fn empty_cache(class: usize) -> Mutex<Slots> {
@@ -95,6 +121,7 @@ const fn empty_cache(class: usize) -> Mutex<Slots> {
             class,
             len: 0,
             low: 0,
+            recent: [0; OWN_SCAN],
         },
     )
 }
@@ -126,8 +153,7 @@ pub fn push(class: usize, objs: &[*mut u8], owner: usize) {
         let batch = unsafe { slots.batches().get_unchecked_mut(i) };
         batch.len = n as u32;
         batch.objs[..n].copy_from_slice(&objs[..n]);
-        // SAFETY: i < SLOTS, as above.
-        unsafe { *slots.owners().get_unchecked_mut(i) = owner };
+        slots.note_pushed(owner_id(owner));
         slots.len += 1;
         drop(slots);
         crate::stats::transfer(class, n as isize);
@@ -149,12 +175,14 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     if slots.len > 0 {
         slots.len -= 1;
         let top = slots.len;
-        let take = own_batch_near_top(&mut slots, top, owner).unwrap_or(top);
-        slots.low = slots.low.min(take);
-        // SAFETY: take <= top < SLOTS.
-        if cfg!(feature = "probes") && unsafe { *slots.owners().get_unchecked(take) } != owner {
+        let id = owner_id(owner);
+        let depth = slots.own_depth(top, id).unwrap_or(0);
+        if cfg!(feature = "probes") && slots.recent[depth] != id {
             probes::here(|c| c.add(Event::TransferForeign, 1));
         }
+        slots.note_taken(depth);
+        let take = top - depth;
+        slots.low = slots.low.min(take);
         let batches = slots.batches();
         // SAFETY: take <= top < SLOTS (push fills only below SLOTS).
         let b = unsafe { batches.get_unchecked(take) };
@@ -164,11 +192,7 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         if take != top {
             // The top batch fills the slot taken from.
             // SAFETY: take < top < SLOTS.
-            unsafe {
-                *batches.get_unchecked_mut(take) = *batches.get_unchecked(top);
-                let owners = slots.owners();
-                *owners.get_unchecked_mut(take) = *owners.get_unchecked(top);
-            }
+            unsafe { *batches.get_unchecked_mut(take) = *batches.get_unchecked(top) };
         }
         drop(slots);
         crate::stats::transfer(class, -(n as isize));
@@ -179,15 +203,6 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
     probes::here(|c| c.add(Event::TransferMiss, 1));
     // SAFETY: forwarded contract.
     unsafe { central::pop(class, out, want, owner) }
-}
-
-/// The highest of the top `OWN_SCAN` batches (`top` the highest filled slot) that `owner` spilled.
-fn own_batch_near_top(slots: &mut Slots, top: usize, owner: usize) -> Option<usize> {
-    let owners = slots.owners();
-    (top.saturating_sub(OWN_SCAN - 1)..=top)
-        .rev()
-        // SAFETY: every index is <= top < SLOTS.
-        .find(|&i| unsafe { *owners.get_unchecked(i) } == owner)
 }
 
 /// Moves every waiting batch to the central pool (malloc_trim), so empty runs can be returned.
@@ -213,6 +228,7 @@ fn drain(count: impl Fn(&Slots) -> usize) {
                 break;
             }
             slots.len -= 1;
+            slots.note_taken(0);
             left -= 1;
             let at = slots.len;
             // SAFETY: at < SLOTS (push fills only below SLOTS).
@@ -233,4 +249,63 @@ pub fn fork_release() {
 }
 pub fn fork_reset() {
     CACHES.iter().for_each(|c| c.fork_reset());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// Shadow model: a plain stack of owner ids, moved exactly as `pop` moves batches. Whatever the
+    /// window says it knows must match the stack, and a refill that finds its own id must be given a
+    /// batch that id spilled.
+    #[test]
+    fn the_window_of_owners_agrees_with_a_shadow_stack() {
+        let mut slots = Slots {
+            class: 0,
+            len: 0,
+            low: 0,
+            recent: [0; OWN_SCAN],
+        };
+        let mut shadow: Vec<u32> = Vec::new();
+        let ids = [owner_id(0x1000), owner_id(0x9000), owner_id(0x31000)];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = ids[(x % 3) as usize];
+            if shadow.is_empty() || (x >> 8) % 2 == 0 {
+                slots.note_pushed(id);
+                shadow.push(id);
+            } else {
+                let top = shadow.len() - 1;
+                let depth = slots.own_depth(top, id).unwrap_or(0);
+                if slots.own_depth(top, id).is_some() {
+                    assert_eq!(
+                        shadow[top - depth],
+                        id,
+                        "step {step}: not the refiller's batch"
+                    );
+                } else {
+                    let known_own = (0..OWN_SCAN.min(top + 1))
+                        .any(|d| slots.recent[d] != 0 && shadow[top - d] == id);
+                    assert!(
+                        !known_own,
+                        "step {step}: an own batch in the window was missed"
+                    );
+                }
+                slots.note_taken(depth);
+                shadow.swap_remove(top - depth);
+            }
+            for (d, &known) in slots.recent.iter().enumerate() {
+                if d < shadow.len() {
+                    let owner = shadow[shadow.len() - 1 - d];
+                    assert!(known == 0 || known == owner, "step {step}: depth {d}");
+                } else {
+                    assert_eq!(known, 0, "step {step}: an owner below the bottom");
+                }
+            }
+        }
+    }
 }
