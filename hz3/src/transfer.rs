@@ -275,7 +275,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let id = ids[(x % 3) as usize];
-            if shadow.is_empty() || (x >> 8) % 2 == 0 {
+            if shadow.is_empty() || (x >> 8) & 1 == 0 {
                 slots.note_pushed(id);
                 shadow.push(id);
             } else {
