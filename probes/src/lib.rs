@@ -85,7 +85,6 @@ catalogue! {
         CentralPopObjects => "central.pop_objects", "objects popped from the central pool";
         RemoteFree => "remote.free", "frees of an object owned by another thread";
         TransferHit => "transfer.hit", "refills served by a whole batch from the transfer cache (scale lane)";
-        TransferForeign => "transfer.foreign", "refills served by a batch another thread's cache spilled, or one whose spiller had sunk out of sight (below the top four)";
         TransferMiss => "transfer.miss", "refills the transfer cache could not serve";
         TransferPush => "transfer.push", "batches spilled into the transfer cache";
         TransferPushFull => "transfer.push_full", "spills that found the transfer cache full and went to central";
