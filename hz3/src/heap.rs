@@ -67,6 +67,12 @@ pub struct Heap {
 }
 
 impl Heap {
+    /// This heap as an owner: the value run tags and transfer-cache batches record for it.
+    #[inline(always)]
+    pub fn owner(&self) -> usize {
+        self as *const Heap as usize
+    }
+
     /// Sets a freshly mapped (all-zero) heap's cache bounds: one batch per class (a class earns
     /// more room by swinging between full and empty, so a thread that only frees a class never
     /// holds more than a batch of it, even at its start).

@@ -13,6 +13,6 @@ use crate::probes::Event;
 #[inline(always)]
 pub fn count_kept(me: &mut Heap, owner: usize) {
     me.counters.add_own(Event::FreeLocal, 1);
-    let foreign = owner != 0 && owner != me as *mut Heap as usize;
+    let foreign = owner != 0 && owner != me.owner();
     me.counters.add_own(Event::RemoteFree, foreign as u64);
 }

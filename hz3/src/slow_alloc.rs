@@ -47,7 +47,7 @@ pub fn pool_push(class: usize, objs: &[*mut u8], owner: usize) {
 pub fn refill(heap: &mut Heap, class: usize) -> *mut u8 {
     heap.counters.add(Event::MallocCacheMiss, 1);
     crate::inject::delay!("inject-slow-refill");
-    let owner = heap as *mut Heap as usize;
+    let owner = heap.owner();
     // SAFETY: the bin is empty and holds BIN_MAX >= BATCH_MAX slots.
     let n = unsafe {
         pool_pop(
@@ -77,7 +77,7 @@ pub fn spill_and_push(heap: &mut Heap, class: usize, obj: *mut u8) {
     heap.counters.add(Event::FreeCacheOverflow, 1);
     heap.adapt_cap(class, SlowEvent::Spill);
     let mut batch = [ptr::null_mut::<u8>(); BATCH_MAX];
-    let owner = heap as *mut Heap as usize;
+    let owner = heap.owner();
     loop {
         let taken = heap.take_top(class, size_class::batch_of(class) as usize);
         let n = taken.len();

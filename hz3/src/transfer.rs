@@ -277,8 +277,9 @@ mod tests {
                 shadow.push(id);
             } else {
                 let top = shadow.len() - 1;
-                let depth = slots.own_depth(top, id).unwrap_or(0);
-                if slots.own_depth(top, id).is_some() {
+                let found = slots.own_depth(top, id);
+                let depth = found.unwrap_or(0);
+                if found.is_some() {
                     assert_eq!(
                         shadow[top - depth],
                         id,

@@ -45,13 +45,16 @@ static size_t parse_count(const char *text, size_t max) {
     return v;
 }
 
-/* objects[0..n) = n fresh blocks of `size` bytes. */
-static void allocate_objects(size_t size, size_t n) {
+/* into[0..n) = n fresh blocks of `size` bytes. */
+static void allocate_into(void **into, size_t size, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        objects[i] = malloc(size);
-        CHECK(objects[i] != NULL, "malloc(%zu) returned NULL", size);
+        into[i] = malloc(size);
+        CHECK(into[i] != NULL, "malloc(%zu) returned NULL", size);
     }
 }
+
+/* objects[0..n) = n fresh blocks of `size` bytes. */
+static void allocate_objects(size_t size, size_t n) { allocate_into(objects, size, n); }
 
 static void mode_refill(size_t size, size_t n, const char *out) {
     probes_reset();
@@ -87,10 +90,7 @@ static pthread_barrier_t handback_steps;
 
 static void *allocate_then_free_second(void *arg) {
     (void)arg;
-    for (size_t i = 0; i < handback_count; i++) {
-        other_objects[i] = malloc(handback_size);
-        CHECK(other_objects[i] != NULL, "malloc(%zu) returned NULL", handback_size);
-    }
+    allocate_into(other_objects, handback_size, handback_count);
     pthread_barrier_wait(&handback_steps); /* both sets allocated */
     pthread_barrier_wait(&handback_steps); /* main has freed its set */
     for (size_t i = 0; i < handback_count; i++) free(other_objects[i]);
@@ -120,11 +120,8 @@ static void mode_handback(size_t size, size_t n, size_t m, const char *out) {
     probes_reset();
     void **again = objects + n;
     size_t own = 0;
-    for (size_t i = 0; i < m; i++) {
-        again[i] = malloc(size);
-        CHECK(again[i] != NULL, "malloc(%zu) returned NULL", size);
-        own += is_own(again[i], n);
-    }
+    allocate_into(again, size, m);
+    for (size_t i = 0; i < m; i++) own += is_own(again[i], n);
     probes_dump(out);
     printf("handback own %zu of %zu\n", own, m);
     pthread_barrier_wait(&handback_steps);
