@@ -6,8 +6,8 @@
 //! the checked-in files drift apart.
 use probes::reader::{parse, read, Dump, Position, ReadError};
 use probes::{
-    lock_slot, write_csv, write_json, Event, LockSite, LockStat, ThreadRow, LOCK_SLOTS,
-    SCHEMA_VERSION,
+    first_version_with, lock_slot, write_csv, write_json, Event, LockSite, LockStat, ThreadRow,
+    ADDED_EVENT_KEYS, LOCK_SLOTS, SCHEMA_VERSION,
 };
 use std::path::{Path, PathBuf};
 
@@ -80,6 +80,71 @@ fn remove_line_containing(text: &str, needle: &str) -> String {
     format!("{}{}", &text[..line_start], &text[line_end..])
 }
 
+/// The schema line of a dump of `version`, as the writer spells it in each format.
+fn schema_line(csv: bool, version: u32) -> String {
+    if csv {
+        format!("meta,,schema,{version}\n")
+    } else {
+        format!("\"schema\": {version},")
+    }
+}
+
+/// A current dump rewritten as version `version` wrote it: its schema number, and without the
+/// events later versions added (totals and every thread; the CSV's row count follows).
+fn as_of_version(text: &str, csv: bool, version: u32) -> String {
+    let text = replace_once(
+        text,
+        &schema_line(csv, SCHEMA_VERSION),
+        &schema_line(csv, version),
+    );
+    let later: Vec<String> = ADDED_EVENT_KEYS
+        .iter()
+        .filter(|(_, v)| *v > version)
+        .map(|(k, _)| {
+            if csv {
+                format!(",{k},")
+            } else {
+                format!("\"{k}\": ")
+            }
+        })
+        .collect();
+    let mut dropped = 0;
+    let kept: String = text
+        .split_inclusive('\n')
+        .filter(|line| {
+            let drop = later.iter().any(|k| line.contains(k.as_str()));
+            dropped += usize::from(drop);
+            !drop
+        })
+        .collect();
+    if !csv {
+        return kept;
+    }
+    let rows = kept.lines().count() - 2 + dropped;
+    replace_once(
+        &kept,
+        &format!("end,,rows,{rows}"),
+        &format!("end,,rows,{}", rows - dropped),
+    )
+}
+
+/// The sample dump as a reader gives back a version-`version` file of it: the events that version
+/// lacked read as 0.
+fn sample_dump_as_of(version: u32) -> Dump {
+    let mut dump = sample_dump();
+    dump.schema = version;
+    for e in Event::ALL
+        .iter()
+        .filter(|e| first_version_with(e.key()) > version)
+    {
+        dump.totals[e.index()] = 0;
+        for t in &mut dump.threads {
+            t.events[e.index()] = 0;
+        }
+    }
+    dump
+}
+
 /// Every fixture: name and content, all derived from the sample dump.
 fn fixtures() -> Vec<(&'static str, String)> {
     let dump = sample_dump();
@@ -88,26 +153,34 @@ fn fixtures() -> Vec<(&'static str, String)> {
     let miss = dump.event(Event::MallocCacheMiss);
     let json_miss = format!("\"malloc.cache_miss\": {miss}");
     let csv_miss = format!("total,,malloc.cache_miss,{miss}\n");
-    let csv_rows = csv.lines().count() - 2;
-    // A version-1 dump: the same counts plus a retired owner-routing event in the totals.
+    // A version-1 dump: the same counts, less the events added since, plus a retired
+    // owner-routing event in the totals.
     let retired = probes::RETIRED_EVENT_KEYS[0];
     let json_v1 = replace_once(
-        &replace_once(&json, "\"schema\": 2,", "\"schema\": 1,"),
+        &as_of_version(&json, false, 1),
         "\"malloc.cache_hit\"",
         &format!("\"{retired}\": 7,\n    \"malloc.cache_hit\""),
     );
-    let csv_v1 = replace_once(
-        &replace_once(
-            &replace_once(&csv, "meta,,schema,2\n", "meta,,schema,1\n"),
-            "total,,malloc.cache_hit,",
-            &format!("total,,{retired},7\ntotal,,malloc.cache_hit,"),
-        ),
-        &format!("end,,rows,{csv_rows}"),
-        &format!("end,,rows,{}", csv_rows + 1),
-    );
+    let csv_v1 = {
+        let text = as_of_version(&csv, true, 1);
+        let rows = text.lines().count() - 2;
+        replace_once(
+            &replace_once(
+                &text,
+                "total,,malloc.cache_hit,",
+                &format!("total,,{retired},7\ntotal,,malloc.cache_hit,"),
+            ),
+            &format!("end,,rows,{rows}"),
+            &format!("end,,rows,{}", rows + 1),
+        )
+    };
+    let csv_rows = csv.lines().count() - 2;
+    let newer = SCHEMA_VERSION + 1;
     vec![
         ("retired_v1.json", json_v1),
         ("retired_v1.csv", csv_v1),
+        ("previous_v2.json", as_of_version(&json, false, 2)),
+        ("previous_v2.csv", as_of_version(&csv, true, 2)),
         ("valid.json", json.clone()),
         ("valid.csv", csv.clone()),
         ("truncated.json", json[..json.len() / 2].to_string()),
@@ -117,7 +190,11 @@ fn fixtures() -> Vec<(&'static str, String)> {
         ),
         (
             "version.json",
-            replace_once(&json, "\"schema\": 2,", "\"schema\": 3,"),
+            replace_once(
+                &json,
+                &schema_line(false, SCHEMA_VERSION),
+                &schema_line(false, newer),
+            ),
         ),
         (
             "unknown_key.json",
@@ -158,7 +235,11 @@ fn fixtures() -> Vec<(&'static str, String)> {
         ),
         (
             "version.csv",
-            replace_once(&csv, "meta,,schema,2\n", "meta,,schema,3\n"),
+            replace_once(
+                &csv,
+                &schema_line(true, SCHEMA_VERSION),
+                &schema_line(true, newer),
+            ),
         ),
         (
             "unknown_key.csv",
@@ -289,32 +370,70 @@ fn syntax_errors_point_at_the_bad_token() {
 
 #[test]
 fn wrong_version_is_named_with_its_value() {
+    let newer = (SCHEMA_VERSION + 1).to_string();
     let (text, err) = read_fixture("version.json");
     assert!(
-        matches!(&err, ReadError::Version { found, .. } if found == "3"),
+        matches!(&err, ReadError::Version { found, .. } if *found == newer),
         "{err}"
     );
     assert_eq!(
         err.position(),
-        Some(position_of(&text, "\"schema\": 3", 10))
+        Some(position_of(&text, &format!("\"schema\": {newer}"), 10))
     );
     let (text, err) = read_fixture("version.csv");
     assert!(
-        matches!(&err, ReadError::Version { found, .. } if found == "3"),
+        matches!(&err, ReadError::Version { found, .. } if *found == newer),
         "{err}"
     );
     assert_eq!(
         err.position(),
-        Some(position_of(&text, "meta,,schema,3", 13))
+        Some(position_of(&text, &format!("meta,,schema,{newer}"), 13))
+    );
+}
+
+#[test]
+fn an_older_dump_reads_the_events_added_since_as_zero_and_may_not_hold_them() {
+    let expected = sample_dump_as_of(2);
+    assert_eq!(expected.event(Event::TransferForeign), 0);
+    assert_ne!(sample_dump().event(Event::TransferForeign), 0);
+    for (name, csv) in [("previous_v2.json", false), ("previous_v2.csv", true)] {
+        let path = fixture_dir().join(name);
+        let dump = read(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(dump, expected, "{name}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The same file claiming the current version lacks a key that version must hold.
+        let current = replace_once(
+            &text,
+            &schema_line(csv, 2),
+            &schema_line(csv, SCHEMA_VERSION),
+        );
+        let err = parse(current.as_bytes(), Path::new(name)).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::MissingKey { key, .. } if key == "transfer.foreign"),
+            "{name}: {err}"
+        );
+    }
+    // A version-2 dump holding an event version 3 added: a key that version never wrote.
+    let json = render(&sample_dump(), false);
+    let v2 = replace_once(
+        &json,
+        &schema_line(false, SCHEMA_VERSION),
+        &schema_line(false, 2),
+    );
+    let err = parse(v2.as_bytes(), Path::new("v2.json")).unwrap_err();
+    assert!(
+        matches!(&err, ReadError::UnknownKey { key, .. } if key == "transfer.foreign"),
+        "{err}"
+    );
+    assert_eq!(
+        err.position(),
+        Some(position_of(&v2, "\"transfer.foreign\"", 0))
     );
 }
 
 #[test]
 fn a_version_1_dump_reads_without_its_retired_events_which_a_current_one_may_not_hold() {
-    let expected = Dump {
-        schema: 1,
-        ..sample_dump()
-    };
+    let expected = sample_dump_as_of(1);
     for name in ["retired_v1.json", "retired_v1.csv"] {
         let dump = read(fixture_dir().join(name)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(dump, expected, "{name}");

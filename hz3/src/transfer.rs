@@ -37,7 +37,7 @@ struct Batch {
 /// takes the top one. A batch spilled by another thread holds objects that thread last wrote: the
 /// program's first write to each is a line fetched from another core. Two threads trading batches
 /// of a class through the stack took the other's batch about a third of the time on a local 2-thread
-/// workload of 1-2 KiB objects (counted by an arm's probe), none with the scan (docs/decisions.md,
+/// workload of 1-2 KiB objects (`transfer.foreign`), none with the scan (docs/decisions.md,
 /// `own-batches`).
 const OWN_SCAN: usize = 4;
 
@@ -177,6 +177,9 @@ pub unsafe fn pop(class: usize, out: *mut *mut u8, want: u32, owner: usize) -> u
         let top = slots.len;
         let id = owner_id(owner);
         let depth = slots.own_depth(top, id).unwrap_or(0);
+        if cfg!(feature = "probes") && slots.recent[depth] != id {
+            probes::here(|c| c.add(Event::TransferForeign, 1));
+        }
         slots.note_taken(depth);
         let take = top - depth;
         slots.low = slots.low.min(take);

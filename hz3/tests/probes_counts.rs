@@ -198,6 +198,11 @@ fn a_refill_takes_back_the_batch_its_own_thread_spilled() {
         d.event(Event::TransferHit) >= 1,
         "{lane}: no refill from the transfer cache"
     );
+    assert_eq!(
+        d.event(Event::TransferForeign),
+        0,
+        "{lane}: a refill took another thread's batch"
+    );
 }
 
 #[test]

@@ -9,14 +9,29 @@
 #[cfg(all(test, not(feature = "reader")))]
 extern crate std;
 
-/// Bumped whenever the dump's layout or the meaning of an existing key changes. Version 2 dropped
-/// the owner-routing events ([`RETIRED_EVENT_KEYS`]) and added [`ADDED_IN_V2_EVENT_KEYS`].
-pub const SCHEMA_VERSION: u32 = 2;
+/// Bumped whenever the dump's layout or the meaning of an existing key changes, or an event joins.
+/// Version 2 dropped the owner-routing events ([`RETIRED_EVENT_KEYS`]); versions 2 and 3 added the
+/// events in [`ADDED_EVENT_KEYS`].
+pub const SCHEMA_VERSION: u32 = 3;
 
-/// Keys of events version 2 added (the realloc and remap counts of the large box): a version-1 dump
-/// lacks them, and the reader reads them as 0 there (a version-2 dump must hold every key).
-pub const ADDED_IN_V2_EVENT_KEYS: &[&str] =
-    &["large.remap_refused", "realloc.copy", "realloc.copy_bytes"];
+/// Keys of events added after version 1, each with the version that added it: an older dump lacks
+/// them and the reader reads them as 0 there; a dump of that version or later must hold them.
+/// Version 2 added the realloc and remap counts of the large box, version 3 the transfer cache's
+/// foreign refills.
+pub const ADDED_EVENT_KEYS: &[(&str, u32)] = &[
+    ("large.remap_refused", 2),
+    ("realloc.copy", 2),
+    ("realloc.copy_bytes", 2),
+    ("transfer.foreign", 3),
+];
+
+/// The first dump version that holds event `key` (1 for the events version 1 had).
+pub fn first_version_with(key: &str) -> u32 {
+    ADDED_EVENT_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(1, |(_, v)| *v)
+}
 
 /// Keys of events a version-1 dump holds that the allocator no longer counts: the owner-routing
 /// A/Bs (`remote-inbox`, `remote-stash`) that counted them were retired (docs/decisions.md, last
@@ -85,6 +100,7 @@ catalogue! {
         CentralPopObjects => "central.pop_objects", "objects popped from the central pool";
         RemoteFree => "remote.free", "frees of an object owned by another thread";
         TransferHit => "transfer.hit", "refills served by a whole batch from the transfer cache (scale lane)";
+        TransferForeign => "transfer.foreign", "transfer-cache refills that took a batch another thread's cache spilled, or one whose spiller had sunk below the top four (its objects were last written on another core)";
         TransferMiss => "transfer.miss", "refills the transfer cache could not serve";
         TransferPush => "transfer.push", "batches spilled into the transfer cache";
         TransferPushFull => "transfer.push_full", "spills that found the transfer cache full and went to central";

@@ -7,7 +7,7 @@
 //! depth is bounded so hostile input cannot exhaust the stack.
 use crate::dump::{CSV_HEADER, LOCK_KEY_PREFIX};
 use crate::{
-    lock_slot, Event, LockSite, LockStat, Snapshot, ThreadRow, ADDED_IN_V2_EVENT_KEYS, LOCK_SLOTS,
+    first_version_with, lock_slot, Event, LockSite, LockStat, Snapshot, ThreadRow, LOCK_SLOTS,
     RETIRED_EVENT_KEYS, SCHEMA_VERSION,
 };
 use std::collections::HashMap;
@@ -269,10 +269,12 @@ enum Slot {
     Retired,
 }
 
-/// The slot of event key `key` in a dump of version `schema`; `None` for a key it cannot hold.
+/// The slot of event key `key` in a dump of version `schema`; `None` for a key it cannot hold (one
+/// no version had, or one a later version added).
 fn event_slot(schema: u32, key: &str) -> Option<Slot> {
     match Event::from_key(key) {
-        Some(e) => Some(Slot::Event(e)),
+        Some(e) if first_version_with(key) <= schema => Some(Slot::Event(e)),
+        Some(_) => None,
         None if schema == 1 && RETIRED_EVENT_KEYS.contains(&key) => Some(Slot::Retired),
         None => None,
     }
@@ -317,13 +319,13 @@ impl Counters {
         fresh
     }
 
-    /// The first event a dump of this version must hold and did not: a version-1 dump predates the
-    /// events version 2 added, which read as 0 there.
+    /// The first event a dump of this version must hold and did not: an older dump predates the
+    /// events later versions added, which read as 0 there.
     fn first_missing_event(&self) -> Option<Event> {
-        Event::ALL.iter().copied().find(|e| {
-            !self.seen_events[e.index()]
-                && (self.schema > 1 || !ADDED_IN_V2_EVENT_KEYS.contains(&e.key()))
-        })
+        Event::ALL
+            .iter()
+            .copied()
+            .find(|e| !self.seen_events[e.index()] && first_version_with(e.key()) <= self.schema)
     }
 
     /// The key (as written in the file, given `lock_key`'s spelling) of the first counter never set.
