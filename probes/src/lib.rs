@@ -186,6 +186,19 @@ mod tests {
     }
 
     #[test]
+    fn added_events_are_current_events_of_versions_after_the_first() {
+        for (key, version) in ADDED_EVENT_KEYS {
+            assert!(Event::from_key(key).is_some(), "{key} is not an event");
+            assert!(
+                (2..=SCHEMA_VERSION).contains(version),
+                "{key}: version {version}"
+            );
+            assert_eq!(first_version_with(key), *version);
+        }
+        assert_eq!(first_version_with(Event::MallocCacheHit.key()), 1);
+    }
+
+    #[test]
     fn lock_slots_are_dense() {
         let last = lock_slot(LockSite::Large, LockStat::Wakes);
         assert_eq!(last + 1, LOCK_SLOTS);
