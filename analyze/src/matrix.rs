@@ -108,7 +108,7 @@ pub struct Args {
     /// Where hz3_* and ceiling .so files are looked up [default: target/preload of this build]
     #[arg(long, value_name = "DIR")]
     pub preload_dir: Option<PathBuf>,
-    /// Kill a run after this many seconds and mark it crashed
+    /// Kill a run after this many seconds and mark it crashed; a row that timed out twice is not run in the remaining rounds
     #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout: u64,
     /// Regression guard: compare against an earlier `--json` output; exits 3 if any row regressed
@@ -235,6 +235,9 @@ pub struct Row {
     pub crashed: usize,
     /// How each crashed run ended ("SIGSEGV", "exit 1", "timeout 120s").
     pub crashes: Vec<String>,
+    /// Rounds the row was not run in, after it had timed out [`TIMEOUTS_BEFORE_SKIP`] times.
+    #[serde(default)]
+    pub skipped: usize,
 }
 
 /// Everything a matrix run produced; the `--json` file and what `--compare` reads back.
@@ -283,6 +286,7 @@ impl Row {
             runs_ok: 0,
             crashed: 0,
             crashes: Vec::new(),
+            skipped: 0,
         }
     }
 
@@ -331,7 +335,26 @@ impl Row {
         self.crashed += 1;
         self.crashes.push(how);
     }
+
+    /// Whether every round ran this row to the end (none crashed, none skipped).
+    pub fn every_round_ran(&self) -> bool {
+        self.crashed == 0 && self.skipped == 0
+    }
+
+    /// Whether the row has timed out often enough not to be run again: another try would cost a
+    /// whole timeout and most likely end the same way (the ceiling's memory grows without bound on
+    /// producer-consumer, and it copies every realloc on realloc-growth).
+    fn gives_up(&self) -> bool {
+        self.crashes
+            .iter()
+            .filter(|c| c.starts_with("timeout"))
+            .count()
+            >= TIMEOUTS_BEFORE_SKIP
+    }
 }
+
+/// Timeouts after which a row is not run in the remaining rounds.
+pub const TIMEOUTS_BEFORE_SKIP: usize = 2;
 
 /// A row with these runs and crashes, for the tests of every output.
 #[cfg(test)]
@@ -825,7 +848,7 @@ fn short_of_regime_runs(rows: &[Row], n: usize) -> bool {
     let Some(regimes) = core_round_trip::split(&round_trip_probes(rows)) else {
         return false;
     };
-    rows.iter().any(|r| {
+    rows.iter().filter(|r| !r.gives_up()).any(|r| {
         [core_round_trip::Regime::Near, core_round_trip::Regime::Far]
             .into_iter()
             .any(|regime| r.runs_in(&regimes, regime).len() < n)
@@ -886,6 +909,12 @@ fn measure(
         for wi in stats::rotated(&workload_ids, round) {
             for ai in stats::rotated(&alloc_ids, round) {
                 let (workload, alloc) = (&workloads[wi], &allocs[ai]);
+                let row = &mut rows[wi * allocs.len() + ai];
+                if row.gives_up() {
+                    row.skipped += 1;
+                    progress.inc(1);
+                    continue;
+                }
                 let which = if planned {
                     format!("round {}/{rounds}", round + 1)
                 } else {
@@ -901,7 +930,6 @@ fn measure(
                 .with_context(|| format!("{} under {}", workload.preset, alloc.name))?;
                 let before = last_probe;
                 last_probe = probe();
-                let row = &mut rows[wi * allocs.len() + ai];
                 row.peak_rss_kib = row.peak_rss_kib.max(result.peak_rss_kib);
                 match result.outcome {
                     Ok(report) => {
@@ -928,6 +956,15 @@ fn measure(
                         let line = crash_line(workload, alloc, &crash, &result.stderr);
                         progress.suspend(|| writeln!(log, "{line}"))?;
                         row.record_crash(crash.to_string());
+                        if row.gives_up() {
+                            progress.suspend(|| {
+                                writeln!(
+                                    log,
+                                    "hz3-analyze matrix: {} / {} timed out {TIMEOUTS_BEFORE_SKIP} times: not run in the remaining rounds",
+                                    workload.preset, alloc.name
+                                )
+                            })?;
+                        }
                     }
                 }
                 progress.inc(1);
@@ -989,7 +1026,7 @@ pub fn finish_rows(rows: &mut [Row], baseline: &str) {
             let pair = interval_stats::Pair::new(
                 &row.samples_mops,
                 &base.samples_mops,
-                row.crashed == 0 && base.crashed == 0,
+                row.every_round_ran() && base.every_round_ran(),
             );
             interval_stats::ratio_interval(pair, &mut row_rng(row, "ratio"))
         });

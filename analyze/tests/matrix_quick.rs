@@ -61,6 +61,10 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn quick_matrix_writes_csv_json_markdown_and_svg() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,7 +268,7 @@ fn crashes_are_rows_and_mislabelled_preloads_are_errors() {
     let fake = dir.path().join("fake-bench");
     std::fs::write(&fake, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
     let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
-    std::fs::set_permissions(&fake, executable).unwrap();
+    std::fs::set_permissions(&fake, executable.clone()).unwrap();
     let json_path = dir.path().join("crash.json").display().to_string();
     let fake_s = fake.display().to_string();
     let out = matrix(&[
@@ -287,6 +291,56 @@ fn crashes_are_rows_and_mislabelled_preloads_are_errors() {
     let json: serde_json::Value = read_json(&json_path);
     assert_eq!(json["rows"][0]["crashed"], 2);
     assert_eq!(json["rows"][0]["median_mops"], serde_json::Value::Null);
+
+    // A "bench" that never finishes: killed at the timeout twice, then not run again.
+    let hang = dir.path().join("hang-bench");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(&hang, executable).unwrap();
+    let hang_s = hang.display().to_string();
+    let csv_path = dir.path().join("hang.csv").display().to_string();
+    let started = std::time::Instant::now();
+    let out = matrix(&[
+        "--runs",
+        "5",
+        "--timeout",
+        "1",
+        "--no-round-trip-probe",
+        "--alloc",
+        "glibc",
+        "--baseline",
+        "glibc",
+        "--bench",
+        &hang_s,
+        "--json",
+        &json_path,
+        "--csv",
+        &csv_path,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("timed out 2 times: not run in the remaining rounds"),
+        "{}",
+        stderr(&out)
+    );
+    let json: serde_json::Value = read_json(&json_path);
+    assert_eq!(json["rows"][0]["crashed"], 2, "{json}");
+    assert_eq!(json["rows"][0]["skipped"], 3, "{json}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "three more timeouts were waited for: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stdout(&out).contains("2 (timeout 1s), then 3 not run"),
+        "{}",
+        stdout(&out)
+    );
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let (header, line) = csv.split_once('\n').unwrap();
+    assert!(
+        header.ends_with(",skipped") && line.trim_end().ends_with(",3"),
+        "{csv}"
+    );
 
     // Claiming jemalloc while preloading something that is not jemalloc is refused.
     let mimalloc = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";

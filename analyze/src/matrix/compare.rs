@@ -186,7 +186,7 @@ impl Sides {
         (!value.is_empty() && !anchor.is_empty()).then_some(Sides {
             value,
             anchor,
-            every_round_ran: row.crashed == 0 && anchor_row.crashed == 0,
+            every_round_ran: row.every_round_ran() && anchor_row.every_round_ran(),
         })
     }
 

@@ -34,7 +34,7 @@ const fn col(
 /// Columns in CSV order; the shown ones keep their relative order in the table and markdown, the
 /// first two (text) left-aligned, the rest (numbers) right-aligned.
 #[rustfmt::skip] // one column a line reads as the table it describes
-const COLUMNS: [MatrixColumn; 23] = [
+const COLUMNS: [MatrixColumn; 24] = [
     col(Some(("preset", |r| r.preset.clone())), "preset", |r, _| r.preset.clone()),
     col(Some(("allocator", |r| r.allocator.clone())), "allocator", |r, _| r.allocator.clone()),
     col(Some(("median Mops/s", |r| mops(r.median_mops))), "median_mops", |r, _| full(r.median_mops)),
@@ -58,6 +58,7 @@ const COLUMNS: [MatrixColumn; 23] = [
     col(None, "samples_mops", |r, _| join_full(&r.samples_mops)),
     col(None, "samples_round_trip_before_ns", |r, _| join_probes(&r.samples_round_trip_before_ns)),
     col(None, "samples_round_trip_after_ns", |r, _| join_probes(&r.samples_round_trip_after_ns)),
+    col(None, "skipped", |r, _| r.skipped.to_string()),
 ];
 
 /// How many columns have text (left-aligned) before the numbers start.
@@ -264,12 +265,15 @@ pub fn summaries(report: &MatrixReport) -> Vec<(String, Option<Table>)> {
 
 fn crashed(row: &Row) -> String {
     if row.crashed == 0 {
-        "0".into()
-    } else {
-        let mut kinds = row.crashes.clone();
-        kinds.dedup();
-        format!("{} ({})", row.crashed, kinds.join(", "))
+        return "0".into();
     }
+    let mut kinds = row.crashes.clone();
+    kinds.dedup();
+    let skipped = match row.skipped {
+        0 => String::new(),
+        n => format!(", then {n} not run"),
+    };
+    format!("{} ({}){skipped}", row.crashed, kinds.join(", "))
 }
 
 /// "3 round(s) (quick)" and "ratio = median / glibc median on the same preset", for the first
