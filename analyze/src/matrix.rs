@@ -108,7 +108,7 @@ pub struct Args {
     /// Where hz3_* and ceiling .so files are looked up [default: target/preload of this build]
     #[arg(long, value_name = "DIR")]
     pub preload_dir: Option<PathBuf>,
-    /// Kill a run after this many seconds and mark it crashed; a row that timed out twice is not run in the remaining rounds
+    /// Kill a run after this many seconds and mark it crashed; a preset row that timed out twice is not run in the remaining rounds
     #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout: u64,
     /// Regression guard: compare against an earlier `--json` output; exits 3 if any row regressed
@@ -345,11 +345,11 @@ impl Row {
     /// whole timeout and most likely end the same way (the ceiling's memory grows without bound on
     /// producer-consumer, and it copies every realloc on realloc-growth).
     fn gives_up(&self) -> bool {
-        self.crashes
+        let timeouts = self
+            .crashes
             .iter()
-            .filter(|c| c.starts_with("timeout"))
-            .count()
-            >= TIMEOUTS_BEFORE_SKIP
+            .filter(|c| c.starts_with(runner::TIMEOUT_WORD));
+        timeouts.count() >= TIMEOUTS_BEFORE_SKIP
     }
 }
 
@@ -843,7 +843,8 @@ pub fn round_trip_probes(rows: &[Row]) -> Vec<f64> {
 }
 
 /// `--runs-per-regime`: whether some row still has fewer than `n` runs in one of two host regimes
-/// (false when the probes show one regime: there is nothing to fill).
+/// (false when the probes show one regime: there is nothing to fill); a row that gave up on
+/// timeouts is run no more, so it asks for nothing.
 fn short_of_regime_runs(rows: &[Row], n: usize) -> bool {
     let Some(regimes) = core_round_trip::split(&round_trip_probes(rows)) else {
         return false;
@@ -956,7 +957,7 @@ fn measure(
                         let line = crash_line(workload, alloc, &crash, &result.stderr);
                         progress.suspend(|| writeln!(log, "{line}"))?;
                         row.record_crash(crash.to_string());
-                        if row.gives_up() {
+                        if row.gives_up() && round + 1 < rounds as usize {
                             progress.suspend(|| {
                                 writeln!(
                                     log,
@@ -1245,6 +1246,14 @@ mod tests {
             !short_of_regime_runs(&steady, 5),
             "one regime: nothing to fill"
         );
+        // A row that timed out twice is run no more: its lack of runs asks for no round.
+        let mut hopeless = test_row("t2", "b", &[], &["timeout 60s", "timeout 60s"]);
+        assert!(hopeless.gives_up());
+        let with_hopeless = [rows[0].clone(), hopeless.clone()];
+        assert!(!short_of_regime_runs(&with_hopeless, 2));
+        hopeless.crashes.pop();
+        assert!(!hopeless.gives_up(), "one timeout may be the machine's");
+        assert!(short_of_regime_runs(&[rows[0].clone(), hopeless], 2));
     }
 
     #[test]

@@ -8,6 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How a timed-out run's crash reads ("timeout 120s"): rows keep crashes as text, and the matrix
+/// counts a row's timeouts by it.
+pub const TIMEOUT_WORD: &str = "timeout";
+
 /// How a run ended when it produced no result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Crash {
@@ -21,7 +25,7 @@ impl std::fmt::Display for Crash {
         match self {
             Crash::Signal(sig) => f.write_str(&signal_name(*sig)),
             Crash::Exit(code) => write!(f, "exit {code}"),
-            Crash::Timeout(limit) => write!(f, "timeout {}s", limit.as_secs()),
+            Crash::Timeout(limit) => write!(f, "{TIMEOUT_WORD} {}s", limit.as_secs()),
         }
     }
 }

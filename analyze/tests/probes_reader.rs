@@ -135,7 +135,7 @@ fn sample_dump_as_of(version: u32) -> Dump {
     dump.schema = version;
     for e in Event::ALL
         .iter()
-        .filter(|e| first_version_with(e.key()) > version)
+        .filter(|e| first_version_with(**e) > version)
     {
         dump.totals[e.index()] = 0;
         for t in &mut dump.threads {

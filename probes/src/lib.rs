@@ -25,11 +25,11 @@ pub const ADDED_EVENT_KEYS: &[(&str, u32)] = &[
     ("transfer.foreign", 3),
 ];
 
-/// The first dump version that holds event `key` (1 for the events version 1 had).
-pub fn first_version_with(key: &str) -> u32 {
+/// The first dump version that holds `event` (1 for the events version 1 had).
+pub fn first_version_with(event: Event) -> u32 {
     ADDED_EVENT_KEYS
         .iter()
-        .find(|(k, _)| *k == key)
+        .find(|(k, _)| *k == event.key())
         .map_or(1, |(_, v)| *v)
 }
 
@@ -188,14 +188,14 @@ mod tests {
     #[test]
     fn added_events_are_current_events_of_versions_after_the_first() {
         for (key, version) in ADDED_EVENT_KEYS {
-            assert!(Event::from_key(key).is_some(), "{key} is not an event");
+            let event = Event::from_key(key).unwrap_or_else(|| panic!("{key} is not an event"));
             assert!(
                 (2..=SCHEMA_VERSION).contains(version),
                 "{key}: version {version}"
             );
-            assert_eq!(first_version_with(key), *version);
+            assert_eq!(first_version_with(event), *version);
         }
-        assert_eq!(first_version_with(Event::MallocCacheHit.key()), 1);
+        assert_eq!(first_version_with(Event::MallocCacheHit), 1);
     }
 
     #[test]

@@ -273,7 +273,7 @@ enum Slot {
 /// no version had, or one a later version added).
 fn event_slot(schema: u32, key: &str) -> Option<Slot> {
     match Event::from_key(key) {
-        Some(e) if first_version_with(key) <= schema => Some(Slot::Event(e)),
+        Some(e) if first_version_with(e) <= schema => Some(Slot::Event(e)),
         Some(_) => None,
         None if schema == 1 && RETIRED_EVENT_KEYS.contains(&key) => Some(Slot::Retired),
         None => None,
@@ -325,7 +325,7 @@ impl Counters {
         Event::ALL
             .iter()
             .copied()
-            .find(|e| !self.seen_events[e.index()] && first_version_with(e.key()) <= self.schema)
+            .find(|e| !self.seen_events[e.index()] && first_version_with(*e) <= self.schema)
     }
 
     /// The key (as written in the file, given `lock_key`'s spelling) of the first counter never set.
