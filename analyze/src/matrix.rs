@@ -108,7 +108,7 @@ pub struct Args {
     /// Where hz3_* and ceiling .so files are looked up [default: target/preload of this build]
     #[arg(long, value_name = "DIR")]
     pub preload_dir: Option<PathBuf>,
-    /// Kill a run after this many seconds and mark it crashed; a preset row that timed out twice is not run in the remaining rounds
+    /// Kill a run after this many seconds and mark it crashed; a row that timed out twice is not run in the remaining rounds
     #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout: u64,
     /// Regression guard: compare against an earlier `--json` output; exits 3 if any row regressed
@@ -235,7 +235,7 @@ pub struct Row {
     pub crashed: usize,
     /// How each crashed run ended ("SIGSEGV", "exit 1", "timeout 120s").
     pub crashes: Vec<String>,
-    /// Rounds the row was not run in, after it had timed out [`TIMEOUTS_BEFORE_SKIP`] times.
+    /// Rounds the row was not run in, after it had timed out [`runner::TIMEOUTS_BEFORE_SKIP`] times.
     #[serde(default)]
     pub skipped: usize,
 }
@@ -341,20 +341,11 @@ impl Row {
         self.crashed == 0 && self.skipped == 0
     }
 
-    /// Whether the row has timed out often enough not to be run again: another try would cost a
-    /// whole timeout and most likely end the same way (the ceiling's memory grows without bound on
-    /// producer-consumer, and it copies every realloc on realloc-growth).
+    /// Whether the row has timed out often enough not to be run again ([`runner::gives_up`]).
     fn gives_up(&self) -> bool {
-        let timeouts = self
-            .crashes
-            .iter()
-            .filter(|c| c.starts_with(runner::TIMEOUT_WORD));
-        timeouts.count() >= TIMEOUTS_BEFORE_SKIP
+        runner::gives_up(&self.crashes)
     }
 }
-
-/// Timeouts after which a row is not run in the remaining rounds.
-pub const TIMEOUTS_BEFORE_SKIP: usize = 2;
 
 /// A row with these runs and crashes, for the tests of every output.
 #[cfg(test)]
@@ -961,8 +952,10 @@ fn measure(
                             progress.suspend(|| {
                                 writeln!(
                                     log,
-                                    "hz3-analyze matrix: {} / {} timed out {TIMEOUTS_BEFORE_SKIP} times: not run in the remaining rounds",
-                                    workload.preset, alloc.name
+                                    "hz3-analyze matrix: {} / {} timed out {} times: not run in the remaining rounds",
+                                    workload.preset,
+                                    alloc.name,
+                                    runner::TIMEOUTS_BEFORE_SKIP
                                 )
                             })?;
                         }

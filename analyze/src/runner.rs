@@ -12,6 +12,33 @@ use std::time::{Duration, Instant};
 /// counts a row's timeouts by it.
 pub const TIMEOUT_WORD: &str = "timeout";
 
+/// Timeouts after which a matrix row (a preset's or a program's) is not run in the remaining
+/// rounds: another try would cost a whole timeout and most likely end the same way (the ceiling's
+/// memory grows without bound on producer-consumer, and it copies every realloc on
+/// realloc-growth), while one timeout may be the machine's.
+pub const TIMEOUTS_BEFORE_SKIP: usize = 2;
+
+/// Whether a row whose runs crashed like this (as [`Crash`] prints) is to be run no more.
+pub fn gives_up(crashes: &[String]) -> bool {
+    let timeouts = crashes.iter().filter(|c| c.starts_with(TIMEOUT_WORD));
+    timeouts.count() >= TIMEOUTS_BEFORE_SKIP
+}
+
+/// A row's crashed cell: "0", or the count and each kind once, then the rounds not run
+/// ("2 (timeout 60s), then 5 not run").
+pub fn crash_summary(crashes: &[String], skipped: usize) -> String {
+    if crashes.is_empty() {
+        return "0".into();
+    }
+    let mut kinds = crashes.to_vec();
+    kinds.dedup();
+    let skipped = match skipped {
+        0 => String::new(),
+        n => format!(", then {n} not run"),
+    };
+    format!("{} ({}){skipped}", crashes.len(), kinds.join(", "))
+}
+
 /// How a run ended when it produced no result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Crash {

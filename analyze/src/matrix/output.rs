@@ -264,16 +264,7 @@ pub fn summaries(report: &MatrixReport) -> Vec<(String, Option<Table>)> {
 }
 
 fn crashed(row: &Row) -> String {
-    if row.crashed == 0 {
-        return "0".into();
-    }
-    let mut kinds = row.crashes.clone();
-    kinds.dedup();
-    let skipped = match row.skipped {
-        0 => String::new(),
-        n => format!(", then {n} not run"),
-    };
-    format!("{} ({}){skipped}", row.crashed, kinds.join(", "))
+    crate::runner::crash_summary(&row.crashes, row.skipped)
 }
 
 /// "3 round(s) (quick)" and "ratio = median / glibc median on the same preset", for the first

@@ -85,6 +85,9 @@ pub struct ProgramRow {
     pub runs_ok: usize,
     pub crashed: usize,
     pub crashes: Vec<String>,
+    /// Rounds the row was not run in, after it had timed out [`runner::TIMEOUTS_BEFORE_SKIP`] times.
+    #[serde(default)]
+    pub skipped: usize,
 }
 
 impl ProgramRow {
@@ -103,6 +106,7 @@ impl ProgramRow {
             runs_ok: 0,
             crashed: 0,
             crashes: Vec::new(),
+            skipped: 0,
         }
     }
 
@@ -131,6 +135,11 @@ pub fn measure(
         for pi in stats::rotated(&program_ids, round) {
             for ai in stats::rotated(&alloc_ids, round) {
                 let (p, a) = (&programs[pi], &allocs[ai]);
+                let row = &mut rows[pi * allocs.len() + ai];
+                if runner::gives_up(&row.crashes) {
+                    row.skipped += 1;
+                    continue;
+                }
                 eprintln!(
                     "matrix: program {} / {} (round {}/{rounds})",
                     p.name,
@@ -145,7 +154,6 @@ pub fn measure(
                     ),
                     timeout,
                 )?;
-                let row = &mut rows[pi * allocs.len() + ai];
                 match run.outcome {
                     Ok(()) => {
                         row.samples_wall_s.push(run.wall.as_secs_f64());
@@ -157,6 +165,14 @@ pub fn measure(
                         eprintln!("{}", crash_line(p, a, &crash, &run.stderr));
                         row.crashed += 1;
                         row.crashes.push(crash.to_string());
+                        if runner::gives_up(&row.crashes) && round + 1 < rounds as usize {
+                            eprintln!(
+                                "hz3-analyze matrix: program {} under {} timed out {} times: not run in the remaining rounds",
+                                p.name,
+                                a.name,
+                                runner::TIMEOUTS_BEFORE_SKIP
+                            );
+                        }
                     }
                 }
             }
@@ -196,11 +212,7 @@ pub fn table(rows: &[ProgramRow]) -> Table {
             Spread::cell(r.cpu_s, 1.0),
             Spread::cell(r.peak_rss_kib, 1.0 / 1024.0),
             r.runs_ok.to_string(),
-            if r.crashes.is_empty() {
-                "0".into()
-            } else {
-                format!("{} ({})", r.crashed, r.crashes.join(", "))
-            },
+            runner::crash_summary(&r.crashes, r.skipped),
         ]);
     }
     t
@@ -245,9 +257,29 @@ mod tests {
         assert_eq!(rows[1].crashes, ["exit 2", "exit 2"]);
         assert!(rows[1].wall_s.is_none());
         let text = table(&rows).to_text();
-        assert!(text.contains("2 (exit 2, exit 2)"), "{text}");
+        assert!(text.contains("2 (exit 2)"), "{text}");
         assert_eq!(fastest(&rows, "py", &["glibc"]).unwrap().allocator, "glibc");
         assert!(fastest(&rows, "bad", &["glibc"]).is_none());
+    }
+
+    #[test]
+    fn a_program_that_timed_out_twice_is_run_no_more() {
+        let programs = parse(&["hang=sleep 30".to_string()]).unwrap();
+        let glibc = Allocator {
+            name: "glibc".into(),
+            preload: None,
+        };
+        let started = std::time::Instant::now();
+        let rows = measure(&programs, &[glibc], 5, Duration::from_secs(1)).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        let row = &rows[0];
+        assert_eq!((row.crashed, row.skipped, row.runs_ok), (2, 3, 0));
+        let text = table(&rows).to_text();
+        assert!(text.contains("2 (timeout 1s), then 3 not run"), "{text}");
     }
 
     #[test]
