@@ -108,23 +108,19 @@ fn as_of_version(text: &str, csv: bool, version: u32) -> String {
             }
         })
         .collect();
-    let mut dropped = 0;
     let kept: String = text
         .split_inclusive('\n')
-        .filter(|line| {
-            let drop = later.iter().any(|k| line.contains(k.as_str()));
-            dropped += usize::from(drop);
-            !drop
-        })
+        .filter(|line| !later.iter().any(|k| line.contains(k.as_str())))
         .collect();
     if !csv {
         return kept;
     }
-    let rows = kept.lines().count() - 2 + dropped;
+    // The CSV's last line counts the rows between the header and itself.
+    let rows = |t: &str| t.lines().count() - 2;
     replace_once(
         &kept,
-        &format!("end,,rows,{rows}"),
-        &format!("end,,rows,{}", rows - dropped),
+        &format!("end,,rows,{}", rows(&text)),
+        &format!("end,,rows,{}", rows(&kept)),
     )
 }
 
